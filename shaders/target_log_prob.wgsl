@@ -1,0 +1,68 @@
+// ln pi(x) = -x^T A^{-1} x / 2 + sum ln cosh x_i and grad = -A^{-1} x + tanh x, one workgroup per
+// sample. `half` holds A^{-1} x before its last (row) Hartley pass, which is fused here. The sum
+// over sites is a fixed-order tree reduction, so results are deterministic.
+// CPU twin: src/reference/target.rs.
+
+override WG: u32 = 64u; // a power of two
+
+struct Params {
+    batch: u32,
+    l: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> half_: array<f32>;
+@group(0) @binding(2) var<storage, read> cas: array<f32>;
+@group(0) @binding(3) var<storage, read> x: array<f32>;
+@group(0) @binding(4) var<storage, read_write> log_pi: array<f32>;
+@group(0) @binding(5) var<storage, read_write> grad: array<f32>;
+
+var<workgroup> partial: array<f32, WG>;
+
+// tanh saturates to +-1 in f32 long before 20; clamping keeps every driver's tanh finite.
+fn safe_tanh(v: f32) -> f32 {
+    return tanh(clamp(v, -20.0, 20.0));
+}
+
+fn ln_cosh(v: f32) -> f32 {
+    let a = abs(v);
+    return a + log(1.0 + exp(-2.0 * a)) - 0.6931471805599453;
+}
+
+@compute @workgroup_size(WG)
+fn log_prob(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let s = wid.x + wid.y * nwg.x;
+    let l = p.l;
+    let n = l * l;
+    var acc = 0.0;
+    if s < p.batch {
+        for (var i = lid.x; i < n; i += WG) {
+            let r = i / l;
+            let c = i % l;
+            var y = 0.0;
+            for (var k = 0u; k < l; k++) {
+                y += half_[s * n + r * l + k] * cas[c * l + k];
+            }
+            let xv = x[s * n + i];
+            grad[s * n + i] = safe_tanh(xv) - y;
+            acc += ln_cosh(xv) - 0.5 * xv * y;
+        }
+    }
+    partial[lid.x] = acc;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        if lid.x < stride {
+            partial[lid.x] += partial[lid.x + stride];
+        }
+        workgroupBarrier();
+    }
+    if lid.x == 0u && s < p.batch {
+        log_pi[s] = partial[0];
+    }
+}

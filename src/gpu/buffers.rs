@@ -1,0 +1,171 @@
+//! Typed device buffers: allocation checked against the adapter's limits first, upload, readback.
+
+use std::marker::PhantomData;
+use std::sync::mpsc;
+
+use bytemuck::Pod;
+use wgpu::util::DeviceExt;
+
+use super::context::GpuContext;
+use super::error::GpuError;
+
+/// A device buffer of `len` elements of `T`.
+pub struct GpuBuffer<T: Pod> {
+    pub buffer: wgpu::Buffer,
+    pub len: usize,
+    label: String,
+    _t: PhantomData<T>,
+}
+
+impl<T: Pod> GpuBuffer<T> {
+    pub fn bytes(&self) -> u64 {
+        (self.len * std::mem::size_of::<T>()) as u64
+    }
+}
+
+const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl GpuContext {
+    /// Refuses a buffer the adapter cannot hold, naming the size and the limit.
+    pub fn check_buffer_size(
+        &self,
+        label: &str,
+        bytes: u64,
+        uniform: bool,
+    ) -> Result<(), GpuError> {
+        let (limit, limit_name) = if uniform {
+            (
+                self.limits.max_uniform_buffer_binding_size,
+                "max_uniform_buffer_binding_size",
+            )
+        } else {
+            (
+                self.limits.max_storage_buffer_binding_size,
+                "max_storage_buffer_binding_size",
+            )
+        };
+        for (limit, limit_name) in [
+            (limit, limit_name),
+            (self.limits.max_buffer_size, "max_buffer_size"),
+        ] {
+            if bytes > limit {
+                return Err(GpuError::BufferTooLarge {
+                    label: label.to_string(),
+                    bytes,
+                    limit,
+                    limit_name,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A zero-filled storage buffer of `len` elements.
+    pub fn storage<T: Pod>(&self, label: &str, len: usize) -> Result<GpuBuffer<T>, GpuError> {
+        // Zero-length bindings are invalid; keep one element so empty inputs still bind.
+        let bytes = (len.max(1) * std::mem::size_of::<T>()) as u64;
+        self.check_buffer_size(label, bytes, false)?;
+        let buffer = self.scoped(label, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes.next_multiple_of(4),
+                usage: STORAGE_USAGE,
+                mapped_at_creation: false,
+            })
+        })?;
+        Ok(GpuBuffer {
+            buffer,
+            len,
+            label: label.to_string(),
+            _t: PhantomData,
+        })
+    }
+
+    /// A storage buffer holding a copy of `data`.
+    pub fn storage_from<T: Pod>(&self, label: &str, data: &[T]) -> Result<GpuBuffer<T>, GpuError> {
+        let buf = self.storage::<T>(label, data.len())?;
+        self.write(&buf, data);
+        Ok(buf)
+    }
+
+    /// A uniform buffer holding `value`; rewrite it with [`GpuContext::write_uniform`].
+    pub fn uniform<T: Pod>(&self, label: &str, value: &T) -> Result<wgpu::Buffer, GpuError> {
+        let bytes = bytemuck::bytes_of(value);
+        self.check_buffer_size(label, bytes.len() as u64, true)?;
+        self.scoped(label, || {
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents: bytes,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                })
+        })
+    }
+
+    pub fn write_uniform<T: Pod>(&self, buffer: &wgpu::Buffer, value: &T) {
+        self.queue
+            .write_buffer(buffer, 0, bytemuck::bytes_of(value));
+    }
+
+    /// Overwrites the start of `buf` with `data` (queued; ordered before later submissions).
+    pub fn write<T: Pod>(&self, buf: &GpuBuffer<T>, data: &[T]) {
+        assert!(
+            data.len() <= buf.len,
+            "write of {} elements into {:?} of {}",
+            data.len(),
+            buf.label,
+            buf.len
+        );
+        if !data.is_empty() {
+            self.queue
+                .write_buffer(&buf.buffer, 0, bytemuck::cast_slice(data));
+        }
+    }
+
+    /// Copies the whole buffer back to the host, waiting for all queued work first.
+    pub fn read<T: Pod>(&self, buf: &GpuBuffer<T>) -> Result<Vec<T>, GpuError> {
+        if buf.len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = buf.bytes();
+        let padded = bytes.next_multiple_of(4);
+        let staging = self.scoped(&buf.label, || {
+            let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: padded,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut enc = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("readback"),
+                });
+            enc.copy_buffer_to_buffer(&buf.buffer, 0, &staging, 0, padded);
+            self.queue.submit([enc.finish()]);
+            staging
+        })?;
+        let slice = staging.slice(..);
+        let (tx, rx) = mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        let readback_err = |message: String| GpuError::Readback {
+            label: buf.label.clone(),
+            message,
+        };
+        rx.recv()
+            .map_err(|e| readback_err(e.to_string()))?
+            .map_err(|e| readback_err(e.to_string()))?;
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| readback_err(e.to_string()))?;
+        let data: Vec<T> = bytemuck::cast_slice(&view[..bytes as usize]).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(data)
+    }
+}

@@ -1,0 +1,219 @@
+//! Adapter selection, device creation with the adapter's own limits, and error scopes.
+
+use std::sync::Arc;
+
+use super::error::GpuError;
+use super::kernels::{Dispatch, KernelCache};
+
+/// How to choose the adapter. `WGPU_BACKEND` (e.g. `vulkan`, `metal`, `dx12`, `gl`) is honoured too.
+#[derive(Debug, Clone, Default)]
+pub struct GpuOptions {
+    /// Case-insensitive substring of the adapter name; `None` picks the best adapter.
+    pub adapter: Option<String>,
+}
+
+/// Optional features we use when the adapter has them.
+const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
+    .union(wgpu::Features::SHADER_F16)
+    .union(wgpu::Features::SUBGROUP);
+
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    pub(crate) kernels: KernelCache,
+}
+
+fn device_rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+impl GpuContext {
+    pub fn new(opts: &GpuOptions) -> Result<Arc<Self>, GpuError> {
+        // Vulkan/Metal/DX12 first; GL only as a fallback (probing it prints noise on headless hosts).
+        // WGPU_BACKEND overrides both.
+        let mut adapters = Vec::new();
+        let mut tried = Vec::new();
+        let native = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
+        for backends in [native, wgpu::Backends::GL] {
+            let backends = backends.with_env();
+            if tried.contains(&backends) {
+                continue;
+            }
+            tried.push(backends);
+            let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
+            desc.backends = backends;
+            let instance = wgpu::Instance::new(desc);
+            adapters = pollster::block_on(instance.enumerate_adapters(backends));
+            if !adapters.is_empty() {
+                break;
+            }
+        }
+        if adapters.is_empty() {
+            let mut backends = tried
+                .iter()
+                .map(|b| format!("{b:?}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if let Ok(v) = std::env::var("WGPU_BACKEND") {
+                backends.push_str(&format!(" from WGPU_BACKEND={v:?}"));
+            }
+            return Err(GpuError::NoAdapter { backends });
+        }
+        let adapter = match &opts.adapter {
+            Some(wanted) => {
+                let w = wanted.to_lowercase();
+                let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+                adapters
+                    .into_iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&w))
+                    .ok_or_else(|| GpuError::AdapterNotFound {
+                        wanted: wanted.clone(),
+                        available: names.join(", "),
+                    })?
+            }
+            None => adapters
+                .into_iter()
+                .min_by_key(|a| {
+                    let i = a.get_info();
+                    // Prefer real GPUs, and Vulkan/Metal/DX12 over GL.
+                    (device_rank(i.device_type), i.backend == wgpu::Backend::Gl)
+                })
+                .expect("non-empty adapter list"),
+        };
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let features = adapter.features() & WANTED_FEATURES;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("neuralrg-gpu"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| GpuError::RequestDevice {
+            adapter: info.name.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Arc::new(Self {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            kernels: KernelCache::default(),
+        }))
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes and maps what they catch to typed errors.
+    pub fn scoped<T>(&self, context: &str, f: impl FnOnce() -> T) -> Result<T, GpuError> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = v {
+            return Err(GpuError::Validation {
+                context: context.to_string(),
+                message: e.to_string(),
+            });
+        }
+        if o.is_some() {
+            return Err(GpuError::OutOfMemory {
+                context: context.to_string(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records the dispatches in order into one command buffer and submits it.
+    pub fn submit(&self, label: &str, dispatches: &[&Dispatch]) -> Result<(), GpuError> {
+        self.scoped(label, || {
+            let mut enc = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(label),
+                    timestamp_writes: None,
+                });
+                for d in dispatches {
+                    d.record(&mut pass);
+                }
+            }
+            self.queue.submit([enc.finish()]);
+        })
+    }
+
+    /// Blocks until all submitted work has finished.
+    pub fn wait(&self) -> Result<(), GpuError> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| GpuError::Poll(e.to_string()))
+    }
+
+    /// A one-line description of the adapter, for logs and benchmark records.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?}, driver {} {})",
+            self.info.name,
+            self.info.backend,
+            self.info.device_type,
+            self.info.driver,
+            self.info.driver_info
+        )
+    }
+}
+
+/// What `neuralrg-gpu info` prints.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_uniform_buffer_binding_size: u64,
+    pub max_storage_buffers_per_shader_stage: u32,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroups_per_dimension: u32,
+    pub shader_f16: bool,
+    pub timestamp_query: bool,
+    pub subgroup: bool,
+}
+
+impl GpuContext {
+    pub fn report(&self) -> AdapterReport {
+        let l = &self.limits;
+        AdapterReport {
+            name: self.info.name.clone(),
+            backend: format!("{:?}", self.info.backend),
+            device_type: format!("{:?}", self.info.device_type),
+            driver: self.info.driver.clone(),
+            driver_info: self.info.driver_info.clone(),
+            max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
+            max_buffer_size: l.max_buffer_size,
+            max_uniform_buffer_binding_size: l.max_uniform_buffer_binding_size,
+            max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
+            max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
+            max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
+            max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
+            shader_f16: self.features.contains(wgpu::Features::SHADER_F16),
+            timestamp_query: self.features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            subgroup: self.features.contains(wgpu::Features::SUBGROUP),
+        }
+    }
+}

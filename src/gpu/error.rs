@@ -1,0 +1,37 @@
+//! Typed GPU errors; each message says what went wrong and what the user can do.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum GpuError {
+    #[error(
+        "no GPU adapter found (backends tried: {backends}). Install a GPU driver with Vulkan, Metal or DX12 \
+         support; on a CPU-only Linux host install Mesa's software Vulkan driver: \
+         `apt-get install -y mesa-vulkan-drivers libvulkan1`"
+    )]
+    NoAdapter { backends: String },
+    #[error("no adapter name contains {wanted:?}; available adapters: {available}")]
+    AdapterNotFound { wanted: String, available: String },
+    #[error("the adapter {adapter:?} refused to create a device: {message}")]
+    RequestDevice { adapter: String, message: String },
+    #[error("GPU validation error in {context}: {message}")]
+    Validation { context: String, message: String },
+    #[error("GPU out of memory in {context}: reduce --batch or --lattice")]
+    OutOfMemory { context: String },
+    #[error(
+        "buffer {label:?} needs {bytes} bytes but the adapter allows at most {limit} bytes ({limit_name}); \
+         reduce --batch or --lattice"
+    )]
+    BufferTooLarge {
+        label: String,
+        bytes: u64,
+        limit: u64,
+        limit_name: &'static str,
+    },
+    #[error("kernel {kernel}: {message}")]
+    Binding { kernel: String, message: String },
+    #[error("reading back {label:?} from the GPU failed: {message}")]
+    Readback { label: String, message: String },
+    #[error("the GPU device was lost or timed out: {0}")]
+    Poll(String),
+}

@@ -1,0 +1,293 @@
+//! Pipelines and their bind-group layouts, built once per (shader, entry point, override
+//! constants) and cached. Layouts come from naga's reflection of the bindings each entry point
+//! really uses, so a bind group names exactly those and a mismatch is a clear error, not a panic.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::context::GpuContext;
+use super::error::GpuError;
+use super::shaders::Shader;
+
+/// Largest workgroup count per dispatch dimension that every adapter accepts.
+pub const MAX_WORKGROUPS_PER_DIM: u32 = 65_535;
+
+/// Workgroup counts covering `invocations` with `wg`-wide workgroups, spread over x and y so
+/// no dimension exceeds the portable limit. Shaders recover the linear index as
+/// `gid.x + gid.y * nwg.x * WG`.
+pub fn grid(invocations: u64, wg: u32) -> [u32; 3] {
+    let groups = invocations.div_ceil(wg as u64).max(1);
+    if groups <= MAX_WORKGROUPS_PER_DIM as u64 {
+        [groups as u32, 1, 1]
+    } else {
+        let y = groups.div_ceil(MAX_WORKGROUPS_PER_DIM as u64);
+        let x = groups.div_ceil(y);
+        [x as u32, y as u32, 1]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingKind {
+    Uniform,
+    StorageRead,
+    StorageReadWrite,
+}
+
+/// A compiled entry point: its pipeline, its layout, and the bindings it uses.
+pub struct Kernel {
+    pub name: String,
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+    bindings: Vec<(u32, BindingKind)>,
+}
+
+/// A kernel bound to its buffers, with its workgroup counts: built once, recorded many times.
+pub struct Dispatch {
+    kernel: Arc<Kernel>,
+    bind_group: wgpu::BindGroup,
+    pub workgroups: [u32; 3],
+}
+
+impl Dispatch {
+    pub(crate) fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.kernel.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        let [x, y, z] = self.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+}
+
+type CacheKey = (Shader, String, Vec<(String, u64)>);
+
+/// A compiled shader module with naga's view of it (for binding reflection).
+struct ModuleEntry {
+    wgpu: wgpu::ShaderModule,
+    naga: naga::Module,
+    info: naga::valid::ModuleInfo,
+}
+
+#[derive(Default)]
+pub(crate) struct KernelCache {
+    modules: Mutex<HashMap<Shader, Arc<ModuleEntry>>>,
+    kernels: Mutex<HashMap<CacheKey, Arc<Kernel>>>,
+}
+
+/// Parses and validates a shader with naga; used at runtime and by the validation test.
+pub fn validate_shader(shader: Shader) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
+    let module = naga::front::wgsl::parse_str(shader.source())
+        .map_err(|e| e.emit_to_string(shader.source()))?;
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&module)
+    .map_err(|e| e.emit_to_string(shader.source()))?;
+    Ok((module, info))
+}
+
+/// The bindings of group 0 that an entry point uses, sorted by binding index.
+pub fn entry_bindings(
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+    entry: &str,
+) -> Option<Vec<(u32, BindingKind)>> {
+    let index = module.entry_points.iter().position(|e| e.name == entry)?;
+    let uses = info.get_entry_point(index);
+    let mut out: Vec<(u32, BindingKind)> = module
+        .global_variables
+        .iter()
+        .filter(|(h, _)| !uses[*h].is_empty())
+        .filter_map(|(_, g)| {
+            let b = g.binding.as_ref()?;
+            let kind = match g.space {
+                naga::AddressSpace::Uniform => BindingKind::Uniform,
+                naga::AddressSpace::Storage { access } => {
+                    if access.contains(naga::StorageAccess::STORE) {
+                        BindingKind::StorageReadWrite
+                    } else {
+                        BindingKind::StorageRead
+                    }
+                }
+                _ => return None,
+            };
+            debug_assert_eq!(b.group, 0, "all bindings live in group 0");
+            Some((b.binding, kind))
+        })
+        .collect();
+    out.sort_by_key(|b| b.0);
+    Some(out)
+}
+
+impl GpuContext {
+    /// The cached kernel for `entry` in `shader` with the given override constants.
+    pub fn kernel(
+        &self,
+        shader: Shader,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<Arc<Kernel>, GpuError> {
+        let key: CacheKey = (
+            shader,
+            entry.to_string(),
+            constants
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_bits()))
+                .collect(),
+        );
+        if let Some(k) = self.kernels.kernels.lock().expect("kernel cache").get(&key) {
+            return Ok(k.clone());
+        }
+        let module = self.shader_module(shader)?;
+        let name = format!("{}::{}", shader.name(), entry);
+        let bindings =
+            entry_bindings(&module.naga, &module.info, entry).ok_or_else(|| GpuError::Binding {
+                kernel: name.clone(),
+                message: "no such entry point".into(),
+            })?;
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+            .iter()
+            .map(|&(binding, kind)| wgpu::BindGroupLayoutEntry {
+                binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: match kind {
+                        BindingKind::Uniform => wgpu::BufferBindingType::Uniform,
+                        BindingKind::StorageRead => {
+                            wgpu::BufferBindingType::Storage { read_only: true }
+                        }
+                        BindingKind::StorageReadWrite => {
+                            wgpu::BufferBindingType::Storage { read_only: false }
+                        }
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        let kernel = self.scoped(&name, || {
+            let layout = self
+                .device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(&name),
+                    entries: &entries,
+                });
+            let pipeline_layout =
+                self.device
+                    .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                        label: Some(&name),
+                        bind_group_layouts: &[Some(&layout)],
+                        immediate_size: 0,
+                    });
+            let pipeline = self
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(&name),
+                    layout: Some(&pipeline_layout),
+                    module: &module.wgpu,
+                    entry_point: Some(entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants,
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                });
+            Arc::new(Kernel {
+                name: name.clone(),
+                pipeline,
+                layout,
+                bindings,
+            })
+        })?;
+        self.kernels
+            .kernels
+            .lock()
+            .expect("kernel cache")
+            .insert(key, kernel.clone());
+        Ok(kernel)
+    }
+
+    fn shader_module(&self, shader: Shader) -> Result<Arc<ModuleEntry>, GpuError> {
+        if let Some(m) = self
+            .kernels
+            .modules
+            .lock()
+            .expect("module cache")
+            .get(&shader)
+        {
+            return Ok(m.clone());
+        }
+        let (module, info) = validate_shader(shader).map_err(|message| GpuError::Validation {
+            context: format!("shader {}", shader.name()),
+            message,
+        })?;
+        let wgpu_module = self.scoped(shader.name(), || {
+            self.device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.name()),
+                    source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                })
+        })?;
+        let entry = Arc::new(ModuleEntry {
+            wgpu: wgpu_module,
+            naga: module,
+            info,
+        });
+        self.kernels
+            .modules
+            .lock()
+            .expect("module cache")
+            .insert(shader, entry.clone());
+        Ok(entry)
+    }
+
+    /// Binds `buffers` (binding index, buffer) to `kernel`; they must be exactly the bindings it uses.
+    pub fn dispatch(
+        &self,
+        kernel: &Arc<Kernel>,
+        buffers: &[(u32, &wgpu::Buffer)],
+        workgroups: [u32; 3],
+    ) -> Result<Dispatch, GpuError> {
+        let mut given: Vec<u32> = buffers.iter().map(|b| b.0).collect();
+        given.sort_unstable();
+        let wanted: Vec<u32> = kernel.bindings.iter().map(|b| b.0).collect();
+        if given != wanted {
+            return Err(GpuError::Binding {
+                kernel: kernel.name.clone(),
+                message: format!("uses bindings {wanted:?} but was given {given:?}"),
+            });
+        }
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .map(|(binding, buffer)| wgpu::BindGroupEntry {
+                binding: *binding,
+                resource: buffer.as_entire_binding(),
+            })
+            .collect();
+        let bind_group = self.scoped(&kernel.name, || {
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&kernel.name),
+                layout: &kernel.layout,
+                entries: &entries,
+            })
+        })?;
+        Ok(Dispatch {
+            kernel: kernel.clone(),
+            bind_group,
+            workgroups,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_respects_the_per_dimension_limit() {
+        assert_eq!(grid(1, 64), [1, 1, 1]);
+        assert_eq!(grid(64 * 65_535, 64), [65_535, 1, 1]);
+        let [x, y, _] = grid(64 * 65_536, 64);
+        assert!(x <= MAX_WORKGROUPS_PER_DIM && (x as u64) * (y as u64) >= 65_536);
+    }
+}

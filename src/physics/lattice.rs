@@ -1,0 +1,33 @@
+//! The L x L periodic square lattice; site (x, y) is stored at index y * L + x.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lattice {
+    pub l: usize,
+}
+
+impl Lattice {
+    pub fn new(l: usize) -> Self {
+        Self { l }
+    }
+
+    pub fn n_sites(&self) -> usize {
+        self.l * self.l
+    }
+
+    /// Index of site (x, y), coordinates taken modulo L.
+    pub fn site(&self, x: usize, y: usize) -> usize {
+        (y % self.l) * self.l + (x % self.l)
+    }
+
+    /// The 2N bonds of the torus: every site bonds to its right and its lower neighbour.
+    pub fn bonds(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (0..self.l).flat_map(move |y| {
+            (0..self.l).flat_map(move |x| {
+                let i = self.site(x, y);
+                [(i, self.site(x + 1, y)), (i, self.site(x, y + 1))]
+            })
+        })
+    }
+}

@@ -1,0 +1,106 @@
+//! The target on the device: batched ln pi(x) and grad ln pi(x) for a buffer of samples.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::ising::{cas_table, IsingTarget};
+use crate::gpu::{grid, Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
+
+const WG: u32 = 64;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    batch: u32,
+    l: u32,
+    axis: u32,
+    scaled: u32,
+}
+
+/// Evaluates ln pi and its gradient for `batch` samples held in `x` ([batch, N], row-major sites).
+pub struct TargetStage {
+    pub log_pi: GpuBuffer<f32>,
+    pub grad: GpuBuffer<f32>,
+    dispatches: Vec<Dispatch>,
+    // Kept alive for the dispatches that bind them.
+    _buffers: Vec<GpuBuffer<f32>>,
+    _uniforms: Vec<wgpu::Buffer>,
+}
+
+impl TargetStage {
+    pub fn new(
+        ctx: &GpuContext,
+        target: &IsingTarget,
+        x: &GpuBuffer<f32>,
+        batch: usize,
+    ) -> Result<Self, GpuError> {
+        let l = target.lattice.l;
+        let n = target.n_sites();
+        assert_eq!(x.len, batch * n, "x must hold batch x N values");
+        let to_f32 = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect::<Vec<f32>>();
+        let cas = ctx.storage_from("target cas", &to_f32(cas_table(l)))?;
+        let inv = ctx.storage_from("target 1/eig", &to_f32(target.inverse_eigenvalues_scaled()))?;
+        let tmp_a = ctx.storage::<f32>("target tmp a", batch * n)?;
+        let tmp_b = ctx.storage::<f32>("target tmp b", batch * n)?;
+        let log_pi = ctx.storage::<f32>("log pi", batch)?;
+        let grad = ctx.storage::<f32>("grad log pi", batch * n)?;
+
+        let constants = [("WG", WG as f64)];
+        let hartley = ctx.kernel(Shader::TargetTransform, "hartley", &constants)?;
+        let finish = ctx.kernel(Shader::TargetLogProb, "log_prob", &constants)?;
+        let params = |axis, scaled| Params {
+            batch: batch as u32,
+            l: l as u32,
+            axis,
+            scaled,
+        };
+        let uniforms = vec![
+            ctx.uniform("target rows", &params(0, 0))?,
+            ctx.uniform("target cols scaled", &params(1, 1))?,
+            ctx.uniform("target cols", &params(1, 0))?,
+        ];
+        let cells = grid((batch * n) as u64, WG);
+        let pass = |u: &wgpu::Buffer, src: &wgpu::Buffer, dst: &wgpu::Buffer| {
+            ctx.dispatch(
+                &hartley,
+                &[
+                    (0, u),
+                    (1, src),
+                    (2, &cas.buffer),
+                    (3, &inv.buffer),
+                    (4, dst),
+                ],
+                cells,
+            )
+        };
+        let dispatches = vec![
+            pass(&uniforms[0], &x.buffer, &tmp_a.buffer)?,
+            pass(&uniforms[1], &tmp_a.buffer, &tmp_b.buffer)?,
+            pass(&uniforms[2], &tmp_b.buffer, &tmp_a.buffer)?,
+            ctx.dispatch(
+                &finish,
+                &[
+                    (0, &uniforms[0]),
+                    (1, &tmp_a.buffer),
+                    (2, &cas.buffer),
+                    (3, &x.buffer),
+                    (4, &log_pi.buffer),
+                    (5, &grad.buffer),
+                ],
+                // One workgroup per sample.
+                grid(batch as u64, 1),
+            )?,
+        ];
+        Ok(Self {
+            log_pi,
+            grad,
+            dispatches,
+            _buffers: vec![cas, inv, tmp_a, tmp_b],
+            _uniforms: uniforms,
+        })
+    }
+
+    /// The dispatches, in order, that fill `log_pi` and `grad` from the current `x`.
+    pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
+        self.dispatches.iter()
+    }
+}

@@ -1,0 +1,5 @@
+//! The f64 CPU twin of every kernel: the oracle GPU results are tested against.
+
+pub mod dense;
+pub mod rng;
+pub mod target;

@@ -1,0 +1,49 @@
+//! f64 twin of the target stage (`shaders/target_transform.wgsl`, `shaders/target_log_prob.wgsl`):
+//! ln pi(x) and its gradient through the same separable Hartley transforms.
+
+use crate::physics::ising::{cas_table, ln_cosh, IsingTarget};
+
+/// One separable Hartley pass over an L x L field, along x (`axis` 0) or y (`axis` 1), optionally
+/// scaled elementwise: the shader's `hartley`.
+pub fn hartley(src: &[f64], l: usize, cas: &[f64], axis: usize, scale: Option<&[f64]>) -> Vec<f64> {
+    (0..l * l)
+        .map(|i| {
+            let (r, c) = (i / l, i % l);
+            let acc: f64 = (0..l)
+                .map(|j| match axis {
+                    0 => src[r * l + j] * cas[c * l + j],
+                    _ => src[j * l + c] * cas[r * l + j],
+                })
+                .sum();
+            acc * scale.map_or(1.0, |s| s[i])
+        })
+        .collect()
+}
+
+/// A^{-1} x for one sample.
+pub fn apply_a_inverse(target: &IsingTarget, x: &[f64]) -> Vec<f64> {
+    let l = target.lattice.l;
+    let cas = cas_table(l);
+    let inv = target.inverse_eigenvalues_scaled();
+    let t1 = hartley(x, l, &cas, 0, None);
+    let t2 = hartley(&t1, l, &cas, 1, Some(&inv));
+    let t3 = hartley(&t2, l, &cas, 1, None);
+    hartley(&t3, l, &cas, 0, None)
+}
+
+/// ln pi(x) (unnormalised) and grad ln pi(x) = -A^{-1} x + tanh x, for one sample.
+pub fn log_prob_and_grad(target: &IsingTarget, x: &[f64]) -> (f64, Vec<f64>) {
+    let y = apply_a_inverse(target, x);
+    let lp = x
+        .iter()
+        .zip(&y)
+        .map(|(xi, yi)| ln_cosh(*xi) - 0.5 * xi * yi)
+        .sum();
+    let grad = x.iter().zip(&y).map(|(xi, yi)| xi.tanh() - yi).collect();
+    (lp, grad)
+}
+
+/// ln pi(x) alone.
+pub fn log_prob(target: &IsingTarget, x: &[f64]) -> f64 {
+    log_prob_and_grad(target, x).0
+}

@@ -1,0 +1,40 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The real adapter; a missing one fails the test with the runtime's own instructions.
+pub fn gpu() -> Arc<GpuContext> {
+    GpuContext::new(&GpuOptions::default())
+        .unwrap_or_else(|e| panic!("GPU tests need a GPU adapter: {e}"))
+}
+
+/// `n` standard-normal-ish values (uniform in [-2.5, 2.5]) from a fixed seed.
+pub fn random_vec(seed: u64, n: usize, scale: f64) -> Vec<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| scale * rng.random_range(-1.0..1.0))
+        .collect()
+}
+
+/// max |a - b| / max |b|: a relative error that is not fooled by entries near zero.
+pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
+    a.iter()
+        .zip(b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+        / scale
+}
+
+pub fn to_f32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&a| a as f32).collect()
+}
+
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&a| a as f64).collect()
+}
