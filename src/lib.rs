@@ -2,6 +2,9 @@
 //! lattice statistical physics, with every numerical kernel in WGSL on wgpu.
 
 pub mod config;
+pub mod flow;
 pub mod gpu;
+pub mod io;
 pub mod physics;
 pub mod reference;
+pub mod sample;

@@ -102,3 +102,129 @@ fn info_json_names_the_adapter() {
     assert!(!v["name"].as_str().unwrap().is_empty());
     assert!(v["max_storage_buffer_binding_size"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn plan_prints_the_layer_table() {
+    let out = neuralrg(&["plan", "--lattice", "16"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    // Header line, column line, 8 layers.
+    assert_eq!(text.lines().count(), 10, "{text}");
+    assert!(text.contains("8 layers"));
+}
+
+#[test]
+fn flow_bad_input_gives_one_line_and_a_nonzero_exit() {
+    for args in [
+        &["plan", "--lattice", "12"][..],
+        &["plan", "--lattice", "2"],
+        &["plan", "--lattice", "16", "--depth", "5"],
+        &["plan", "--lattice", "16", "--couplings", "0"],
+        &["plan", "--lattice", "16", "--hidden", "0"],
+        &["plan", "--lattice", "16", "--arch", "ladder"],
+        &["sample", "--lattice", "8", "--out", "x.npz"],
+        &["sample", "--init", "--lattice", "8", "--out", "x.npy"],
+        &[
+            "sample",
+            "--init",
+            "--lattice",
+            "8",
+            "--out",
+            "/nonexistent-dir/x.npz",
+        ],
+        &[
+            "sample",
+            "--init",
+            "--lattice",
+            "8",
+            "--batch",
+            "0",
+            "--out",
+            "x.npz",
+        ],
+        &["sample", "--init", "--lattice", "6", "--out", "x.npz"],
+    ] {
+        let out = neuralrg(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+/// Reads one float32 member of an uncompressed .npz (enough for our own files).
+fn npz_member(bytes: &[u8], name: &str) -> (String, Vec<f32>) {
+    let key = format!("{name}.npy");
+    let mut pos = 0;
+    while bytes[pos..pos + 4] == [0x50, 0x4b, 0x03, 0x04] {
+        let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
+        let size = u32::from_le_bytes(bytes[pos + 18..pos + 22].try_into().unwrap()) as usize;
+        let (nlen, xlen) = (u16_at(pos + 26), u16_at(pos + 28));
+        let member = std::str::from_utf8(&bytes[pos + 30..pos + 30 + nlen]).unwrap();
+        let data = &bytes[pos + 30 + nlen + xlen..pos + 30 + nlen + xlen + size];
+        if member == key {
+            let hlen = u16_at_slice(data, 8);
+            let header = std::str::from_utf8(&data[10..10 + hlen])
+                .unwrap()
+                .to_string();
+            let values = data[10 + hlen..]
+                .chunks(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            return (header, values);
+        }
+        pos += 30 + nlen + xlen + size;
+    }
+    panic!("{key} not in archive");
+}
+
+fn u16_at_slice(b: &[u8], o: usize) -> usize {
+    u16::from_le_bytes([b[o], b[o + 1]]) as usize
+}
+
+#[test]
+fn sample_writes_a_loadable_npz_and_the_identity_flow_gives_normals() {
+    let dir = std::env::temp_dir().join(format!("neuralrg-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.npz");
+    let out = neuralrg(&[
+        "sample",
+        "--init",
+        "--lattice",
+        "4",
+        "--batch",
+        "64",
+        "--hidden",
+        "8",
+        "--couplings",
+        "2",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    let (header, x) = npz_member(&bytes, "x");
+    assert!(
+        header.contains("'descr': '<f4'") && header.contains("'shape': (64, 4, 4)"),
+        "{header}"
+    );
+    assert_eq!(x.len(), 64 * 16);
+    let (_, ln_q) = npz_member(&bytes, "ln_q");
+    let (_, log_det) = npz_member(&bytes, "log_det");
+    let (_, ln_pi) = npz_member(&bytes, "ln_pi");
+    assert_eq!((ln_q.len(), ln_pi.len()), (64, 64));
+    // The fresh flow is the identity: x = z, log-det 0, ln q = ln N(x).
+    assert!(log_det.iter().all(|&v| v == 0.0));
+    for s in 0..64 {
+        let zz: f64 = x[s * 16..(s + 1) * 16]
+            .iter()
+            .map(|&v| (v as f64).powi(2))
+            .sum();
+        let want = -0.5 * zz - 8.0 * std::f64::consts::TAU.ln();
+        assert!((ln_q[s] as f64 - want).abs() < 1e-4 * want.abs());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

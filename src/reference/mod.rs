@@ -1,5 +1,6 @@
 //! The f64 CPU twin of every kernel: the oracle GPU results are tested against.
 
 pub mod dense;
+pub mod flow;
 pub mod rng;
 pub mod target;

@@ -1,0 +1,207 @@
+//! Device drivers for the flow: the model's buffers ([`Flow`]) and one batched evaluation in
+//! either direction ([`FlowPass`]), built once and submitted as often as needed.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::plan::FlowPlan;
+use crate::gpu::{grid, Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
+
+const WG: u32 = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// x = g(z): layers from the top level down.
+    Generate,
+    /// z = g^{-1}(x): layers from level 0 up (the RG direction).
+    Infer,
+}
+
+/// The model on the device: parameters, block tables and coupling masks.
+pub struct Flow {
+    pub plan: FlowPlan,
+    pub masks: Vec<u32>,
+    pub params: GpuBuffer<f32>,
+    blocks: GpuBuffer<u32>,
+    mask_buf: GpuBuffer<u32>,
+}
+
+impl Flow {
+    pub fn new(
+        ctx: &GpuContext,
+        plan: FlowPlan,
+        params: &[f32],
+        masks: Vec<u32>,
+    ) -> Result<Self, GpuError> {
+        assert_eq!(
+            params.len(),
+            plan.n_params(),
+            "parameter vector does not fit the plan"
+        );
+        assert_eq!(masks.len(), plan.layers.len() * plan.layout.couplings);
+        let table: Vec<u32> = plan
+            .layers
+            .iter()
+            .flat_map(|l| l.blocks.iter().flatten().copied())
+            .collect();
+        Ok(Self {
+            params: ctx.storage_from("flow params", params)?,
+            blocks: ctx.storage_from("flow blocks", &table)?,
+            mask_buf: ctx.storage_from("flow masks", &masks)?,
+            plan,
+            masks,
+        })
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LayerUniform {
+    batch: u32,
+    n_sites: u32,
+    n_blocks: u32,
+    block_offset: u32,
+    param_offset: u32,
+    mask_offset: u32,
+    couplings: u32,
+    hidden: u32,
+    mlp_layers: u32,
+    ld_stride: u32,
+    _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LogQUniform {
+    batch: u32,
+    n_sites: u32,
+    ld_stride: u32,
+    mode: u32,
+}
+
+const PRIOR: u32 = 1;
+const LOG_DET: u32 = 2;
+const INFER: u32 = 4;
+
+/// One batched pass of the flow over `state` ([batch, N]), in place. Afterwards `log_det` holds
+/// log|det| of the map applied (dg/dz for generation, dg^{-1}/dx for inference) and `ln_q` the
+/// model log-density ln q(x) = ln N(z) - log|det dg/dz| of each sample.
+pub struct FlowPass {
+    pub log_det: GpuBuffer<f32>,
+    pub ln_q: GpuBuffer<f32>,
+    dispatches: Vec<Dispatch>,
+    _partial: GpuBuffer<f32>,
+    _uniforms: Vec<wgpu::Buffer>,
+}
+
+impl FlowPass {
+    pub fn new(
+        ctx: &GpuContext,
+        flow: &Flow,
+        state: &GpuBuffer<f32>,
+        batch: usize,
+        direction: Direction,
+    ) -> Result<Self, GpuError> {
+        let plan = &flow.plan;
+        let n = plan.config.n_sites();
+        assert_eq!(state.len, batch * n, "state must hold batch x N values");
+        let stride = plan.max_blocks();
+        let partial = ctx.storage::<f32>("flow log-det partials", batch * stride)?;
+        let log_det = ctx.storage::<f32>("flow log-det", batch)?;
+        let ln_q = ctx.storage::<f32>("flow ln q", batch)?;
+        let consts = [("WG", WG as f64)];
+        let entry = match direction {
+            Direction::Generate => "generate",
+            Direction::Infer => "infer",
+        };
+        let coupling = ctx.kernel(Shader::FlowCoupling, entry, &consts)?;
+        let log_q = ctx.kernel(Shader::FlowLogQ, "log_q", &consts)?;
+
+        let mut uniforms = Vec::new();
+        let mut block_offset = 0;
+        let mut layer_uniforms = Vec::new();
+        for (li, layer) in plan.layers.iter().enumerate() {
+            let u = LayerUniform {
+                batch: batch as u32,
+                n_sites: n as u32,
+                n_blocks: layer.blocks.len() as u32,
+                block_offset,
+                param_offset: layer.param_offset as u32,
+                mask_offset: (li * plan.layout.couplings) as u32,
+                couplings: plan.layout.couplings as u32,
+                hidden: plan.layout.hidden as u32,
+                mlp_layers: plan.layout.mlp_layers as u32,
+                ld_stride: stride as u32,
+                _pad: [0; 2],
+            };
+            block_offset += layer.blocks.len() as u32;
+            layer_uniforms.push((ctx.uniform("flow layer", &u)?, layer.blocks.len()));
+        }
+        let log_q_uniform = |mode| {
+            ctx.uniform(
+                "flow log q",
+                &LogQUniform {
+                    batch: batch as u32,
+                    n_sites: n as u32,
+                    ld_stride: stride as u32,
+                    mode,
+                },
+            )
+        };
+        let (before, after) = match direction {
+            Direction::Generate => (Some(log_q_uniform(PRIOR)?), log_q_uniform(LOG_DET)?),
+            Direction::Infer => (None, log_q_uniform(PRIOR | LOG_DET | INFER)?),
+        };
+        let log_q_dispatch = |u: &wgpu::Buffer| {
+            ctx.dispatch(
+                &log_q,
+                &[
+                    (0, u),
+                    (1, &state.buffer),
+                    (2, &partial.buffer),
+                    (3, &log_det.buffer),
+                    (4, &ln_q.buffer),
+                ],
+                grid(batch as u64, 1),
+            )
+        };
+        let mut dispatches = Vec::new();
+        if let Some(u) = &before {
+            dispatches.push(log_q_dispatch(u)?);
+        }
+        let order: Vec<usize> = match direction {
+            Direction::Generate => (0..plan.layers.len()).rev().collect(),
+            Direction::Infer => (0..plan.layers.len()).collect(),
+        };
+        for li in order {
+            let (u, n_blocks) = &layer_uniforms[li];
+            dispatches.push(ctx.dispatch(
+                &coupling,
+                &[
+                    (0, u),
+                    (1, &state.buffer),
+                    (2, &flow.params.buffer),
+                    (3, &flow.blocks.buffer),
+                    (4, &flow.mask_buf.buffer),
+                    (5, &partial.buffer),
+                ],
+                grid((batch * n_blocks) as u64, WG),
+            )?);
+        }
+        dispatches.push(log_q_dispatch(&after)?);
+        uniforms.extend(before);
+        uniforms.push(after);
+        uniforms.extend(layer_uniforms.into_iter().map(|(u, _)| u));
+        Ok(Self {
+            log_det,
+            ln_q,
+            dispatches,
+            _partial: partial,
+            _uniforms: uniforms,
+        })
+    }
+
+    /// The dispatches, in order, that run the pass.
+    pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
+        self.dispatches.iter()
+    }
+}

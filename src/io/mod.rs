@@ -1,0 +1,6 @@
+//! Files: atomic writes and NumPy `.npz` output.
+
+pub mod atomic;
+pub mod npy;
+
+pub use atomic::write_atomic;

@@ -1,0 +1,5 @@
+//! Using a flow: drawing samples x = g(z) with their densities.
+
+pub mod draw;
+
+pub use draw::{draw, Samples};
