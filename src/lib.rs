@@ -8,3 +8,4 @@ pub mod io;
 pub mod physics;
 pub mod reference;
 pub mod sample;
+pub mod train;

@@ -136,7 +136,7 @@ struct FlowArgs {
     /// Hidden width of the s and t MLPs (at most 128).
     #[arg(long, default_value_t = 64, allow_hyphen_values = true)]
     hidden: usize,
-    /// Hidden layers of the s and t MLPs.
+    /// Hidden layers of the s and t MLPs (at most 4).
     #[arg(long, default_value_t = 2, allow_hyphen_values = true)]
     mlp_layers: usize,
 }

@@ -21,8 +21,8 @@ pub struct Flow {
     pub plan: FlowPlan,
     pub masks: Vec<u32>,
     pub params: GpuBuffer<f32>,
-    blocks: GpuBuffer<u32>,
-    mask_buf: GpuBuffer<u32>,
+    pub(crate) blocks: GpuBuffer<u32>,
+    pub(crate) mask_buf: GpuBuffer<u32>,
 }
 
 impl Flow {
@@ -66,7 +66,8 @@ struct LayerUniform {
     hidden: u32,
     mlp_layers: u32,
     ld_stride: u32,
-    _pad: [u32; 2],
+    save_steps: u32,
+    row_offset: u32,
 }
 
 #[repr(C)]
@@ -84,12 +85,14 @@ const INFER: u32 = 4;
 
 /// One batched pass of the flow over `state` ([batch, N]), in place. Afterwards `log_det` holds
 /// log|det| of the map applied (dg/dz for generation, dg^{-1}/dx for inference) and `ln_q` the
-/// model log-density ln q(x) = ln N(z) - log|det dg/dz| of each sample.
+/// model log-density ln q(x) = ln N(z) - log|det dg/dz| of each sample. With a `steps` buffer
+/// ([`FlowPlan::n_rows`] x couplings x 4) it also saves what each coupling step saw, for the
+/// backward pass.
 pub struct FlowPass {
     pub log_det: GpuBuffer<f32>,
     pub ln_q: GpuBuffer<f32>,
     dispatches: Vec<Dispatch>,
-    _partial: GpuBuffer<f32>,
+    _buffers: Vec<GpuBuffer<f32>>,
     _uniforms: Vec<wgpu::Buffer>,
 }
 
@@ -100,8 +103,21 @@ impl FlowPass {
         state: &GpuBuffer<f32>,
         batch: usize,
         direction: Direction,
+        steps: Option<&GpuBuffer<f32>>,
     ) -> Result<Self, GpuError> {
         let plan = &flow.plan;
+        let unused_steps = match steps {
+            Some(s) => {
+                assert_eq!(
+                    s.len,
+                    plan.n_rows(batch) * plan.layout.couplings * 4,
+                    "steps buffer size"
+                );
+                None
+            }
+            None => Some(ctx.storage::<f32>("flow steps (unused)", 1)?),
+        };
+        let steps_buf = steps.or(unused_steps.as_ref()).expect("one of the two");
         let n = plan.config.n_sites();
         assert_eq!(state.len, batch * n, "state must hold batch x N values");
         let stride = plan.max_blocks();
@@ -131,7 +147,8 @@ impl FlowPass {
                 hidden: plan.layout.hidden as u32,
                 mlp_layers: plan.layout.mlp_layers as u32,
                 ld_stride: stride as u32,
-                _pad: [0; 2],
+                save_steps: steps.is_some() as u32,
+                row_offset: plan.row_offset(li, batch) as u32,
             };
             block_offset += layer.blocks.len() as u32;
             layer_uniforms.push((ctx.uniform("flow layer", &u)?, layer.blocks.len()));
@@ -183,6 +200,7 @@ impl FlowPass {
                     (3, &flow.blocks.buffer),
                     (4, &flow.mask_buf.buffer),
                     (5, &partial.buffer),
+                    (6, &steps_buf.buffer),
                 ],
                 grid((batch * n_blocks) as u64, WG),
             )?);
@@ -195,7 +213,7 @@ impl FlowPass {
             log_det,
             ln_q,
             dispatches,
-            _partial: partial,
+            _buffers: std::iter::once(partial).chain(unused_steps).collect(),
             _uniforms: uniforms,
         })
     }

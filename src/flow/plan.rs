@@ -9,8 +9,10 @@ use thiserror::Error;
 
 use super::params::ParamLayout;
 
-/// The widest MLP hidden layer the kernels hold in private memory (shaders/flow_coupling.wgsl).
+/// The widest MLP hidden layer and the deepest MLP whose activations the kernels hold in private
+/// memory (shaders/lib/mlp_layout.wgsl).
 pub const MAX_HIDDEN: usize = 128;
+pub const MAX_MLP_LAYERS: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -54,8 +56,8 @@ pub enum PlanError {
     Couplings,
     #[error("--hidden must be between 1 and {MAX_HIDDEN} (got {0})")]
     Hidden(usize),
-    #[error("--mlp-layers must be at least 1 (got 0)")]
-    MlpLayers,
+    #[error("--mlp-layers must be between 1 and {MAX_MLP_LAYERS} (got {0})")]
+    MlpLayers(usize),
 }
 
 impl FlowConfig {
@@ -95,8 +97,8 @@ impl FlowConfig {
         if hidden == 0 || hidden > MAX_HIDDEN {
             return Err(PlanError::Hidden(hidden));
         }
-        if mlp_layers == 0 {
-            return Err(PlanError::MlpLayers);
+        if mlp_layers == 0 || mlp_layers > MAX_MLP_LAYERS {
+            return Err(PlanError::MlpLayers(mlp_layers));
         }
         Ok(Self {
             lattice,
@@ -202,6 +204,20 @@ impl FlowPlan {
             .map(|l| l.blocks.len())
             .max()
             .unwrap_or(0)
+    }
+
+    /// (sample, block) rows of all layers for a batch: the rows the backward pass works on.
+    pub fn n_rows(&self, batch: usize) -> usize {
+        batch * self.layers.iter().map(|l| l.blocks.len()).sum::<usize>()
+    }
+
+    /// The first row of layer `li` in buffers laid out by layer, then sample, then block.
+    pub fn row_offset(&self, li: usize, batch: usize) -> usize {
+        batch
+            * self.layers[..li]
+                .iter()
+                .map(|l| l.blocks.len())
+                .sum::<usize>()
     }
 
     /// A readable table of the architecture.
@@ -318,7 +334,7 @@ mod tests {
         );
         assert_eq!(
             FlowConfig::new(16, None, Arch::Mera, 10, 64, 0),
-            Err(PlanError::MlpLayers)
+            Err(PlanError::MlpLayers(0))
         );
         assert!(FlowConfig::new(16, None, Arch::Mera, 10, MAX_HIDDEN + 1, 2).is_err());
     }

@@ -42,6 +42,7 @@ pub struct Kernel {
 }
 
 /// A kernel bound to its buffers, with its workgroup counts: built once, recorded many times.
+#[derive(Clone)]
 pub struct Dispatch {
     kernel: Arc<Kernel>,
     bind_group: wgpu::BindGroup,
@@ -74,14 +75,14 @@ pub(crate) struct KernelCache {
 
 /// Parses and validates a shader with naga; used at runtime and by the validation test.
 pub fn validate_shader(shader: Shader) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
-    let module = naga::front::wgsl::parse_str(shader.source())
-        .map_err(|e| e.emit_to_string(shader.source()))?;
+    let source = shader.source();
+    let module = naga::front::wgsl::parse_str(&source).map_err(|e| e.emit_to_string(&source))?;
     let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
         naga::valid::Capabilities::default(),
     )
     .validate(&module)
-    .map_err(|e| e.emit_to_string(shader.source()))?;
+    .map_err(|e| e.emit_to_string(&source))?;
     Ok((module, info))
 }
 

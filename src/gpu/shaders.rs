@@ -1,8 +1,9 @@
-//! The shader registry: every `shaders/*.wgsl` file, embedded at build time. One line per stage
-//! declares its variant, file stem, and source, so the three cannot drift apart.
+//! The shader registry: every `shaders/*.wgsl` stage, embedded at build time, with the shared
+//! WGSL libraries (`shaders/lib/*.wgsl`) it uses prepended (WGSL has no includes). One line per
+//! stage declares its variant, file stem, and libraries, so they cannot drift apart.
 
 macro_rules! registry {
-    ($($variant:ident => $file:literal),* $(,)?) => {
+    ($($variant:ident => $file:literal $([$($lib:literal),*])?),* $(,)?) => {
         /// One WGSL file per stage.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Shader {
@@ -19,9 +20,13 @@ macro_rules! registry {
                 }
             }
 
-            pub fn source(self) -> &'static str {
+            /// The stage's source with its libraries in front.
+            pub fn source(self) -> String {
                 match self {
-                    $(Shader::$variant => include_str!(concat!("../../shaders/", $file, ".wgsl"))),*
+                    $(Shader::$variant => [
+                        $($(include_str!(concat!("../../shaders/lib/", $lib, ".wgsl")),)*)?
+                        include_str!(concat!("../../shaders/", $file, ".wgsl")),
+                    ].join("\n")),*
                 }
             }
         }
@@ -32,6 +37,10 @@ registry! {
     Rng => "rng",
     TargetTransform => "target_transform",
     TargetLogProb => "target_log_prob",
-    FlowCoupling => "flow_coupling",
+    FlowCoupling => "flow_coupling" ["mlp_layout", "mlp"],
     FlowLogQ => "flow_log_q",
+    FlowBackward => "flow_backward" ["mlp_layout", "mlp"],
+    GradReduce => "grad_reduce" ["mlp_layout"],
+    Loss => "loss",
+    Adam => "adam",
 }

@@ -35,7 +35,7 @@ pub fn draw(
     let state = ctx.storage::<f32>("samples", batch * n)?;
     let mut rng = RngStage::normals(ctx, &state, seed, SAMPLE_STREAM)?;
     rng.set_step(ctx, step);
-    let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Generate)?;
+    let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Generate, None)?;
     let target_stage = TargetStage::new(ctx, target, &state, batch)?;
     let all: Vec<_> = std::iter::once(&rng.dispatch)
         .chain(pass.dispatches())

@@ -9,6 +9,8 @@ use rand_chacha::ChaCha8Rng;
 
 /// The real adapter; a missing one fails the test with the runtime's own instructions.
 pub fn gpu() -> Arc<GpuContext> {
+    // As the binary does: keep Mesa's device-select layer from probing for a display.
+    std::env::set_var("NODEVICE_SELECT", "1");
     GpuContext::new(&GpuOptions::default())
         .unwrap_or_else(|e| panic!("GPU tests need a GPU adapter: {e}"))
 }

@@ -1,0 +1,82 @@
+// Gradients of one coupling step's shared weights: each parameter sums, over the rows of a chunk
+// in order, the product of its output delta and its input activation from flow_backward's row
+// factors (a bias: the delta alone; a tanh scale: its precomputed factor). Fixed order, no
+// atomics: the same inputs give the same bits. CPU twin: src/reference/backward.rs.
+
+override WG: u32 = 64u;
+
+const NONE: u32 = 0xffffffffu;
+
+struct Red {
+    param_base: u32,
+    coupling_size: u32,
+    hidden: u32,
+    mlp_layers: u32,
+    rows: u32,
+    row_size: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> rd: Red;
+@group(0) @binding(1) var<storage, read> rows: array<f32>;
+@group(0) @binding(2) var<storage, read_write> grad: array<f32>;
+
+// (delta index, activation index or NONE) of parameter q of an MLP, within its row factors.
+fn mlp_factor(q: u32, h: u32, m: u32) -> vec2<u32> {
+    if q < 2u * h {
+        return vec2<u32>(2u + q / 2u, q % 2u); // W0[j][i]
+    }
+    if q < 3u * h {
+        return vec2<u32>(2u + q - 2u * h, NONE); // b0[j]
+    }
+    let hidden_size = h * h + h;
+    var r = q - 3u * h;
+    if r < (m - 1u) * hidden_size {
+        let l = 1u + r / hidden_size;
+        let p_a = factors_hidden(h, l);
+        let w = r % hidden_size;
+        if w < h * h {
+            return vec2<u32>(p_a + h + w / h, p_a + w % h); // W_l[j][i]
+        }
+        return vec2<u32>(p_a + h + w - h * h, NONE); // b_l[j]
+    }
+    r -= (m - 1u) * hidden_size;
+    let p_last = factors_last(h, m);
+    if r < 2u * h {
+        return vec2<u32>(p_last + h + r / h, p_last + r % h); // W_out[o][i]
+    }
+    return vec2<u32>(p_last + h + r - 2u * h, NONE); // b_out[o]
+}
+
+@compute @workgroup_size(WG)
+fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let p = gid.x + gid.y * nwg.x * WG;
+    if p >= rd.coupling_size {
+        return;
+    }
+    let h = rd.hidden;
+    let m = rd.mlp_layers;
+    let ms = mlp_size(h, m);
+    let f_mlp = factors_size(h, m);
+    var f: vec2<u32>;
+    if p < ms {
+        f = mlp_factor(p, h, m);
+    } else if p < ms + 2u {
+        f = vec2<u32>(f_mlp + p - ms, NONE); // tanh scale
+    } else {
+        let g = mlp_factor(p - ms - 2u, h, m);
+        f = vec2<u32>(g.x + f_mlp + 2u, select(g.y + f_mlp + 2u, NONE, g.y == NONE));
+    }
+    var acc = 0.0;
+    if f.y == NONE {
+        for (var r = 0u; r < rd.rows; r++) {
+            acc += rows[r * rd.row_size + f.x];
+        }
+    } else {
+        for (var r = 0u; r < rd.rows; r++) {
+            acc += rows[r * rd.row_size + f.x] * rows[r * rd.row_size + f.y];
+        }
+    }
+    grad[rd.param_base + p] += acc;
+}
