@@ -235,8 +235,8 @@ impl TrainStep {
         )?;
         let ln_q_neg = inf_pass.as_ref().map_or(&gen_pass.ln_q, |p| &p.ln_q);
 
-        let mut d: Vec<Dispatch> = gen_pass.dispatches().map(|x| x.clone()).collect();
-        d.extend(target_stage.dispatches().map(|x| x.clone()));
+        let mut d: Vec<Dispatch> = gen_pass.dispatches().cloned().collect();
+        d.extend(target_stage.dispatches().cloned());
         if let Some(inf) = &inf_pass {
             d.push(ctx.dispatch(
                 &loss_k("negate")?,
@@ -247,7 +247,7 @@ impl TrainStep {
                 ],
                 sites,
             )?);
-            d.extend(inf.dispatches().map(|x| x.clone()));
+            d.extend(inf.dispatches().cloned());
         }
         d.push(ctx.dispatch(
             &loss_k("coefficients")?,
