@@ -1,8 +1,11 @@
 //! Resolving and validating user input before anything touches the GPU.
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::flow::plan::{Arch, FlowConfig, PlanError};
 use crate::physics::exact::BETA_C;
+use crate::train::{AdamConfig, Objective};
 
 #[derive(Debug, Error, PartialEq)]
 pub enum ConfigError {
@@ -60,5 +63,401 @@ mod tests {
         );
         assert!(resolve_beta(Some(f64::NAN), None).is_err());
         assert!(resolve_beta(None, Some(f64::INFINITY)).is_err());
+    }
+}
+
+/// The fully resolved configuration of a training run, as `config.toml` and checkpoints store it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub lattice: usize,
+    pub beta: f64,
+    pub flow: FlowSection,
+    pub train: TrainSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSection {
+    pub arch: Arch,
+    pub depth: usize,
+    pub couplings: usize,
+    pub hidden: usize,
+    pub mlp_layers: usize,
+}
+
+// No deny_unknown_fields here: serde does not support it with `flatten`; files users write are
+// read as `PartialRunConfig`, which has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSection {
+    /// Steps of a fresh run (a resumed run takes its own count from the command line).
+    pub steps: u64,
+    pub batch: usize,
+    pub seed: u64,
+    pub symmetric: bool,
+    pub sym_reg: f64,
+    #[serde(flatten)]
+    pub adam: AdamConfig,
+    pub save_every: u64,
+    pub log_every: u64,
+}
+
+/// Any subset of the configuration: from the command line or a TOML file. Command-line values
+/// override the file's, which override the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialRunConfig {
+    pub lattice: Option<usize>,
+    pub beta: Option<f64>,
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    pub flow: PartialFlow,
+    #[serde(default)]
+    pub train: PartialTrain,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialFlow {
+    pub arch: Option<Arch>,
+    pub depth: Option<usize>,
+    pub couplings: Option<usize>,
+    pub hidden: Option<usize>,
+    pub mlp_layers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialTrain {
+    pub steps: Option<u64>,
+    pub batch: Option<usize>,
+    pub seed: Option<u64>,
+    pub symmetric: Option<bool>,
+    pub sym_reg: Option<f64>,
+    pub lr: Option<f64>,
+    pub beta1: Option<f64>,
+    pub beta2: Option<f64>,
+    pub eps: Option<f64>,
+    pub weight_decay: Option<f64>,
+    pub clip_grad: Option<f64>,
+    pub save_every: Option<u64>,
+    pub log_every: Option<u64>,
+}
+
+/// Defaults for the paper's L = 16 critical run (Fig. 3): Adam at 1e-3 on batches of 64.
+pub mod defaults {
+    pub const STEPS: u64 = 2000;
+    pub const BATCH: usize = 64;
+    pub const COUPLINGS: usize = 10;
+    pub const HIDDEN: usize = 64;
+    pub const MLP_LAYERS: usize = 2;
+    pub const SAVE_EVERY: u64 = 100;
+    pub const LOG_EVERY: u64 = 10;
+}
+
+#[derive(Debug, Error)]
+pub enum RunConfigError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("--lattice is required (on the command line or as `lattice` in --config)")]
+    MissingLattice,
+    #[error("{0} must be {1}")]
+    Invalid(&'static str, &'static str),
+    #[error(
+        "{0} would change the checkpoint's model or target; drop the flag, or train a new run"
+    )]
+    ModelChange(String),
+    #[error("cannot read the config file {path}: {message}")]
+    File { path: String, message: String },
+}
+
+impl PartialRunConfig {
+    /// Field by field, `self` where set, else `lower`.
+    pub fn or(self, lower: PartialRunConfig) -> PartialRunConfig {
+        let (f, lf) = (self.flow, lower.flow);
+        let (t, lt) = (self.train, lower.train);
+        // --beta and --temperature on one level replace both on the lower level.
+        let (beta, temperature) = if self.beta.is_some() || self.temperature.is_some() {
+            (self.beta, self.temperature)
+        } else {
+            (lower.beta, lower.temperature)
+        };
+        PartialRunConfig {
+            lattice: self.lattice.or(lower.lattice),
+            beta,
+            temperature,
+            flow: PartialFlow {
+                arch: f.arch.or(lf.arch),
+                depth: f.depth.or(lf.depth),
+                couplings: f.couplings.or(lf.couplings),
+                hidden: f.hidden.or(lf.hidden),
+                mlp_layers: f.mlp_layers.or(lf.mlp_layers),
+            },
+            train: PartialTrain {
+                steps: t.steps.or(lt.steps),
+                batch: t.batch.or(lt.batch),
+                seed: t.seed.or(lt.seed),
+                symmetric: t.symmetric.or(lt.symmetric),
+                sym_reg: t.sym_reg.or(lt.sym_reg),
+                lr: t.lr.or(lt.lr),
+                beta1: t.beta1.or(lt.beta1),
+                beta2: t.beta2.or(lt.beta2),
+                eps: t.eps.or(lt.eps),
+                weight_decay: t.weight_decay.or(lt.weight_decay),
+                clip_grad: t.clip_grad.or(lt.clip_grad),
+                save_every: t.save_every.or(lt.save_every),
+                log_every: t.log_every.or(lt.log_every),
+            },
+        }
+    }
+
+    /// Reads a TOML config file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, RunConfigError> {
+        let err = |message: String| RunConfigError::File {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| err(e.message().to_string()))
+    }
+
+    /// Fills the gaps with defaults and validates everything.
+    pub fn resolve(self) -> Result<RunConfig, RunConfigError> {
+        let lattice = self.lattice.ok_or(RunConfigError::MissingLattice)?;
+        let beta = resolve_beta(self.beta, self.temperature)?;
+        let (f, t) = (self.flow, self.train);
+        let flow = FlowConfig::new(
+            lattice,
+            f.depth,
+            f.arch.unwrap_or(Arch::Mera),
+            f.couplings.unwrap_or(defaults::COUPLINGS),
+            f.hidden.unwrap_or(defaults::HIDDEN),
+            f.mlp_layers.unwrap_or(defaults::MLP_LAYERS),
+        )?;
+        let d = AdamConfig::default();
+        let train = TrainSection {
+            steps: t.steps.unwrap_or(defaults::STEPS),
+            batch: t.batch.unwrap_or(defaults::BATCH),
+            seed: t.seed.unwrap_or(0),
+            symmetric: t.symmetric.unwrap_or(false),
+            sym_reg: t.sym_reg.unwrap_or(0.0),
+            adam: AdamConfig {
+                lr: t.lr.unwrap_or(d.lr),
+                beta1: t.beta1.unwrap_or(d.beta1),
+                beta2: t.beta2.unwrap_or(d.beta2),
+                eps: t.eps.unwrap_or(d.eps),
+                weight_decay: t.weight_decay.unwrap_or(d.weight_decay),
+                clip_grad: t.clip_grad.unwrap_or(d.clip_grad),
+            },
+            save_every: t.save_every.unwrap_or(defaults::SAVE_EVERY),
+            log_every: t.log_every.unwrap_or(defaults::LOG_EVERY),
+        };
+        let config = RunConfig {
+            lattice,
+            beta,
+            flow: FlowSection {
+                arch: flow.arch,
+                depth: flow.depth,
+                couplings: flow.couplings,
+                hidden: flow.hidden,
+                mlp_layers: flow.mlp_layers,
+            },
+            train,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl RunConfig {
+    /// Checks what the types do not: positive sizes and rates, finite numbers.
+    pub fn validate(&self) -> Result<(), RunConfigError> {
+        let t = &self.train;
+        let a = &t.adam;
+        let checks: [(bool, &'static str, &'static str); 11] = [
+            (
+                t.batch >= 2,
+                "--batch",
+                "at least 2 (the loss needs a standard error)",
+            ),
+            (t.save_every >= 1, "--save-every", "at least 1"),
+            (t.log_every >= 1, "--log-every", "at least 1"),
+            (a.lr.is_finite() && a.lr > 0.0, "--lr", "a positive number"),
+            ((0.0..1.0).contains(&a.beta1), "--beta1", "in [0, 1)"),
+            ((0.0..1.0).contains(&a.beta2), "--beta2", "in [0, 1)"),
+            (
+                a.eps.is_finite() && a.eps > 0.0,
+                "--eps",
+                "a positive number",
+            ),
+            (
+                a.weight_decay.is_finite() && a.weight_decay >= 0.0,
+                "--weight-decay",
+                "non-negative",
+            ),
+            (
+                a.clip_grad.is_finite() && a.clip_grad >= 0.0,
+                "--clip-grad",
+                "non-negative (0 = off)",
+            ),
+            (
+                t.sym_reg.is_finite() && t.sym_reg >= 0.0,
+                "--sym-reg",
+                "non-negative",
+            ),
+            (
+                self.beta.is_finite() && self.beta > 0.0,
+                "beta",
+                "a positive number",
+            ),
+        ];
+        for (ok, what, rule) in checks {
+            if !ok {
+                return Err(RunConfigError::Invalid(what, rule));
+            }
+        }
+        self.flow_config()?;
+        Ok(())
+    }
+
+    pub fn flow_config(&self) -> Result<FlowConfig, PlanError> {
+        let f = &self.flow;
+        FlowConfig::new(
+            self.lattice,
+            Some(f.depth),
+            f.arch,
+            f.couplings,
+            f.hidden,
+            f.mlp_layers,
+        )
+    }
+
+    pub fn objective(&self) -> Objective {
+        Objective {
+            symmetric: self.train.symmetric,
+            sym_reg: self.train.sym_reg,
+        }
+    }
+
+    /// What defines the model and its target: a resumed run may not change these.
+    pub fn model_differences(&self, other: &RunConfig) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.lattice != other.lattice {
+            out.push("--lattice");
+        }
+        if self.beta != other.beta {
+            out.push("--beta/--temperature");
+        }
+        let (a, b) = (&self.flow, &other.flow);
+        for (differs, name) in [
+            (a.arch != b.arch, "--arch"),
+            (a.depth != b.depth, "--depth"),
+            (a.couplings != b.couplings, "--couplings"),
+            (a.hidden != b.hidden, "--hidden"),
+            (a.mlp_layers != b.mlp_layers, "--mlp-layers"),
+            (self.train.seed != other.train.seed, "--seed"),
+        ] {
+            if differs {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    /// Every field set: the lowest layer under command-line overrides on resume.
+    pub fn to_partial(&self) -> PartialRunConfig {
+        let (f, t, a) = (&self.flow, &self.train, &self.train.adam);
+        PartialRunConfig {
+            lattice: Some(self.lattice),
+            beta: Some(self.beta),
+            temperature: None,
+            flow: PartialFlow {
+                arch: Some(f.arch),
+                depth: Some(f.depth),
+                couplings: Some(f.couplings),
+                hidden: Some(f.hidden),
+                mlp_layers: Some(f.mlp_layers),
+            },
+            train: PartialTrain {
+                steps: Some(t.steps),
+                batch: Some(t.batch),
+                seed: Some(t.seed),
+                symmetric: Some(t.symmetric),
+                sym_reg: Some(t.sym_reg),
+                lr: Some(a.lr),
+                beta1: Some(a.beta1),
+                beta2: Some(a.beta2),
+                eps: Some(a.eps),
+                weight_decay: Some(a.weight_decay),
+                clip_grad: Some(a.clip_grad),
+                save_every: Some(t.save_every),
+                log_every: Some(t.log_every),
+            },
+        }
+    }
+
+    /// `overrides` applied on top of this (a checkpoint's) configuration; refused when they would
+    /// change the model or its target.
+    pub fn with_overrides(&self, overrides: PartialRunConfig) -> Result<RunConfig, RunConfigError> {
+        let merged = overrides.or(self.to_partial()).resolve()?;
+        let changed = merged.model_differences(self);
+        if changed.is_empty() {
+            Ok(merged)
+        } else {
+            Err(RunConfigError::ModelChange(changed.join(", ")))
+        }
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a RunConfig always serialises")
+    }
+}
+
+#[cfg(test)]
+mod run_config_tests {
+    use super::*;
+
+    #[test]
+    fn command_line_overrides_file_overrides_defaults() {
+        let file: PartialRunConfig = toml::from_str(
+            "lattice = 8\ntemperature = 2.0\n[flow]\nhidden = 16\n[train]\nlr = 0.01\nbatch = 32\n",
+        )
+        .unwrap();
+        let cli = PartialRunConfig {
+            beta: Some(0.3),
+            train: PartialTrain {
+                batch: Some(128),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let c = cli.or(file).resolve().unwrap();
+        assert_eq!((c.lattice, c.beta, c.flow.hidden), (8, 0.3, 16));
+        assert_eq!(
+            (c.train.batch, c.train.adam.lr, c.train.steps),
+            (128, 0.01, defaults::STEPS)
+        );
+        assert_eq!(c.flow.depth, 3);
+        let back: RunConfig = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn bad_values_and_unknown_keys_are_refused() {
+        assert!(toml::from_str::<PartialRunConfig>("latice = 8").is_err());
+        let base = PartialRunConfig {
+            lattice: Some(8),
+            ..Default::default()
+        };
+        assert!(base.clone().resolve().is_ok());
+        let mut p = base.clone();
+        p.train.lr = Some(-1.0);
+        assert!(p.resolve().is_err());
+        let mut p = base.clone();
+        p.train.batch = Some(1);
+        assert!(p.resolve().is_err());
+        assert!(PartialRunConfig::default().resolve().is_err());
     }
 }

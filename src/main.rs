@@ -1,19 +1,23 @@
 //! The `neuralrg-gpu` command line: parses, validates, calls the library, prints.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use anyhow::{bail, Context, Result};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
-use std::path::PathBuf;
-
-use anyhow::{bail, Context};
-use neuralrg_gpu::config::{check_lattice, resolve_beta};
-use neuralrg_gpu::flow::{params, Arch, Flow, FlowConfig, FlowPlan};
+use neuralrg_gpu::config::{
+    check_lattice, resolve_beta, PartialFlow, PartialRunConfig, PartialTrain, RunConfig,
+};
+use neuralrg_gpu::flow::{Arch, FlowPlan};
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
+use neuralrg_gpu::io::checkpoint::Checkpoint;
 use neuralrg_gpu::io::write_atomic;
 use neuralrg_gpu::physics::IsingTarget;
-use neuralrg_gpu::sample::{self, draw::mean_stderr};
+use neuralrg_gpu::sample::{self, draw::mean_stderr, Model};
+use neuralrg_gpu::train::{self, RunOptions};
 
 #[derive(Parser)]
 #[command(
@@ -59,20 +63,52 @@ enum Command {
         #[command(flatten)]
         flow: FlowArgs,
     },
+    /// Train a flow by probability density distillation (Algorithm 1).
+    ///
+    /// Writes to the run directory (--out): config.toml (the resolved configuration),
+    /// metrics.jsonl (one JSON object per logged step) and checkpoint.safetensors (every
+    /// --save-every steps, at the end, and on Ctrl-C). Values come from the command line, else
+    /// --config FILE (TOML, same names as config.toml), else the defaults.
+    Train(Box<TrainArgs>),
+    /// Estimate the variational free energy of a trained flow with its error and the relative
+    /// error to the exact -ln Z.
+    Eval {
+        /// A run directory (or its checkpoint.safetensors).
+        #[arg(long, value_name = "DIR")]
+        checkpoint: PathBuf,
+        /// Number of samples.
+        #[arg(long, default_value_t = 8192)]
+        samples: usize,
+        /// Samples per GPU batch.
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
+        /// Seed of the latent draws.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// One JSON object on stdout instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Draw samples x = g(z) from a flow and write them with ln q(x) and ln pi(x) to a .npz file.
     ///
     /// Load them in Python with `d = numpy.load("samples.npz")`: d["x"] has shape (batch, L, L);
     /// d["ln_q"], d["log_det"] (log|det dg/dz|) and d["ln_pi"] (unnormalised target) have shape
-    /// (batch,). All float32.
+    /// (batch,). All float32. A model trained with --symmetric samples q_sym: signs flipped with
+    /// probability 1/2 and ln_q = ln q_sym.
+    #[command(group(ArgGroup::new("source").required(true).args(["init", "checkpoint"])))]
     Sample {
         /// Use freshly initialised parameters (the identity flow unless --perturb is given).
-        #[arg(long, required = true)]
+        #[arg(long)]
         init: bool,
-        /// Add N(0, SIGMA^2) noise to the initial parameters, for a non-trivial untrained flow.
-        #[arg(long, value_name = "SIGMA", default_value_t = 0.0)]
+        /// A trained model: a run directory (or its checkpoint.safetensors).
+        #[arg(long, value_name = "DIR")]
+        checkpoint: Option<PathBuf>,
+        /// With --init: add N(0, SIGMA^2) noise to the parameters, for a non-trivial flow.
+        #[arg(long, value_name = "SIGMA", default_value_t = 0.0, requires = "init")]
         perturb: f64,
-        #[command(flatten)]
-        lattice: LatticeArgs,
+        /// Linear lattice size L (with --init; a checkpoint has its own).
+        #[arg(long, short = 'L', value_name = "L", allow_hyphen_values = true)]
+        lattice: Option<usize>,
         #[command(flatten)]
         temperature: TemperatureArgs,
         #[command(flatten)]
@@ -80,7 +116,7 @@ enum Command {
         /// Number of samples.
         #[arg(long, default_value_t = 1024)]
         batch: usize,
-        /// Seed of the parameters, the coupling masks and the latent draws.
+        /// Seed of the latent draws (and, with --init, of the parameters and masks).
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Output file (.npz).
@@ -89,7 +125,6 @@ enum Command {
     },
 }
 
-/// Linear lattice size L (N = L x L sites, periodic).
 #[derive(Args)]
 struct LatticeArgs {
     /// Linear lattice size L (N = L x L sites, periodic). The flow needs a power of two >= 4.
@@ -113,152 +148,299 @@ struct TemperatureArgs {
     temperature: Option<f64>,
 }
 
-fn target(lattice: &LatticeArgs, t: &TemperatureArgs) -> Result<IsingTarget> {
-    let l = check_lattice(lattice.lattice)?;
+/// The flow architecture (Fig. 1, Fig. 2; Appendix B).
+#[derive(Args)]
+struct FlowArgs {
+    /// mera: disentangler + decimator per level (Fig. 1); tree: decimators only (Fig. 2b);
+    /// tebd: shifted/unshifted layers at the finest scale only (Fig. 2a). [default: mera]
+    #[arg(long, value_enum)]
+    arch: Option<Arch>,
+    /// Network depth: levels for mera/tree (1..=log2 L; fewer gives Fig. S1's trapezoids), layer
+    /// pairs for tebd (1..=L). [default: log2 L]
+    #[arg(long)]
+    depth: Option<usize>,
+    /// Real NVP coupling steps per bijector. [default: 10]
+    #[arg(long, allow_hyphen_values = true)]
+    couplings: Option<usize>,
+    /// Hidden width of the s and t MLPs, at most 128. [default: 64]
+    #[arg(long, allow_hyphen_values = true)]
+    hidden: Option<usize>,
+    /// Hidden layers of the s and t MLPs, at most 4. [default: 2]
+    #[arg(long, allow_hyphen_values = true)]
+    mlp_layers: Option<usize>,
+}
+
+impl FlowArgs {
+    fn partial(&self) -> PartialFlow {
+        PartialFlow {
+            arch: self.arch,
+            depth: self.depth,
+            couplings: self.couplings,
+            hidden: self.hidden,
+            mlp_layers: self.mlp_layers,
+        }
+    }
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Linear lattice size L, a power of two >= 4.
+    #[arg(long, short = 'L', value_name = "L", allow_hyphen_values = true)]
+    lattice: Option<usize>,
+    #[command(flatten)]
+    temperature: TemperatureArgs,
+    #[command(flatten)]
+    flow: FlowArgs,
+    /// Training steps (with --resume: steps to run on top of the checkpoint's). [default: 2000]
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Samples per step. [default: 64]
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Adam learning rate. [default: 0.001]
+    #[arg(long, allow_hyphen_values = true)]
+    lr: Option<f64>,
+    /// Adam beta1. [default: 0.9]
+    #[arg(long)]
+    beta1: Option<f64>,
+    /// Adam beta2. [default: 0.999]
+    #[arg(long)]
+    beta2: Option<f64>,
+    /// Adam epsilon. [default: 1e-8]
+    #[arg(long)]
+    eps: Option<f64>,
+    /// Decoupled weight decay. [default: 0]
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Clip the gradient to this global norm (0 = off). [default: 0]
+    #[arg(long)]
+    clip_grad: Option<f64>,
+    /// Seed of the parameters, coupling masks and latent draws. [default: 0]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Train the symmetrised q_sym(x) = [q(x) + q(-x)] / 2 (Appendix D).
+    #[arg(long)]
+    symmetric: bool,
+    /// Add W * KL(q(x) || q(-x)) to the loss (Appendix E). [default: 0]
+    #[arg(long, value_name = "W", allow_hyphen_values = true)]
+    sym_reg: Option<f64>,
+    /// Checkpoint every N steps. [default: 100]
+    #[arg(long, value_name = "N")]
+    save_every: Option<u64>,
+    /// Log to metrics.jsonl every N steps. [default: 10]
+    #[arg(long, value_name = "N")]
+    log_every: Option<u64>,
+    /// Run directory. [default: runs/L{L}-beta{beta}-seed{seed}]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// TOML file with any of the settings (command-line flags win).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Continue the run in DIR from its checkpoint, bit for bit; flags that would change the
+    /// model or target are refused.
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
+    /// No progress bar (it is also off when stderr is not a terminal).
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl TrainArgs {
+    fn partial(&self) -> PartialRunConfig {
+        PartialRunConfig {
+            lattice: self.lattice,
+            beta: self.temperature.beta,
+            temperature: self.temperature.temperature,
+            flow: self.flow.partial(),
+            train: PartialTrain {
+                steps: self.steps,
+                batch: self.batch,
+                seed: self.seed,
+                symmetric: self.symmetric.then_some(true),
+                sym_reg: self.sym_reg,
+                lr: self.lr,
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.eps,
+                weight_decay: self.weight_decay,
+                clip_grad: self.clip_grad,
+                save_every: self.save_every,
+                log_every: self.log_every,
+            },
+        }
+    }
+}
+
+fn target(lattice: usize, t: &TemperatureArgs) -> Result<IsingTarget> {
+    let l = check_lattice(lattice)?;
     let beta = resolve_beta(t.beta, t.temperature)?;
     Ok(IsingTarget::new(l, beta)?)
 }
 
-/// The flow architecture (Fig. 1, Fig. 2; Appendix B).
-#[derive(Args)]
-struct FlowArgs {
-    /// Network depth: levels for mera/tree (1..=log2 L, fewer gives Fig. S1's trapezoids), layer
-    /// pairs for tebd (1..=L). Default log2 L.
-    #[arg(long)]
-    depth: Option<usize>,
-    /// mera: disentangler + decimator per level (Fig. 1); tree: decimators only (Fig. 2b);
-    /// tebd: shifted/unshifted layers at the finest scale only (Fig. 2a).
-    #[arg(long, value_enum, default_value = "mera")]
-    arch: Arch,
-    /// Real NVP coupling steps per bijector.
-    #[arg(long, default_value_t = 10, allow_hyphen_values = true)]
-    couplings: usize,
-    /// Hidden width of the s and t MLPs (at most 128).
-    #[arg(long, default_value_t = 64, allow_hyphen_values = true)]
-    hidden: usize,
-    /// Hidden layers of the s and t MLPs (at most 4).
-    #[arg(long, default_value_t = 2, allow_hyphen_values = true)]
-    mlp_layers: usize,
-}
-
-impl FlowArgs {
-    fn config(&self, lattice: &LatticeArgs) -> Result<FlowConfig> {
-        Ok(FlowConfig::new(
-            lattice.lattice,
-            self.depth,
-            self.arch,
-            self.couplings,
-            self.hidden,
-            self.mlp_layers,
-        )?)
-    }
-}
-
 /// Refuses an output path we could not write, before any GPU work.
-fn check_output(path: &std::path::Path, extension: &str) -> Result<()> {
+fn check_output(path: &Path, extension: &str) -> Result<()> {
     if path.extension().and_then(|e| e.to_str()) != Some(extension) {
         bail!("--out must end in .{extension} (got {})", path.display());
     }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
+        .unwrap_or(Path::new("."));
     if !dir.is_dir() {
         bail!("the directory of --out does not exist: {}", dir.display());
     }
     Ok(())
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn print_info(ctx: &GpuContext, json: bool) -> Result<()> {
+    let r = ctx.report();
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    println!("adapter      {}", r.name);
+    println!("backend      {} ({})", r.backend, r.device_type);
+    println!("driver       {} {}", r.driver, r.driver_info);
+    println!("limits");
+    println!(
+        "  storage buffer binding   {} bytes",
+        r.max_storage_buffer_binding_size
+    );
+    println!("  buffer size              {} bytes", r.max_buffer_size);
+    println!(
+        "  uniform buffer binding   {} bytes",
+        r.max_uniform_buffer_binding_size
+    );
+    println!(
+        "  storage buffers / stage  {}",
+        r.max_storage_buffers_per_shader_stage
+    );
+    println!(
+        "  workgroup storage        {} bytes",
+        r.max_compute_workgroup_storage_size
+    );
+    println!(
+        "  invocations / workgroup  {}",
+        r.max_compute_invocations_per_workgroup
+    );
+    println!(
+        "  workgroups / dimension   {}",
+        r.max_compute_workgroups_per_dimension
+    );
+    println!("features");
+    println!("  SHADER_F16       {}", r.shader_f16);
+    println!("  TIMESTAMP_QUERY  {}", r.timestamp_query);
+    println!("  SUBGROUP         {}", r.subgroup);
+    Ok(())
+}
+
+fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
+    let mut cli = args.partial();
+    if let Some(file) = &args.config {
+        cli = cli.or(PartialRunConfig::from_file(file)?);
+    }
+    let (config, resume, dir): (RunConfig, Option<Checkpoint>, PathBuf) = match &args.resume {
+        Some(dir) => {
+            if args.out.as_ref().is_some_and(|o| o != dir) {
+                bail!("--resume continues in its own directory; drop --out");
+            }
+            let ck = Checkpoint::load(dir)?;
+            // "More steps": the count on the command line is in addition to the checkpoint's.
+            let config = ck.config.with_overrides(cli)?;
+            (config, Some(ck), dir.clone())
+        }
+        None => {
+            let config = cli.resolve()?;
+            let dir = args.out.clone().unwrap_or_else(|| {
+                PathBuf::from(format!(
+                    "runs/L{}-beta{:.4}-seed{}",
+                    config.lattice, config.beta, config.train.seed
+                ))
+            });
+            (config, None, dir)
+        }
+    };
+    let steps = match (&resume, args.steps) {
+        (Some(_), Some(s)) | (None, Some(s)) => s,
+        (_, None) => config.train.steps,
+    };
+    train::run::check_run_dir(&dir, resume.is_some())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    // A second Ctrl-C while saving still waits for the save: the checkpoint write is atomic.
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    let ctx = GpuContext::new(gpu)?;
+    let from = resume.as_ref().map_or(0, |c| c.step);
+    eprintln!(
+        "training L = {} at beta = {:.6} on {}: steps {} -> {}, batch {}, into {}",
+        config.lattice,
+        config.beta,
+        ctx.info.name,
+        from,
+        from + steps,
+        config.train.batch,
+        dir.display()
+    );
+    let summary = train::train(
+        &ctx,
+        &config,
+        resume,
+        RunOptions {
+            dir: dir.clone(),
+            steps,
+            quiet: args.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            stop: &stop,
+        },
+    )?;
+    if let Some(s) = summary.last {
+        let exact = summary.neg_ln_z;
+        let rel = |f: f64| (f - exact) / exact.abs();
+        println!(
+            "variational free energy {:.6} +/- {:.6} (last batch), exact -ln Z {:.6}, relative error {:.3e}",
+            s.loss,
+            s.loss_stderr,
+            exact,
+            rel(s.loss)
+        );
+        if config.train.symmetric {
+            println!(
+                "symmetrised free energy {:.6} +/- {:.6}, relative error {:.3e}",
+                s.objective,
+                s.objective_stderr,
+                rel(s.objective)
+            );
+        }
+    }
+    println!(
+        "{} steps in {:.1} s ({:.2} steps/s); {} steps done; checkpoint in {}",
+        summary.steps_run,
+        summary.seconds,
+        summary.steps_run as f64 / summary.seconds.max(1e-9),
+        summary.completed_steps,
+        dir.display()
+    );
+    if summary.interrupted {
+        eprintln!(
+            "interrupted: checkpoint saved at step {}",
+            summary.completed_steps
+        );
+        return Ok(ExitCode::from(130));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
     let gpu = GpuOptions {
         adapter: cli.adapter,
     };
     match cli.command {
-        Command::Info { json } => {
-            let ctx = GpuContext::new(&gpu)?;
-            let r = ctx.report();
-            if json {
-                println!("{}", serde_json::to_string(&r)?);
-            } else {
-                println!("adapter      {}", r.name);
-                println!("backend      {} ({})", r.backend, r.device_type);
-                println!("driver       {} {}", r.driver, r.driver_info);
-                println!("limits");
-                println!(
-                    "  storage buffer binding   {} bytes",
-                    r.max_storage_buffer_binding_size
-                );
-                println!("  buffer size              {} bytes", r.max_buffer_size);
-                println!(
-                    "  uniform buffer binding   {} bytes",
-                    r.max_uniform_buffer_binding_size
-                );
-                println!(
-                    "  storage buffers / stage  {}",
-                    r.max_storage_buffers_per_shader_stage
-                );
-                println!(
-                    "  workgroup storage        {} bytes",
-                    r.max_compute_workgroup_storage_size
-                );
-                println!(
-                    "  invocations / workgroup  {}",
-                    r.max_compute_invocations_per_workgroup
-                );
-                println!(
-                    "  workgroups / dimension   {}",
-                    r.max_compute_workgroups_per_dimension
-                );
-                println!("features");
-                println!("  SHADER_F16       {}", r.shader_f16);
-                println!("  TIMESTAMP_QUERY  {}", r.timestamp_query);
-                println!("  SUBGROUP         {}", r.subgroup);
-            }
-        }
-        Command::Plan { lattice, flow } => {
-            print!("{}", FlowPlan::new(flow.config(&lattice)?).table());
-        }
-        Command::Sample {
-            init: _,
-            perturb,
-            lattice,
-            temperature,
-            flow,
-            batch,
-            seed,
-            out,
-        } => {
-            let plan = FlowPlan::new(flow.config(&lattice)?);
-            let target = target(&lattice, &temperature)?;
-            if batch == 0 {
-                bail!("--batch must be at least 1");
-            }
-            if !(perturb.is_finite() && perturb >= 0.0) {
-                bail!("--perturb must be a non-negative number (got {perturb})");
-            }
-            check_output(&out, "npz")?;
-            let mut p = params::init(&plan, seed);
-            params::perturb(&mut p, perturb, seed);
-            let masks = params::masks(&plan, seed);
-            let ctx = GpuContext::new(&gpu)?;
-            let flow = Flow::new(&ctx, plan, &p, masks)?;
-            let samples = sample::draw(&ctx, &flow, &target, batch, seed, 0)?;
-            let bytes = samples.to_npz().map_err(anyhow::Error::msg)?;
-            write_atomic(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
-            let (f, err) = mean_stderr(&samples.free_energy_terms());
-            let exact = target.neg_ln_z();
-            println!("wrote {batch} samples to {}", out.display());
-            println!(
-                "variational free energy {f:.6} +/- {err:.6} (exact -ln Z {exact:.6}, relative error {:.3e})",
-                (f - exact) / exact.abs()
-            );
-        }
+        Command::Info { json } => print_info(&*GpuContext::new(&gpu)?, json)?,
         Command::Exact {
             lattice,
             temperature,
             json,
         } => {
-            let s = target(&lattice, &temperature)?.exact_summary();
+            let s = target(lattice.lattice, &temperature)?.exact_summary();
             if json {
                 println!("{}", serde_json::to_string(&s)?);
             } else {
@@ -271,8 +453,100 @@ fn run(cli: Cli) -> Result<()> {
                 println!("-ln Z (target)       {:.15e}", s.neg_ln_z);
             }
         }
+        Command::Plan { lattice, flow } => {
+            let config = PartialRunConfig {
+                lattice: Some(lattice.lattice),
+                flow: flow.partial(),
+                ..Default::default()
+            }
+            .resolve()?;
+            print!("{}", FlowPlan::new(config.flow_config()?).table());
+        }
+        Command::Train(args) => return run_train(&args, &gpu),
+        Command::Eval {
+            checkpoint,
+            samples,
+            batch,
+            seed,
+            json,
+        } => {
+            if samples < 2 || batch == 0 {
+                bail!("--samples must be at least 2 and --batch at least 1");
+            }
+            let ck = Checkpoint::load(&checkpoint)?;
+            let ctx = GpuContext::new(&gpu)?;
+            let model = Model::from_checkpoint(&ctx, &ck)?;
+            let e = sample::estimate(&ctx, &model, samples, batch, seed, |done| {
+                if !json {
+                    eprint!("\r{done}/{samples} samples");
+                }
+            })?;
+            if json {
+                println!("{}", serde_json::to_string(&e)?);
+            } else {
+                eprintln!();
+                let kind = if model.symmetric { "symmetrised " } else { "" };
+                println!(
+                    "{kind}variational free energy {:.6} +/- {:.6} from {} samples (step {}); exact -ln Z {:.6}; relative error {:.3e}",
+                    e.free_energy, e.stderr, e.samples, ck.step, e.neg_ln_z_exact, e.rel_error
+                );
+            }
+        }
+        Command::Sample {
+            init: _,
+            checkpoint,
+            perturb,
+            lattice,
+            temperature,
+            flow,
+            batch,
+            seed,
+            out,
+        } => {
+            let cli = PartialRunConfig {
+                lattice,
+                beta: temperature.beta,
+                temperature: temperature.temperature,
+                flow: flow.partial(),
+                ..Default::default()
+            };
+            if batch == 0 {
+                bail!("--batch must be at least 1");
+            }
+            if !(perturb.is_finite() && perturb >= 0.0) {
+                bail!("--perturb must be a non-negative number (got {perturb})");
+            }
+            check_output(&out, "npz")?;
+            let ck = checkpoint.as_deref().map(Checkpoint::load).transpose()?;
+            let config = match &ck {
+                Some(ck) => ck.config.with_overrides(cli)?,
+                None => PartialRunConfig {
+                    train: PartialTrain {
+                        seed: Some(seed),
+                        ..Default::default()
+                    },
+                    ..cli
+                }
+                .resolve()?,
+            };
+            let ctx = GpuContext::new(&gpu)?;
+            let model = match &ck {
+                Some(ck) => Model::from_checkpoint(&ctx, ck)?,
+                None => Model::init(&ctx, &config, perturb)?,
+            };
+            let samples = sample::draw(&ctx, &model, batch, seed, 0)?;
+            let bytes = samples.to_npz().map_err(anyhow::Error::msg)?;
+            write_atomic(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            let (f, err) = mean_stderr(&samples.free_energy_terms());
+            let exact = model.target.neg_ln_z();
+            println!("wrote {batch} samples to {}", out.display());
+            println!(
+                "variational free energy {f:.6} +/- {err:.6} (exact -ln Z {exact:.6}, relative error {:.3e})",
+                (f - exact) / exact.abs()
+            );
+        }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -307,7 +581,7 @@ fn main() -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

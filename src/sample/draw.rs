@@ -1,14 +1,59 @@
-//! Direct sampling from the flow: z ~ N(0, 1) on the device, x = g(z), ln q(x), ln pi(x).
+//! Direct sampling from a flow: z ~ N(0, 1) on the device, x = g(z), ln q(x), ln pi(x); for a
+//! symmetrised model (Appendix D) the sign of x is flipped with probability 1/2 and ln q is
+//! ln q_sym(x) = ln [q(x) + q(-x)] / 2.
 
-use crate::flow::{Direction, Flow, FlowPass};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::RunConfig;
+use crate::flow::{params, Direction, Flow, FlowPass, FlowPlan};
 use crate::gpu::rng::RngStage;
 use crate::gpu::{GpuContext, GpuError};
+use crate::io::checkpoint::Checkpoint;
 use crate::io::npy;
 use crate::physics::target_stage::TargetStage;
 use crate::physics::IsingTarget;
 
-/// RNG stream of the latent draws for sampling (training uses others).
+/// RNG stream of the latent draws for sampling (training uses stream 0).
 pub const SAMPLE_STREAM: u32 = 1;
+
+/// A flow with its target, ready to sample.
+pub struct Model {
+    pub flow: Flow,
+    pub target: IsingTarget,
+    /// Sample from q_sym instead of q.
+    pub symmetric: bool,
+}
+
+impl Model {
+    /// A trained model.
+    pub fn from_checkpoint(ctx: &GpuContext, ck: &Checkpoint) -> Result<Self, GpuError> {
+        Self::new(ctx, &ck.config, &ck.params, ck.masks.clone())
+    }
+
+    /// Freshly initialised parameters (the identity flow), plus N(0, perturb^2) noise.
+    pub fn init(ctx: &GpuContext, config: &RunConfig, perturb: f64) -> Result<Self, GpuError> {
+        let plan = FlowPlan::new(config.flow_config().expect("validated config"));
+        let seed = config.train.seed;
+        let mut p = params::init(&plan, seed);
+        params::perturb(&mut p, perturb, seed);
+        Self::new(ctx, config, &p, params::masks(&plan, seed))
+    }
+
+    fn new(
+        ctx: &GpuContext,
+        config: &RunConfig,
+        p: &[f32],
+        masks: Vec<u32>,
+    ) -> Result<Self, GpuError> {
+        let plan = FlowPlan::new(config.flow_config().expect("validated config"));
+        Ok(Self {
+            flow: Flow::new(ctx, plan, p, masks)?,
+            target: IsingTarget::new(config.lattice, config.beta).expect("validated config"),
+            symmetric: config.train.symmetric,
+        })
+    }
+}
 
 /// A batch of samples with their log-densities, all f32 as computed on the device.
 pub struct Samples {
@@ -16,40 +61,69 @@ pub struct Samples {
     pub batch: usize,
     /// [batch, L, L]
     pub x: Vec<f32>,
+    /// ln q(x) (ln q_sym(x) for a symmetrised model).
     pub ln_q: Vec<f32>,
+    /// log|det dg/dz| of the draw (before any sign flip).
     pub log_det: Vec<f32>,
     /// Unnormalised ln pi(x) of the target.
     pub ln_pi: Vec<f32>,
 }
 
+/// ln q(x) for given samples `x` ([batch, N]), by the inference pass z = g^{-1}(x).
+pub fn ln_q_at(
+    ctx: &GpuContext,
+    flow: &Flow,
+    x: &[f32],
+    batch: usize,
+) -> Result<Vec<f32>, GpuError> {
+    let state = ctx.storage_from("inference input", x)?;
+    let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Infer, None)?;
+    ctx.submit("inference", &pass.dispatches().collect::<Vec<_>>())?;
+    ctx.read(&pass.ln_q)
+}
+
 /// Draws `batch` samples with the latent stream (seed, SAMPLE_STREAM, step).
 pub fn draw(
     ctx: &GpuContext,
-    flow: &Flow,
-    target: &IsingTarget,
+    model: &Model,
     batch: usize,
     seed: u64,
     step: u64,
 ) -> Result<Samples, GpuError> {
+    let flow = &model.flow;
     let n = flow.plan.config.n_sites();
     let state = ctx.storage::<f32>("samples", batch * n)?;
     let mut rng = RngStage::normals(ctx, &state, seed, SAMPLE_STREAM)?;
     rng.set_step(ctx, step);
     let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Generate, None)?;
-    let target_stage = TargetStage::new(ctx, target, &state, batch)?;
+    let target_stage = TargetStage::new(ctx, &model.target, &state, batch)?;
     let all: Vec<_> = std::iter::once(&rng.dispatch)
         .chain(pass.dispatches())
         .chain(target_stage.dispatches())
         .collect();
     ctx.submit("sample", &all)?;
-    Ok(Samples {
+    let mut s = Samples {
         lattice: flow.plan.config.lattice,
         batch,
         x: ctx.read(&state)?,
         ln_q: ctx.read(&pass.ln_q)?,
         log_det: ctx.read(&pass.log_det)?,
         ln_pi: ctx.read(&target_stage.log_pi)?,
-    })
+    };
+    if model.symmetric {
+        let neg: Vec<f32> = s.x.iter().map(|v| -v).collect();
+        let ln_q_neg = ln_q_at(ctx, flow, &neg, batch)?;
+        let mut flips = ChaCha8Rng::seed_from_u64(seed ^ step.rotate_left(32) ^ 0x666c_6970); // "flip"
+        for (i, (lq, lqn)) in s.ln_q.iter_mut().zip(ln_q_neg).enumerate() {
+            let (a, b) = (*lq as f64, lqn as f64);
+            let m = a.max(b);
+            *lq = (m + ((a - m).exp() + (b - m).exp()).ln() - std::f64::consts::LN_2) as f32;
+            if flips.random::<bool>() {
+                s.x[i * n..(i + 1) * n].iter_mut().for_each(|v| *v = -*v);
+            }
+        }
+    }
+    Ok(s)
 }
 
 /// Mean and standard error of a sample.
@@ -80,4 +154,42 @@ impl Samples {
             ("ln_pi", npy::npy_f32(&[self.batch], &self.ln_pi)),
         ])
     }
+}
+
+/// A variational free-energy estimate over many samples.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Estimate {
+    pub samples: usize,
+    pub free_energy: f64,
+    pub stderr: f64,
+    pub neg_ln_z_exact: f64,
+    pub rel_error: f64,
+}
+
+/// mean(ln q - ln pi) over `samples` draws in batches of `batch` (batch k uses step k).
+pub fn estimate(
+    ctx: &GpuContext,
+    model: &Model,
+    samples: usize,
+    batch: usize,
+    seed: u64,
+    mut progress: impl FnMut(usize),
+) -> Result<Estimate, GpuError> {
+    let mut terms = Vec::with_capacity(samples);
+    let mut k = 0;
+    while terms.len() < samples {
+        let b = batch.min(samples - terms.len());
+        terms.extend(draw(ctx, model, b, seed, k)?.free_energy_terms());
+        k += 1;
+        progress(terms.len());
+    }
+    let (f, err) = mean_stderr(&terms);
+    let exact = model.target.neg_ln_z();
+    Ok(Estimate {
+        samples,
+        free_energy: f,
+        stderr: err,
+        neg_ln_z_exact: exact,
+        rel_error: (f - exact) / exact.abs(),
+    })
 }

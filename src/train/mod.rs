@@ -1,9 +1,12 @@
 //! Training: the objective, Adam, and the device training step.
 
 pub mod adam;
+pub mod metrics;
 pub mod objective;
+pub mod run;
 pub mod step;
 
 pub use adam::AdamConfig;
 pub use objective::Objective;
+pub use run::{train, RunOptions, Summary, TrainError};
 pub use step::{StepStats, TrainStep};

@@ -1,0 +1,231 @@
+//! Checkpoints in the safetensors format: the parameters, Adam's moments and the coupling masks
+//! as tensors, the resolved configuration and the step in the metadata. Written atomically.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{json, Value};
+use thiserror::Error;
+
+use super::atomic::write_atomic;
+use crate::config::RunConfig;
+use crate::flow::FlowPlan;
+
+pub const FILE_NAME: &str = "checkpoint.safetensors";
+const FORMAT: &str = "neuralrg-gpu checkpoint 1";
+
+#[derive(Debug, Error)]
+pub enum CheckpointError {
+    #[error("no checkpoint at {0} (train a model first, or point --resume/--checkpoint at a run directory)")]
+    Missing(String),
+    #[error("cannot read checkpoint {path}: {message}")]
+    Io { path: String, message: String },
+    #[error("checkpoint {path} is corrupt or not a neuralrg-gpu checkpoint: {message}")]
+    Corrupt { path: String, message: String },
+}
+
+/// Everything a run needs to continue bit for bit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    pub config: RunConfig,
+    /// Completed training steps.
+    pub step: u64,
+    pub params: Vec<f32>,
+    pub adam_m: Vec<f32>,
+    pub adam_v: Vec<f32>,
+    pub masks: Vec<u32>,
+}
+
+impl Checkpoint {
+    /// The safetensors bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let tensors: [(&str, &str, Vec<u8>, usize); 4] = [
+            ("adam_m", "F32", f32s(&self.adam_m), self.adam_m.len()),
+            ("adam_v", "F32", f32s(&self.adam_v), self.adam_v.len()),
+            (
+                "masks",
+                "U32",
+                self.masks.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                self.masks.len(),
+            ),
+            ("params", "F32", f32s(&self.params), self.params.len()),
+        ];
+        let mut header = serde_json::Map::new();
+        header.insert(
+            "__metadata__".into(),
+            json!({
+                "format": FORMAT,
+                "config": serde_json::to_string(&self.config).expect("config serialises"),
+                "step": self.step.to_string(),
+                "rng": format!("philox4x32-10 seed {} stream {} counter {}", self.config.train.seed, crate::train::step::TRAIN_STREAM, self.step),
+            }),
+        );
+        let mut offset = 0;
+        for (name, dtype, bytes, len) in &tensors {
+            header.insert(
+                name.to_string(),
+                json!({"dtype": dtype, "shape": [len], "data_offsets": [offset, offset + bytes.len()]}),
+            );
+            offset += bytes.len();
+        }
+        let mut head = serde_json::to_string(&Value::Object(header)).expect("header serialises");
+        // The data starts 8-byte aligned.
+        head.push_str(&" ".repeat((8 - head.len() % 8) % 8));
+        let mut out = Vec::with_capacity(8 + head.len() + offset);
+        out.extend_from_slice(&(head.len() as u64).to_le_bytes());
+        out.extend_from_slice(head.as_bytes());
+        for (_, _, bytes, _) in &tensors {
+            out.extend_from_slice(bytes);
+        }
+        out
+    }
+
+    /// Writes `dir/checkpoint.safetensors` atomically.
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        write_atomic(&dir.join(FILE_NAME), &self.to_bytes())
+    }
+
+    /// Reads `dir/checkpoint.safetensors` (or `dir` itself if it is a file) and checks that every
+    /// tensor fits the configuration's flow.
+    pub fn load(dir: &Path) -> Result<Self, CheckpointError> {
+        let path = if dir.is_dir() {
+            dir.join(FILE_NAME)
+        } else {
+            dir.to_path_buf()
+        };
+        let shown = path.display().to_string();
+        if !path.exists() {
+            return Err(CheckpointError::Missing(shown));
+        }
+        let bytes = std::fs::read(&path).map_err(|e| CheckpointError::Io {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        Self::from_bytes(&bytes).map_err(|message| CheckpointError::Corrupt {
+            path: shown,
+            message,
+        })
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let head_len = bytes
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+            .ok_or("shorter than a safetensors header")?;
+        let head = bytes
+            .get(8..8usize.saturating_add(head_len))
+            .ok_or("truncated header")?;
+        let data = &bytes[8 + head_len..];
+        let header: BTreeMap<String, Value> =
+            serde_json::from_slice(head).map_err(|e| format!("unreadable header: {e}"))?;
+        let meta = header.get("__metadata__").ok_or("no metadata")?;
+        let text = |key: &str| {
+            meta.get(key)
+                .and_then(Value::as_str)
+                .ok_or(format!("metadata lacks {key:?}"))
+        };
+        if text("format")? != FORMAT {
+            return Err(format!("unknown format {:?}", text("format")?));
+        }
+        let config: RunConfig =
+            serde_json::from_str(text("config")?).map_err(|e| format!("bad config: {e}"))?;
+        let step: u64 = text("step")?.parse().map_err(|_| "bad step".to_string())?;
+        let tensor = |name: &str, dtype: &str| -> Result<&[u8], String> {
+            let t = header.get(name).ok_or(format!("no tensor {name:?}"))?;
+            if t.get("dtype").and_then(Value::as_str) != Some(dtype) {
+                return Err(format!("tensor {name:?} is not {dtype}"));
+            }
+            let offs: Vec<usize> = t
+                .get("data_offsets")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_u64().map(|x| x as usize))
+                        .collect()
+                })
+                .unwrap_or_default();
+            match offs[..] {
+                [a, b] if a <= b && b <= data.len() && (b - a) % 4 == 0 => Ok(&data[a..b]),
+                _ => Err(format!("tensor {name:?} has bad offsets")),
+            }
+        };
+        let f32s = |b: &[u8]| {
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+                .collect()
+        };
+        let ck = Checkpoint {
+            step,
+            params: f32s(tensor("params", "F32")?),
+            adam_m: f32s(tensor("adam_m", "F32")?),
+            adam_v: f32s(tensor("adam_v", "F32")?),
+            masks: tensor("masks", "U32")?
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().expect("4")))
+                .collect(),
+            config,
+        };
+        let plan = FlowPlan::new(
+            ck.config
+                .flow_config()
+                .map_err(|e| format!("bad flow config: {e}"))?,
+        );
+        let p = plan.n_params();
+        if ck.params.len() != p || ck.adam_m.len() != p || ck.adam_v.len() != p {
+            return Err(format!(
+                "tensors do not fit the configured flow ({p} parameters)"
+            ));
+        }
+        if ck.masks.len() != plan.layers.len() * plan.layout.couplings {
+            return Err("masks do not fit the configured flow".into());
+        }
+        Ok(ck)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PartialRunConfig;
+    use crate::flow::params;
+
+    fn example() -> Checkpoint {
+        let config = PartialRunConfig {
+            lattice: Some(4),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        let plan = FlowPlan::new(config.flow_config().unwrap());
+        let p = params::init(&plan, 1);
+        Checkpoint {
+            step: 7,
+            adam_m: p.iter().map(|x| x * 0.5).collect(),
+            adam_v: p.iter().map(|x| x * x).collect(),
+            masks: params::masks(&plan, 1),
+            params: p,
+            config,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_is_valid_safetensors() {
+        let ck = example();
+        let bytes = ck.to_bytes();
+        let head_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        assert_eq!((8 + head_len) % 8, 0);
+        assert_eq!(Checkpoint::from_bytes(&bytes).unwrap(), ck);
+    }
+
+    #[test]
+    fn corruption_is_detected() {
+        let bytes = example().to_bytes();
+        assert!(Checkpoint::from_bytes(&bytes[..bytes.len() - 4]).is_err());
+        assert!(Checkpoint::from_bytes(&bytes[..20]).is_err());
+        assert!(Checkpoint::from_bytes(b"garbage").is_err());
+        let mut wrong = example();
+        wrong.params.pop();
+        assert!(Checkpoint::from_bytes(&wrong.to_bytes()).is_err());
+    }
+}

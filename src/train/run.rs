@@ -1,0 +1,210 @@
+//! The PDD training loop (Algorithm 1) around [`TrainStep`]: run directory, metrics, progress,
+//! periodic atomic checkpoints, resume, Ctrl-C, and NaN detection.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use thiserror::Error;
+
+use super::metrics::{MetricsRecord, MetricsWriter};
+use super::step::{StepStats, TrainStep};
+use crate::config::RunConfig;
+use crate::flow::{params, FlowPlan};
+use crate::gpu::{GpuContext, GpuError};
+use crate::io::checkpoint::{Checkpoint, FILE_NAME as CHECKPOINT};
+use crate::io::write_atomic;
+use crate::physics::IsingTarget;
+
+#[derive(Debug, Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+    #[error(
+        "training produced a non-finite {what} at step {step}; stopped. The last good checkpoint \
+         (step {last_saved}) is intact: lower --lr or set --clip-grad and --resume"
+    )]
+    NonFinite {
+        step: u64,
+        what: &'static str,
+        last_saved: u64,
+    },
+    #[error("{0} already holds a checkpoint: --resume it, or choose another --out")]
+    Exists(String),
+    #[error("writing {path}: {message}")]
+    Io { path: String, message: String },
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
+    move |e| TrainError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub completed_steps: u64,
+    pub steps_run: u64,
+    pub last: Option<StepStats>,
+    pub neg_ln_z: f64,
+    pub seconds: f64,
+    pub interrupted: bool,
+}
+
+pub struct RunOptions<'a> {
+    pub dir: PathBuf,
+    /// Steps to run now.
+    pub steps: u64,
+    pub quiet: bool,
+    /// Set by Ctrl-C: save and stop after the current step.
+    pub stop: &'a AtomicBool,
+}
+
+/// A fresh run may not overwrite a directory that already holds a checkpoint.
+pub fn check_run_dir(dir: &Path, resuming: bool) -> Result<(), TrainError> {
+    if !resuming && dir.join(CHECKPOINT).exists() {
+        return Err(TrainError::Exists(dir.display().to_string()));
+    }
+    Ok(())
+}
+
+/// Trains `config` into `opts.dir`, from scratch or from `resume`.
+pub fn train(
+    ctx: &GpuContext,
+    config: &RunConfig,
+    resume: Option<Checkpoint>,
+    opts: RunOptions,
+) -> Result<Summary, TrainError> {
+    let dir = &opts.dir;
+    check_run_dir(dir, resume.is_some())?;
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let target = IsingTarget::new(config.lattice, config.beta).expect("validated config");
+    let plan = FlowPlan::new(config.flow_config().expect("validated config"));
+    let t = &config.train;
+    let (start, params, masks) = match &resume {
+        Some(ck) => (ck.step, ck.params.clone(), ck.masks.clone()),
+        None => (0, params::init(&plan, t.seed), params::masks(&plan, t.seed)),
+    };
+    let mut trainer = TrainStep::new(
+        ctx,
+        plan,
+        &params,
+        masks.clone(),
+        &target,
+        t.batch,
+        config.objective(),
+        t.adam,
+        t.seed,
+    )?;
+    if let Some(ck) = &resume {
+        trainer.load(ctx, &ck.params, &ck.adam_m, &ck.adam_v);
+    }
+    let config_path = dir.join("config.toml");
+    write_atomic(&config_path, config.to_toml().as_bytes()).map_err(io_err(&config_path))?;
+    let mut metrics = match resume {
+        Some(_) => MetricsWriter::resume(dir, start),
+        None => MetricsWriter::create(dir),
+    }
+    .map_err(io_err(dir))?;
+
+    let save = |trainer: &TrainStep, step: u64| -> Result<(), TrainError> {
+        let ck = Checkpoint {
+            config: config.clone(),
+            step,
+            params: ctx.read(&trainer.flow.params)?,
+            adam_m: ctx.read(&trainer.adam_m)?,
+            adam_v: ctx.read(&trainer.adam_v)?,
+            masks: masks.clone(),
+        };
+        ck.save(dir).map_err(io_err(&dir.join(CHECKPOINT)))
+    };
+
+    let neg_ln_z = target.neg_ln_z();
+    let rel = |f: f64| (f - neg_ln_z) / neg_ln_z.abs();
+    let bar = if opts.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(opts.steps)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{bar:30}] {pos}/{len} steps  {per_sec}  eta {eta}  {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let began = Instant::now();
+    let end = start + opts.steps;
+    let mut last = None;
+    let mut completed = start;
+    let mut last_saved = start;
+    let mut interrupted = false;
+    for step in start..end {
+        if opts.stop.load(Ordering::SeqCst) {
+            interrupted = true;
+            break;
+        }
+        let stats = trainer.step(ctx, step)?;
+        let done = step + 1;
+        completed = done;
+        if !stats.is_finite() {
+            bar.abandon();
+            let what = if stats.grad_norm.is_finite() {
+                "loss"
+            } else {
+                "gradient"
+            };
+            return Err(TrainError::NonFinite {
+                step: done,
+                what,
+                last_saved,
+            });
+        }
+        last = Some(stats);
+        let elapsed = began.elapsed().as_secs_f64();
+        if done % t.log_every == 0 || done == end {
+            let sym = config.train.symmetric;
+            metrics
+                .write(&MetricsRecord {
+                    step: done,
+                    loss: stats.loss,
+                    loss_stderr: stats.loss_stderr,
+                    neg_ln_z_exact: neg_ln_z,
+                    rel_error: rel(stats.loss),
+                    grad_norm: stats.grad_norm,
+                    lr: t.adam.lr,
+                    elapsed_s: elapsed,
+                    samples_per_s: (done - start) as f64 * t.batch as f64 / elapsed,
+                    loss_sym: sym.then_some(stats.objective),
+                    loss_sym_stderr: sym.then_some(stats.objective_stderr),
+                    rel_error_sym: sym.then(|| rel(stats.objective)),
+                })
+                .map_err(io_err(dir))?;
+        }
+        bar.set_message(format!(
+            "loss {:.4} +/- {:.4}  rel err {:.2e}",
+            stats.objective,
+            stats.objective_stderr,
+            rel(stats.objective)
+        ));
+        bar.inc(1);
+        if done % t.save_every == 0 || done == end {
+            save(&trainer, done)?;
+            last_saved = done;
+        }
+    }
+    if last_saved < completed {
+        save(&trainer, completed)?;
+    }
+    bar.finish_and_clear();
+    Ok(Summary {
+        completed_steps: completed,
+        steps_run: completed - start,
+        last,
+        neg_ln_z,
+        seconds: began.elapsed().as_secs_f64(),
+        interrupted,
+    })
+}

@@ -1,0 +1,282 @@
+//! Training end to end through the command line: it learns, respects the variational bound,
+//! symmetrisation recovers the ln 2 of a collapsed flow, resume is bit-for-bit, bad input is
+//! refused without damage.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use neuralrg_gpu::io::checkpoint::Checkpoint;
+use neuralrg_gpu::train::metrics::{self, MetricsRecord};
+
+fn neuralrg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))
+        .args(args)
+        .output()
+        .expect("run neuralrg-gpu")
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = neuralrg(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("neuralrg-train-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A small flow that learns L = 4 at beta_c in seconds on lavapipe.
+const TINY: [&str; 10] = [
+    "--lattice",
+    "4",
+    "--hidden",
+    "8",
+    "--couplings",
+    "4",
+    "--lr",
+    "0.01",
+    "--quiet",
+    "--log-every",
+];
+
+fn train(dir: &Path, extra: &[&str]) -> Vec<MetricsRecord> {
+    let mut args = vec!["train"];
+    args.extend(TINY);
+    args.extend(["20", "--out", dir.to_str().unwrap()]);
+    args.extend(extra);
+    run_ok(&args);
+    metrics::read(dir).unwrap()
+}
+
+/// Every logged loss stays above -ln Z minus 4 standard errors (eq. 4), the loss falls, and
+/// the last one ends within `tol` of -ln Z.
+fn check_learning(records: &[(f64, f64, f64)], tol: f64) {
+    for &(loss, err, exact) in records {
+        assert!(
+            loss > exact - 4.0 * err,
+            "variational bound violated: {loss} +/- {err} < {exact}"
+        );
+    }
+    let (first, last) = (records[0], *records.last().unwrap());
+    assert!(
+        last.0 < first.0,
+        "the loss did not fall: {} -> {}",
+        first.0,
+        last.0
+    );
+    let rel = (last.0 - last.2) / last.2.abs();
+    assert!(rel < tol, "final relative error {rel} not below {tol}");
+}
+
+#[test]
+fn a_tiny_run_learns_and_evaluates() {
+    let dir = fresh_dir("plain");
+    let m = train(&dir, &["--steps", "1000", "--batch", "64"]);
+    assert_eq!(m.len(), 50);
+    check_learning(
+        &m.iter()
+            .map(|r| (r.loss, r.loss_stderr, r.neg_ln_z_exact))
+            .collect::<Vec<_>>(),
+        0.05,
+    );
+    let out = run_ok(&[
+        "eval",
+        "--checkpoint",
+        dir.to_str().unwrap(),
+        "--samples",
+        "2048",
+        "--json",
+    ]);
+    let e: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (f, err, exact) = (
+        e["free_energy"].as_f64().unwrap(),
+        e["stderr"].as_f64().unwrap(),
+        e["neg_ln_z_exact"].as_f64().unwrap(),
+    );
+    assert!(
+        f > exact - 4.0 * err && e["rel_error"].as_f64().unwrap() < 0.05,
+        "{out}"
+    );
+    let npz = dir.join("s.npz");
+    run_ok(&[
+        "sample",
+        "--checkpoint",
+        dir.to_str().unwrap(),
+        "--batch",
+        "16",
+        "--out",
+        npz.to_str().unwrap(),
+    ]);
+    assert!(npz.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn symmetrisation_recovers_the_lost_mode() {
+    let dir = fresh_dir("sym");
+    let m = train(&dir, &["--steps", "1000", "--batch", "64", "--symmetric"]);
+    let sym: Vec<(f64, f64, f64)> = m
+        .iter()
+        .map(|r| {
+            (
+                r.loss_sym.unwrap(),
+                r.loss_sym_stderr.unwrap(),
+                r.neg_ln_z_exact,
+            )
+        })
+        .collect();
+    check_learning(&sym, 0.025);
+    // q_sym never does worse than q (Appendix D).
+    assert!(m.iter().all(|r| r.loss_sym.unwrap() <= r.loss + 1e-3));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn resume_continues_bit_for_bit() {
+    let (a, b) = (fresh_dir("resume-a"), fresh_dir("resume-b"));
+    let small = ["--steps", "100", "--batch", "16", "--save-every", "30"];
+    train(&a, &small);
+    run_ok(&[
+        "train",
+        "--resume",
+        a.to_str().unwrap(),
+        "--steps",
+        "100",
+        "--quiet",
+    ]);
+    train(
+        &b,
+        &["--steps", "200", "--batch", "16", "--save-every", "30"],
+    );
+    let (ca, cb) = (Checkpoint::load(&a).unwrap(), Checkpoint::load(&b).unwrap());
+    assert_eq!(ca.step, 200);
+    assert_eq!(
+        (ca.params, ca.adam_m, ca.adam_v, ca.masks),
+        (cb.params, cb.adam_m, cb.adam_v, cb.masks)
+    );
+    assert_eq!(
+        metrics::read(&a)
+            .unwrap()
+            .iter()
+            .map(|r| (r.step, r.loss))
+            .collect::<Vec<_>>(),
+        metrics::read(&b)
+            .unwrap()
+            .iter()
+            .map(|r| (r.step, r.loss))
+            .collect::<Vec<_>>()
+    );
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn a_nan_stops_training_and_keeps_the_last_checkpoint() {
+    let dir = fresh_dir("nan");
+    train(&dir, &["--steps", "20"]);
+    let ck = dir.join("checkpoint.safetensors");
+    let before = std::fs::read(&ck).unwrap();
+    let out = neuralrg(&[
+        "train",
+        "--resume",
+        dir.to_str().unwrap(),
+        "--steps",
+        "50",
+        "--lr",
+        "1e30",
+        "--quiet",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("non-finite") && err.contains("at step"),
+        "{err}"
+    );
+    assert_eq!(
+        err.trim()
+            .lines()
+            .filter(|l| l.starts_with("error"))
+            .count(),
+        1,
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&ck).unwrap(),
+        before,
+        "the checkpoint changed"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_resumes_are_refused_without_damage() {
+    let dir = fresh_dir("bad");
+    train(&dir, &["--steps", "10"]);
+    let ck = dir.join("checkpoint.safetensors");
+    let before = std::fs::read(&ck).unwrap();
+    let metrics_before = std::fs::read(dir.join("metrics.jsonl")).unwrap();
+    let d = dir.to_str().unwrap();
+    let corrupt = fresh_dir("corrupt");
+    std::fs::create_dir_all(&corrupt).unwrap();
+    std::fs::write(
+        corrupt.join("checkpoint.safetensors"),
+        &before[..before.len() / 2],
+    )
+    .unwrap();
+    let missing = fresh_dir("missing");
+    for args in [
+        vec!["train", "--resume", d, "--lattice", "8"],
+        vec!["train", "--resume", d, "--hidden", "16"],
+        vec!["train", "--resume", d, "--temperature", "3"],
+        vec!["train", "--resume", missing.to_str().unwrap()],
+        vec!["train", "--resume", corrupt.to_str().unwrap()],
+        vec!["train", "--lattice", "4", "--out", d],
+        vec![
+            "train",
+            "--lattice",
+            "6",
+            "--out",
+            missing.to_str().unwrap(),
+        ],
+        vec![
+            "train",
+            "--lattice",
+            "4",
+            "--lr",
+            "-1",
+            "--out",
+            missing.to_str().unwrap(),
+        ],
+        vec![
+            "train",
+            "--lattice",
+            "4",
+            "--batch",
+            "1",
+            "--out",
+            missing.to_str().unwrap(),
+        ],
+        vec!["eval", "--checkpoint", corrupt.to_str().unwrap()],
+    ] {
+        let out = neuralrg(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read(&ck).unwrap(), before);
+    assert_eq!(
+        std::fs::read(dir.join("metrics.jsonl")).unwrap(),
+        metrics_before
+    );
+    assert!(!missing.exists(), "a refused run created its directory");
+    for d in [dir, corrupt] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
