@@ -53,9 +53,10 @@ impl Flow {
     }
 }
 
+/// The fields every per-layer flow kernel's uniform starts with (WGSL `Layer` and `Bwd`).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct LayerUniform {
+pub(crate) struct LayerFields {
     batch: u32,
     n_sites: u32,
     n_blocks: u32,
@@ -65,6 +66,30 @@ struct LayerUniform {
     couplings: u32,
     hidden: u32,
     mlp_layers: u32,
+}
+
+impl LayerFields {
+    pub(crate) fn new(plan: &FlowPlan, li: usize, batch: usize) -> Self {
+        let layer = &plan.layers[li];
+        let lay = &plan.layout;
+        Self {
+            batch: batch as u32,
+            n_sites: plan.config.n_sites() as u32,
+            n_blocks: layer.blocks.len() as u32,
+            block_offset: plan.block_offset(li) as u32,
+            param_offset: layer.param_offset as u32,
+            mask_offset: (li * lay.couplings) as u32,
+            couplings: lay.couplings as u32,
+            hidden: lay.hidden as u32,
+            mlp_layers: lay.mlp_layers as u32,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LayerUniform {
+    layer: LayerFields,
     ld_stride: u32,
     save_steps: u32,
     row_offset: u32,
@@ -133,24 +158,14 @@ impl FlowPass {
         let log_q = ctx.kernel(Shader::FlowLogQ, "log_q", &consts)?;
 
         let mut uniforms = Vec::new();
-        let mut block_offset = 0;
         let mut layer_uniforms = Vec::new();
         for (li, layer) in plan.layers.iter().enumerate() {
             let u = LayerUniform {
-                batch: batch as u32,
-                n_sites: n as u32,
-                n_blocks: layer.blocks.len() as u32,
-                block_offset,
-                param_offset: layer.param_offset as u32,
-                mask_offset: (li * plan.layout.couplings) as u32,
-                couplings: plan.layout.couplings as u32,
-                hidden: plan.layout.hidden as u32,
-                mlp_layers: plan.layout.mlp_layers as u32,
+                layer: LayerFields::new(plan, li, batch),
                 ld_stride: stride as u32,
                 save_steps: steps.is_some() as u32,
                 row_offset: plan.row_offset(li, batch) as u32,
             };
-            block_offset += layer.blocks.len() as u32;
             layer_uniforms.push((ctx.uniform("flow layer", &u)?, layer.blocks.len()));
         }
         let log_q_uniform = |mode| {

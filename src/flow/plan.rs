@@ -211,13 +211,14 @@ impl FlowPlan {
         batch * self.layers.iter().map(|l| l.blocks.len()).sum::<usize>()
     }
 
+    /// The first block of layer `li` in the concatenated block table.
+    pub fn block_offset(&self, li: usize) -> usize {
+        self.layers[..li].iter().map(|l| l.blocks.len()).sum()
+    }
+
     /// The first row of layer `li` in buffers laid out by layer, then sample, then block.
     pub fn row_offset(&self, li: usize, batch: usize) -> usize {
-        batch
-            * self.layers[..li]
-                .iter()
-                .map(|l| l.blocks.len())
-                .sum::<usize>()
+        batch * self.block_offset(li)
     }
 
     /// A readable table of the architecture.

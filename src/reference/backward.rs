@@ -9,7 +9,7 @@ use crate::flow::{Direction, FlowPlan, ParamLayout};
 use crate::physics::IsingTarget;
 use crate::train::Objective;
 
-use super::flow::{elu, ln_normal};
+use super::flow::{ln_normal, mlp_forward, pass, PassRecord};
 use super::target;
 
 pub struct TwinGradients {
@@ -32,34 +32,6 @@ fn elu_grad(act: f64) -> f64 {
     } else {
         act + 1.0
     }
-}
-
-/// Forward through an MLP keeping every hidden activation; returns them and the linear output.
-fn mlp_forward(
-    p: &[f64],
-    base: usize,
-    lay: &ParamLayout,
-    x: [f64; 2],
-) -> (Vec<Vec<f64>>, [f64; 2]) {
-    let h = lay.hidden;
-    let mut acts = vec![(0..h)
-        .map(|j| elu(p[base + 2 * j] * x[0] + p[base + 2 * j + 1] * x[1] + p[base + 2 * h + j]))
-        .collect::<Vec<f64>>()];
-    let mut off = base + 3 * h;
-    for _ in 1..lay.mlp_layers {
-        let prev = acts.last().unwrap();
-        let next = (0..h)
-            .map(|j| {
-                elu((0..h).map(|i| p[off + j * h + i] * prev[i]).sum::<f64>() + p[off + h * h + j])
-            })
-            .collect();
-        acts.push(next);
-        off += h * h + h;
-    }
-    let last = acts.last().unwrap();
-    let out = [0, 1]
-        .map(|o| (0..h).map(|i| p[off + o * h + i] * last[i]).sum::<f64>() + p[off + 2 * h + o]);
-    (acts, out)
 }
 
 /// Backward through an MLP from d_out, accumulating parameter gradients; returns d input.
@@ -160,65 +132,6 @@ fn step_backward(
     }
 }
 
-/// One pass in direction `dir` from `input`, recording what every coupling step saw:
-/// `record[layer][block][k]`. Returns (output, log|det| of the pass, record).
-#[allow(clippy::type_complexity)]
-fn recorded_pass(
-    plan: &FlowPlan,
-    p: &[f64],
-    masks: &[u32],
-    input: &[f64],
-    dir: Direction,
-) -> (Vec<f64>, f64, Vec<Vec<Vec<[f64; 4]>>>) {
-    let lay = &plan.layout;
-    let kk = lay.couplings;
-    let mut state = input.to_vec();
-    let mut ld = 0.0;
-    let mut record = vec![Vec::new(); plan.layers.len()];
-    let order: Vec<usize> = match dir {
-        Direction::Generate => (0..plan.layers.len()).rev().collect(),
-        Direction::Infer => (0..plan.layers.len()).collect(),
-    };
-    for li in order {
-        let layer = &plan.layers[li];
-        let lm = &masks[li * kk..(li + 1) * kk];
-        for b in &layer.blocks {
-            let mut v = b.map(|s| state[s as usize]);
-            let mut seen = vec![[0.0; 4]; kk];
-            let steps: Vec<usize> = match dir {
-                Direction::Generate => (0..kk).collect(),
-                Direction::Infer => (0..kk).rev().collect(),
-            };
-            for k in steps {
-                seen[k] = v;
-                let (upd, keep) = unpack_mask(lm[k]);
-                let x = [v[keep[0]], v[keep[1]]];
-                let base = layer.param_offset + k * lay.coupling_size();
-                let os = mlp_forward(p, base, lay, x).1;
-                let t = mlp_forward(p, base + lay.t_offset(), lay, x).1;
-                for j in 0..2 {
-                    let s = p[base + lay.scale_offset() + j] * os[j].tanh();
-                    match dir {
-                        Direction::Generate => {
-                            v[upd[j]] = v[upd[j]] * s.exp() + t[j];
-                            ld += s;
-                        }
-                        Direction::Infer => {
-                            v[upd[j]] = (v[upd[j]] - t[j]) * (-s).exp();
-                            ld -= s;
-                        }
-                    }
-                }
-            }
-            for (j, &s) in b.iter().enumerate() {
-                state[s as usize] = v[j];
-            }
-            record[li].push(seen);
-        }
-    }
-    (state, ld, record)
-}
-
 /// Backward through a recorded pass: `adj` holds the adjoint of the pass's output and becomes
 /// the adjoint of its input; parameter gradients accumulate into `grads`.
 #[allow(clippy::too_many_arguments)]
@@ -226,7 +139,7 @@ fn backward_pass(
     plan: &FlowPlan,
     p: &[f64],
     masks: &[u32],
-    record: &[Vec<Vec<[f64; 4]>>],
+    record: &PassRecord,
     adj: &mut [f64],
     gamma: f64,
     dir: Direction,
@@ -285,7 +198,8 @@ pub fn loss_and_grads(
     let mut a_coef = Vec::with_capacity(batch);
     for s in 0..batch {
         let zs = &z[s * n..(s + 1) * n];
-        let (x, ld, rec) = recorded_pass(plan, p, masks, zs, Direction::Generate);
+        let mut rec = PassRecord::new();
+        let (x, ld) = pass(plan, p, masks, zs, Direction::Generate, Some(&mut rec));
         let lq = ln_normal(zs) - ld;
         let (lp, grad_lp) = target::log_prob_and_grad(target, &x);
         let plain = lq - lp;
@@ -293,7 +207,8 @@ pub fn loss_and_grads(
         let mut adj_x: Vec<f64> = grad_lp.iter().map(|g| -c * g).collect();
         if obj.needs_negated_pass() {
             let y: Vec<f64> = x.iter().map(|v| -v).collect();
-            let (zn, ldn, recn) = recorded_pass(plan, p, masks, &y, Direction::Infer);
+            let mut recn = PassRecord::new();
+            let (zn, ldn) = pass(plan, p, masks, &y, Direction::Infer, Some(&mut recn));
             let lqn = ln_normal(&zn) + ldn;
             if obj.symmetric {
                 let mx = lq.max(lqn);

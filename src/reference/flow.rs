@@ -1,5 +1,6 @@
-//! f64 twin of the flow kernels (`shaders/flow_coupling.wgsl`, `shaders/flow_log_q.wgsl`):
-//! the hierarchical Real NVP bijector in both directions, one sample at a time.
+//! f64 twin of the flow kernels (`shaders/flow_coupling.wgsl`, `shaders/flow_log_q.wgsl`,
+//! `shaders/lib/mlp.wgsl`): the hierarchical Real NVP bijector in both directions, one sample at
+//! a time.
 
 use crate::flow::params::unpack_mask;
 use crate::flow::{Direction, FlowPlan, ParamLayout};
@@ -12,129 +13,140 @@ pub fn elu(x: f64) -> f64 {
     }
 }
 
-/// The MLP at `base` on input `x`; for the s-MLP (`is_s`) the output is scale * tanh(.).
-pub fn mlp(p: &[f64], base: usize, lay: &ParamLayout, x: [f64; 2], is_s: bool) -> [f64; 2] {
+/// The MLP at `base` on input `x`, keeping every hidden activation; returns them and the
+/// linear output.
+pub fn mlp_forward(
+    p: &[f64],
+    base: usize,
+    lay: &ParamLayout,
+    x: [f64; 2],
+) -> (Vec<Vec<f64>>, [f64; 2]) {
     let h = lay.hidden;
-    let mut act: Vec<f64> = (0..h)
+    let mut acts = vec![(0..h)
         .map(|j| elu(p[base + 2 * j] * x[0] + p[base + 2 * j + 1] * x[1] + p[base + 2 * h + j]))
-        .collect();
+        .collect::<Vec<f64>>()];
     let mut off = base + 3 * h;
     for _ in 1..lay.mlp_layers {
-        act = (0..h)
+        let prev = acts.last().expect("one hidden layer at least");
+        let next = (0..h)
             .map(|j| {
-                let z: f64 = (0..h).map(|i| p[off + j * h + i] * act[i]).sum();
-                elu(z + p[off + h * h + j])
+                elu((0..h).map(|i| p[off + j * h + i] * prev[i]).sum::<f64>() + p[off + h * h + j])
             })
             .collect();
+        acts.push(next);
         off += h * h + h;
     }
-    let mut out = [0.0; 2];
-    for (o, v) in out.iter_mut().enumerate() {
-        *v = (0..h).map(|i| p[off + o * h + i] * act[i]).sum::<f64>() + p[off + 2 * h + o];
-        if is_s {
-            *v = p[off + 2 * h + 2 + o] * v.tanh();
-        }
-    }
-    out
+    let last = acts.last().expect("one hidden layer at least");
+    let out = [0, 1]
+        .map(|o| (0..h).map(|i| p[off + o * h + i] * last[i]).sum::<f64>() + p[off + 2 * h + o]);
+    (acts, out)
 }
 
-/// The (s, t) outputs of coupling step `k` of the bijector at `layer_offset` given the kept pair.
+/// (s, t) of coupling step `k` of the bijector at `layer_offset` given the kept pair `x`:
+/// s = scale * tanh(s-MLP(x)), t = t-MLP(x).
 pub fn coupling_st(
     p: &[f64],
     lay: &ParamLayout,
     layer_offset: usize,
     k: usize,
-    keep: [f64; 2],
+    x: [f64; 2],
 ) -> ([f64; 2], [f64; 2]) {
     let base = layer_offset + k * lay.coupling_size();
-    (
-        mlp(p, base, lay, keep, true),
-        mlp(p, base + lay.t_offset(), lay, keep, false),
-    )
+    let os = mlp_forward(p, base, lay, x).1;
+    let scale = base + lay.scale_offset();
+    let s = [0, 1].map(|j| p[scale + j] * os[j].tanh());
+    (s, mlp_forward(p, base + lay.t_offset(), lay, x).1)
 }
 
-/// One bijector on a block's four values, generation direction; returns its log|det|.
-pub fn block_generate(
+/// One bijector on a block's four values in direction `dir`; returns its log|det|. If `seen` is
+/// given, `seen[k]` receives the values coupling step k was applied to.
+pub fn block_apply(
     p: &[f64],
     lay: &ParamLayout,
     layer_offset: usize,
     masks: &[u32],
     v: &mut [f64; 4],
+    dir: Direction,
+    mut seen: Option<&mut [[f64; 4]]>,
 ) -> f64 {
+    let kk = masks.len();
     let mut ld = 0.0;
-    for (k, &m) in masks.iter().enumerate() {
-        let (upd, keep) = unpack_mask(m);
+    for i in 0..kk {
+        let k = match dir {
+            Direction::Generate => i,
+            Direction::Infer => kk - 1 - i,
+        };
+        if let Some(seen) = seen.as_deref_mut() {
+            seen[k] = *v;
+        }
+        let (upd, keep) = unpack_mask(masks[k]);
         let (s, t) = coupling_st(p, lay, layer_offset, k, [v[keep[0]], v[keep[1]]]);
         for j in 0..2 {
-            v[upd[j]] = v[upd[j]] * s[j].exp() + t[j];
+            match dir {
+                Direction::Generate => {
+                    v[upd[j]] = v[upd[j]] * s[j].exp() + t[j];
+                    ld += s[j];
+                }
+                Direction::Infer => {
+                    v[upd[j]] = (v[upd[j]] - t[j]) * (-s[j]).exp();
+                    ld -= s[j];
+                }
+            }
         }
-        ld += s[0] + s[1];
     }
     ld
 }
 
-/// One bijector, inference direction; returns its log|det| (the negative of generation's).
-pub fn block_infer(
-    p: &[f64],
-    lay: &ParamLayout,
-    layer_offset: usize,
-    masks: &[u32],
-    v: &mut [f64; 4],
-) -> f64 {
-    let mut ld = 0.0;
-    for (k, &m) in masks.iter().enumerate().rev() {
-        let (upd, keep) = unpack_mask(m);
-        let (s, t) = coupling_st(p, lay, layer_offset, k, [v[keep[0]], v[keep[1]]]);
-        for j in 0..2 {
-            v[upd[j]] = (v[upd[j]] - t[j]) * (-s[j]).exp();
-        }
-        ld -= s[0] + s[1];
-    }
-    ld
-}
+/// What every coupling step of a pass saw: `[layer][block][step]`.
+pub type PassRecord = Vec<Vec<Vec<[f64; 4]>>>;
 
-fn apply_layer(
+/// The whole flow in direction `dir` for one sample: the output and log|det| of the map applied;
+/// with `record`, also what every coupling step saw (for the backward twin).
+pub fn pass(
     plan: &FlowPlan,
     p: &[f64],
     masks: &[u32],
-    li: usize,
-    state: &mut [f64],
+    input: &[f64],
     dir: Direction,
-) -> f64 {
-    let layer = &plan.layers[li];
-    let k = plan.layout.couplings;
-    let lm = &masks[li * k..(li + 1) * k];
+    mut record: Option<&mut PassRecord>,
+) -> (Vec<f64>, f64) {
+    let kk = plan.layout.couplings;
+    let mut state = input.to_vec();
+    if let Some(r) = record.as_deref_mut() {
+        *r = plan
+            .layers
+            .iter()
+            .map(|l| vec![vec![[0.0; 4]; kk]; l.blocks.len()])
+            .collect();
+    }
+    let order: Vec<usize> = match dir {
+        Direction::Generate => (0..plan.layers.len()).rev().collect(),
+        Direction::Infer => (0..plan.layers.len()).collect(),
+    };
     let mut ld = 0.0;
-    for b in &layer.blocks {
-        let mut v = b.map(|s| state[s as usize]);
-        ld += match dir {
-            Direction::Generate => block_generate(p, &plan.layout, layer.param_offset, lm, &mut v),
-            Direction::Infer => block_infer(p, &plan.layout, layer.param_offset, lm, &mut v),
-        };
-        for (j, &s) in b.iter().enumerate() {
-            state[s as usize] = v[j];
+    for li in order {
+        let layer = &plan.layers[li];
+        let lm = &masks[li * kk..(li + 1) * kk];
+        for (bi, b) in layer.blocks.iter().enumerate() {
+            let mut v = b.map(|s| state[s as usize]);
+            let seen = record.as_deref_mut().map(|r| r[li][bi].as_mut_slice());
+            ld += block_apply(p, &plan.layout, layer.param_offset, lm, &mut v, dir, seen);
+            for (j, &s) in b.iter().enumerate() {
+                state[s as usize] = v[j];
+            }
         }
     }
-    ld
+    (state, ld)
 }
 
 /// x = g(z) for one sample and log|det dg/dz|.
 pub fn generate(plan: &FlowPlan, p: &[f64], masks: &[u32], z: &[f64]) -> (Vec<f64>, f64) {
-    let mut x = z.to_vec();
-    let ld = (0..plan.layers.len())
-        .rev()
-        .map(|li| apply_layer(plan, p, masks, li, &mut x, Direction::Generate))
-        .sum();
-    (x, ld)
+    pass(plan, p, masks, z, Direction::Generate, None)
 }
 
 /// z = g^{-1}(x) for one sample and log|det dg^{-1}/dx|.
 pub fn infer(plan: &FlowPlan, p: &[f64], masks: &[u32], x: &[f64]) -> (Vec<f64>, f64) {
-    let mut z = x.to_vec();
-    let ld = (0..plan.layers.len())
-        .map(|li| apply_layer(plan, p, masks, li, &mut z, Direction::Infer))
-        .sum();
-    (z, ld)
+    pass(plan, p, masks, x, Direction::Infer, None)
 }
 
 /// ln N(z; 0, 1).

@@ -5,6 +5,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{AdamConfig, Objective};
+use crate::flow::pass::LayerFields;
 use crate::flow::{Direction, Flow, FlowPass, FlowPlan};
 use crate::gpu::rng::RngStage;
 use crate::gpu::{grid, Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
@@ -39,15 +40,7 @@ impl StepStats {
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct BwdUniform {
-    batch: u32,
-    n_sites: u32,
-    n_blocks: u32,
-    block_offset: u32,
-    param_offset: u32,
-    mask_offset: u32,
-    couplings: u32,
-    hidden: u32,
-    mlp_layers: u32,
+    layer: LayerFields,
     k: u32,
     forward: u32,
     row_offset: u32,
@@ -446,28 +439,11 @@ fn backward_dispatches(
         Direction::Generate => ((0..plan.layers.len()).collect(), (0..kk).rev().collect()),
         Direction::Infer => ((0..plan.layers.len()).rev().collect(), (0..kk).collect()),
     };
-    let block_offsets: Vec<usize> = plan
-        .layers
-        .iter()
-        .scan(0, |acc, l| {
-            let o = *acc;
-            *acc += l.blocks.len();
-            Some(o)
-        })
-        .collect();
     for li in layers {
         let layer = &plan.layers[li];
         let layer_rows = batch * layer.blocks.len();
         let uniform = |k: usize, chunk_start: usize, chunk: usize| BwdUniform {
-            batch: batch as u32,
-            n_sites: plan.config.n_sites() as u32,
-            n_blocks: layer.blocks.len() as u32,
-            block_offset: block_offsets[li] as u32,
-            param_offset: layer.param_offset as u32,
-            mask_offset: (li * kk) as u32,
-            couplings: kk as u32,
-            hidden: lay.hidden as u32,
-            mlp_layers: lay.mlp_layers as u32,
+            layer: LayerFields::new(plan, li, batch),
             k: k as u32,
             forward: (dir == Direction::Generate) as u32,
             row_offset: plan.row_offset(li, batch) as u32,
