@@ -360,10 +360,10 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
             (config, None, dir)
         }
     };
-    let steps = match (&resume, args.steps) {
-        (Some(_), Some(s)) | (None, Some(s)) => s,
-        (_, None) => config.train.steps,
-    };
+    let steps = args.steps.unwrap_or(config.train.steps);
+    if steps == 0 {
+        bail!("--steps must be at least 1");
+    }
     train::run::check_run_dir(&dir, resume.is_some())?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -550,6 +550,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // Like other command-line tools, end quietly when the reader of stdout goes away
+    // (`neuralrg-gpu plan ... | head`) instead of panicking on the broken pipe.
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of SIGPIPE before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // We choose the adapter ourselves; Mesa's device-select Vulkan layer would also probe for a
     // display and print spurious errors on headless hosts.
     if std::env::var_os("NODEVICE_SELECT").is_none() {

@@ -91,6 +91,17 @@ fn bad_input_gives_one_line_and_a_nonzero_exit() {
 }
 
 #[test]
+fn an_unknown_adapter_is_refused_with_the_list_of_adapters() {
+    let out = neuralrg(&["info", "--adapter", "no-such-adapter-xyz"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("available adapters") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
 fn info_json_names_the_adapter() {
     let out = neuralrg(&["info", "--json"]);
     assert!(

@@ -280,3 +280,97 @@ fn bad_resumes_are_refused_without_damage() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+#[test]
+fn a_config_file_is_read_and_flags_win() {
+    let dir = fresh_dir("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("my.toml");
+    std::fs::write(&file, "lattice = 4\ntemperature = 2.5\n[flow]\nhidden = 8\ncouplings = 2\n[train]\nbatch = 8\nlr = 0.02\n").unwrap();
+    let run = dir.join("run");
+    run_ok(&[
+        "train",
+        "--config",
+        file.to_str().unwrap(),
+        "--lr",
+        "0.03",
+        "--steps",
+        "3",
+        "--quiet",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    let resolved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    for line in [
+        "beta = 0.4",
+        "hidden = 8",
+        "couplings = 2",
+        "batch = 8",
+        "lr = 0.03",
+        "steps = 3",
+    ] {
+        assert!(resolved.contains(line), "{line:?} missing from\n{resolved}");
+    }
+    std::fs::write(&file, "lattice = 4\nhiden = 8\n").unwrap();
+    let out = neuralrg(&[
+        "train",
+        "--config",
+        file.to_str().unwrap(),
+        "--out",
+        dir.join("other").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hiden"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_exits_130() {
+    let dir = fresh_dir("sigint");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))
+        .args([
+            "train",
+            "--lattice",
+            "4",
+            "--hidden",
+            "8",
+            "--couplings",
+            "4",
+            "--steps",
+            "100000",
+            "--quiet",
+        ])
+        .args([
+            "--log-every",
+            "1",
+            "--save-every",
+            "100000",
+            "--out",
+            dir.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let metrics_file = dir.join("metrics.jsonl");
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&metrics_file).map_or(0, |t| t.lines().count()) < 5 {
+        assert!(started.elapsed().as_secs() < 120, "training did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let ck = Checkpoint::load(&dir).unwrap();
+    let last = metrics::read(&dir).unwrap().last().unwrap().step;
+    assert!(
+        ck.step >= 5 && ck.step >= last,
+        "checkpoint at step {} after {last} logged steps",
+        ck.step
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -225,9 +225,9 @@ impl FlowPlan {
     pub fn table(&self) -> String {
         let c = &self.config;
         let mut out = format!(
-            "flow: arch {:?}, L = {} (N = {}), depth {}, {} layers, {} couplings per bijector, \
+            "flow: arch {}, L = {} (N = {}), depth {}, {} layers, {} couplings per bijector, \
              MLPs 2 -> {} x{} -> 2, {} parameters\n",
-            c.arch,
+            format!("{:?}", c.arch).to_lowercase(),
             c.lattice,
             c.n_sites(),
             c.depth,
@@ -236,8 +236,7 @@ impl FlowPlan {
             c.hidden,
             c.mlp_layers,
             self.n_params()
-        )
-        .to_lowercase();
+        );
         out.push_str("layer  level  spacing  shift  blocks  sites kept  parameters\n");
         for (i, layer) in self.layers.iter().enumerate() {
             out.push_str(&format!(
