@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::RunConfig;
 use crate::flow::{params, Direction, Flow, FlowPass, FlowPlan};
 use crate::gpu::rng::RngStage;
-use crate::gpu::{GpuContext, GpuError};
+use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::io::checkpoint::Checkpoint;
 use crate::io::npy;
 use crate::physics::target_stage::TargetStage;
@@ -69,20 +69,88 @@ pub struct Samples {
     pub ln_pi: Vec<f32>,
 }
 
-/// ln q(x) for given samples `x` ([batch, N]), by the inference pass z = g^{-1}(x).
-pub fn ln_q_at(
-    ctx: &GpuContext,
-    flow: &Flow,
-    x: &[f32],
+/// Everything sampling a batch needs, built once and reused for every batch.
+pub struct Sampler<'a> {
+    model: &'a Model,
     batch: usize,
-) -> Result<Vec<f32>, GpuError> {
-    let state = ctx.storage_from("inference input", x)?;
-    let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Infer, None)?;
-    ctx.submit("inference", &pass.dispatches().collect::<Vec<_>>())?;
-    ctx.read(&pass.ln_q)
+    seed: u64,
+    state: GpuBuffer<f32>,
+    rng: RngStage,
+    pass: FlowPass,
+    target: TargetStage,
+    /// For q_sym: -x and the inference pass that gives ln q(-x).
+    negated: Option<(GpuBuffer<f32>, FlowPass)>,
 }
 
-/// Draws `batch` samples with the latent stream (seed, SAMPLE_STREAM, step).
+impl<'a> Sampler<'a> {
+    pub fn new(
+        ctx: &GpuContext,
+        model: &'a Model,
+        batch: usize,
+        seed: u64,
+    ) -> Result<Self, GpuError> {
+        let flow = &model.flow;
+        let n = flow.plan.config.n_sites();
+        let state = ctx.storage::<f32>("samples", batch * n)?;
+        let rng = RngStage::normals(ctx, &state, seed, SAMPLE_STREAM)?;
+        let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Generate, None)?;
+        let target = TargetStage::new(ctx, &model.target, &state, batch)?;
+        let negated = if model.symmetric {
+            let neg = ctx.storage::<f32>("samples, negated", batch * n)?;
+            let inf = FlowPass::new(ctx, flow, &neg, batch, Direction::Infer, None)?;
+            Some((neg, inf))
+        } else {
+            None
+        };
+        Ok(Self {
+            model,
+            batch,
+            seed,
+            state,
+            rng,
+            pass,
+            target,
+            negated,
+        })
+    }
+
+    /// The batch drawn with the latent stream (seed, SAMPLE_STREAM, step).
+    pub fn draw(&mut self, ctx: &GpuContext, step: u64) -> Result<Samples, GpuError> {
+        let n = self.model.flow.plan.config.n_sites();
+        self.rng.set_step(ctx, step);
+        let all: Vec<_> = std::iter::once(&self.rng.dispatch)
+            .chain(self.pass.dispatches())
+            .chain(self.target.dispatches())
+            .collect();
+        ctx.submit("sample", &all)?;
+        let mut s = Samples {
+            lattice: self.model.flow.plan.config.lattice,
+            batch: self.batch,
+            x: ctx.read(&self.state)?,
+            ln_q: ctx.read(&self.pass.ln_q)?,
+            log_det: ctx.read(&self.pass.log_det)?,
+            ln_pi: ctx.read(&self.target.log_pi)?,
+        };
+        if let Some((neg, inf)) = &self.negated {
+            ctx.write(neg, &s.x.iter().map(|v| -v).collect::<Vec<f32>>());
+            ctx.submit("inference on -x", &inf.dispatches().collect::<Vec<_>>())?;
+            let ln_q_neg = ctx.read(&inf.ln_q)?;
+            let mut flips =
+                ChaCha8Rng::seed_from_u64(self.seed ^ step.rotate_left(32) ^ 0x666c_6970); // "flip"
+            for (i, (lq, lqn)) in s.ln_q.iter_mut().zip(ln_q_neg).enumerate() {
+                let (a, b) = (*lq as f64, lqn as f64);
+                let m = a.max(b);
+                *lq = (m + ((a - m).exp() + (b - m).exp()).ln() - std::f64::consts::LN_2) as f32;
+                if flips.random::<bool>() {
+                    s.x[i * n..(i + 1) * n].iter_mut().for_each(|v| *v = -*v);
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// One batch of `batch` samples with the latent stream (seed, SAMPLE_STREAM, step).
 pub fn draw(
     ctx: &GpuContext,
     model: &Model,
@@ -90,40 +158,7 @@ pub fn draw(
     seed: u64,
     step: u64,
 ) -> Result<Samples, GpuError> {
-    let flow = &model.flow;
-    let n = flow.plan.config.n_sites();
-    let state = ctx.storage::<f32>("samples", batch * n)?;
-    let mut rng = RngStage::normals(ctx, &state, seed, SAMPLE_STREAM)?;
-    rng.set_step(ctx, step);
-    let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Generate, None)?;
-    let target_stage = TargetStage::new(ctx, &model.target, &state, batch)?;
-    let all: Vec<_> = std::iter::once(&rng.dispatch)
-        .chain(pass.dispatches())
-        .chain(target_stage.dispatches())
-        .collect();
-    ctx.submit("sample", &all)?;
-    let mut s = Samples {
-        lattice: flow.plan.config.lattice,
-        batch,
-        x: ctx.read(&state)?,
-        ln_q: ctx.read(&pass.ln_q)?,
-        log_det: ctx.read(&pass.log_det)?,
-        ln_pi: ctx.read(&target_stage.log_pi)?,
-    };
-    if model.symmetric {
-        let neg: Vec<f32> = s.x.iter().map(|v| -v).collect();
-        let ln_q_neg = ln_q_at(ctx, flow, &neg, batch)?;
-        let mut flips = ChaCha8Rng::seed_from_u64(seed ^ step.rotate_left(32) ^ 0x666c_6970); // "flip"
-        for (i, (lq, lqn)) in s.ln_q.iter_mut().zip(ln_q_neg).enumerate() {
-            let (a, b) = (*lq as f64, lqn as f64);
-            let m = a.max(b);
-            *lq = (m + ((a - m).exp() + (b - m).exp()).ln() - std::f64::consts::LN_2) as f32;
-            if flips.random::<bool>() {
-                s.x[i * n..(i + 1) * n].iter_mut().for_each(|v| *v = -*v);
-            }
-        }
-    }
-    Ok(s)
+    Sampler::new(ctx, model, batch, seed)?.draw(ctx, step)
 }
 
 /// Mean and standard error of a sample.
@@ -166,7 +201,7 @@ pub struct Estimate {
     pub rel_error: f64,
 }
 
-/// mean(ln q - ln pi) over `samples` draws in batches of `batch` (batch k uses step k).
+/// mean(ln q - ln pi) over the first `samples` draws of batches of `batch` (batch k uses step k).
 pub fn estimate(
     ctx: &GpuContext,
     model: &Model,
@@ -175,12 +210,14 @@ pub fn estimate(
     seed: u64,
     mut progress: impl FnMut(usize),
 ) -> Result<Estimate, GpuError> {
+    let mut sampler = Sampler::new(ctx, model, batch.min(samples), seed)?;
     let mut terms = Vec::with_capacity(samples);
-    let mut k = 0;
-    while terms.len() < samples {
-        let b = batch.min(samples - terms.len());
-        terms.extend(draw(ctx, model, b, seed, k)?.free_energy_terms());
-        k += 1;
+    for k in 0.. {
+        if terms.len() >= samples {
+            break;
+        }
+        terms.extend(sampler.draw(ctx, k)?.free_energy_terms());
+        terms.truncate(samples);
         progress(terms.len());
     }
     let (f, err) = mean_stderr(&terms);

@@ -2,4 +2,4 @@
 
 pub mod draw;
 
-pub use draw::{draw, estimate, Estimate, Model, Samples};
+pub use draw::{draw, estimate, Estimate, Model, Sampler, Samples};
