@@ -91,6 +91,28 @@ fn bad_input_gives_one_line_and_a_nonzero_exit() {
 }
 
 #[test]
+fn sizes_beyond_the_adapter_limits_are_refused_before_any_work() {
+    let out = neuralrg(&[
+        "sample",
+        "--init",
+        "-L",
+        "256",
+        "--batch",
+        "100000",
+        "--out",
+        "never.npz",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("max_storage_buffer_binding_size") && err.contains("reduce --batch"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!std::path::Path::new("never.npz").exists());
+}
+
+#[test]
 fn an_unknown_adapter_is_refused_with_the_list_of_adapters() {
     let out = neuralrg(&["info", "--adapter", "no-such-adapter-xyz"]);
     let err = String::from_utf8_lossy(&out.stderr);
