@@ -49,6 +49,13 @@ fn mlp_factor(q: u32, h: u32, m: u32) -> vec2<u32> {
     return vec2<u32>(p_last + h + r - 2u * h, NONE); // b_out[o]
 }
 
+// Whether MLP parameter q is a hidden-to-hidden weight (W_l, l >= 1): reduce_hidden's share.
+fn is_hidden_weight(q: u32, h: u32, m: u32) -> bool {
+    let hidden_size = h * h + h;
+    return q >= 3u * h && q - 3u * h < (m - 1u) * hidden_size && (q - 3u * h) % hidden_size < h * h;
+}
+
+// Every parameter but the hidden-to-hidden weights, one invocation each.
 @compute @workgroup_size(WG)
 fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let p = gid.x + gid.y * nwg.x * WG;
@@ -59,6 +66,10 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let m = rd.mlp_layers;
     let ms = mlp_size(h, m);
     let f_mlp = factors_size(h, m);
+    let q = select(p, p - ms - 2u, p >= ms + 2u);
+    if p != ms && p != ms + 1u && is_hidden_weight(q, h, m) {
+        return;
+    }
     var f: vec2<u32>;
     if p < ms {
         f = mlp_factor(p, h, m);
@@ -79,4 +90,51 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         }
     }
     grad[rd.param_base + p] += acc;
+}
+
+// The hidden-to-hidden weights W_l (H x H, the bulk of the parameters), a 4 x 4 tile of
+// (j, i) per invocation: each row's 4 deltas and 4 activations feed 16 sums, a quarter of the
+// loads of one invocation per weight. Same fixed order over the rows.
+@compute @workgroup_size(WG)
+fn reduce_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let q = gid.x + gid.y * nwg.x * WG;
+    let h = rd.hidden;
+    let m = rd.mlp_layers;
+    let tps = (h + 3u) / 4u;
+    let per_layer = tps * tps;
+    if q >= 2u * (m - 1u) * per_layer {
+        return;
+    }
+    let mlp = q / ((m - 1u) * per_layer);
+    let rem = q % ((m - 1u) * per_layer);
+    let l = 1u + rem / per_layer;
+    let j0 = (rem % per_layer) / tps * 4u;
+    let i0 = (rem % per_layer) % tps * 4u;
+    let p_w = select(0u, mlp_size(h, m) + 2u, mlp == 1u) + 3u * h + (l - 1u) * (h * h + h);
+    let f_a = select(0u, factors_size(h, m) + 2u, mlp == 1u) + factors_hidden(h, l);
+    var acc: array<vec4<f32>, 4>;
+    for (var r = 0u; r < rd.rows; r++) {
+        let rb = r * rd.row_size + f_a;
+        var a = vec4<f32>(0.0);
+        var d = vec4<f32>(0.0);
+        for (var c = 0u; c < 4u; c++) {
+            if i0 + c < h {
+                a[c] = rows[rb + i0 + c];
+            }
+            if j0 + c < h {
+                d[c] = rows[rb + h + j0 + c];
+            }
+        }
+        acc[0] += d.x * a;
+        acc[1] += d.y * a;
+        acc[2] += d.z * a;
+        acc[3] += d.w * a;
+    }
+    for (var jj = 0u; jj < 4u; jj++) {
+        for (var ii = 0u; ii < 4u; ii++) {
+            if j0 + jj < h && i0 + ii < h {
+                grad[rd.param_base + p_w + (j0 + jj) * h + i0 + ii] += acc[jj][ii];
+            }
+        }
+    }
 }

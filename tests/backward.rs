@@ -99,9 +99,11 @@ fn train_step(
 }
 
 #[test]
-fn gpu_gradients_match_the_twin_at_l_4_and_8() {
-    for l in [4, 8] {
-        let plan = FlowPlan::new(FlowConfig::new(l, None, Arch::Mera, 4, 8, 2).unwrap());
+fn gpu_gradients_match_the_twin_at_l_4_and_8_and_odd_widths() {
+    // (L, hidden, MLP layers): hidden 6 is not a multiple of the reduction's 4 x 4 tiles.
+    for (l, hidden, mlp_layers) in [(4, 8, 2), (8, 8, 2), (4, 6, 3)] {
+        let plan =
+            FlowPlan::new(FlowConfig::new(l, None, Arch::Mera, 4, hidden, mlp_layers).unwrap());
         let target = IsingTarget::new(l, 0.44).unwrap();
         let masks = params::masks(&plan, 4);
         // Rounded to f32 first, so the twin sees exactly the GPU's inputs.

@@ -435,6 +435,8 @@ fn backward_dispatches(
     let scatter = ctx.kernel(Shader::FlowBackward, "scatter", &consts)?;
     let coupling = ctx.kernel(Shader::FlowBackward, "coupling_backward", &consts)?;
     let reduce = ctx.kernel(Shader::GradReduce, "reduce", &consts)?;
+    let reduce_hidden = ctx.kernel(Shader::GradReduce, "reduce_hidden", &consts)?;
+    let hidden_tiles = 2 * (lay.mlp_layers - 1) * lay.hidden.div_ceil(4).pow(2);
     let (layers, steps): (Vec<usize>, Vec<usize>) = match dir {
         Direction::Generate => ((0..plan.layers.len()).collect(), (0..kk).rev().collect()),
         Direction::Infer => ((0..plan.layers.len()).rev().collect(), (0..kk).collect()),
@@ -490,11 +492,19 @@ fn backward_dispatches(
                         _pad: [0; 2],
                     },
                 )?;
+                let reduce_bindings = [(0, &r), (1, &b.rows.buffer), (2, &b.grad.buffer)];
                 out.push(ctx.dispatch(
                     &reduce,
-                    &[(0, &r), (1, &b.rows.buffer), (2, &b.grad.buffer)],
+                    &reduce_bindings,
                     grid(lay.coupling_size() as u64, WG),
                 )?);
+                if hidden_tiles > 0 {
+                    out.push(ctx.dispatch(
+                        &reduce_hidden,
+                        &reduce_bindings,
+                        grid(hidden_tiles as u64, WG),
+                    )?);
+                }
                 uniforms.push(u);
                 uniforms.push(r);
             }
