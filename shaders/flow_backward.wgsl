@@ -13,26 +13,6 @@
 
 override WG: u32 = 64u;
 
-struct Bwd {
-    batch: u32,
-    n_sites: u32,
-    n_blocks: u32,
-    block_offset: u32,
-    param_offset: u32,
-    mask_offset: u32,
-    couplings: u32,
-    hidden: u32,
-    mlp_layers: u32,
-    k: u32,
-    forward: u32,
-    row_offset: u32,
-    chunk_start: u32,
-    chunk_rows: u32,
-    row_size: u32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> bw: Bwd;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 @group(0) @binding(2) var<storage, read> masks: array<u32>;
 @group(0) @binding(3) var<storage, read> steps: array<f32>;
@@ -47,15 +27,15 @@ fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 }
 
 fn block_site(row: u32, j: u32) -> u32 {
-    let sample = row / bw.n_blocks;
-    let blk = row % bw.n_blocks;
-    return sample * bw.n_sites + blocks[(bw.block_offset + blk) * 4u + j];
+    let sample = row / lay.n_blocks;
+    let blk = row % lay.n_blocks;
+    return sample * lay.n_sites + blocks[(lay.block_offset + blk) * 4u + j];
 }
 
 @compute @workgroup_size(WG)
 fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = linear_id(gid, nwg);
-    if row >= bw.batch * bw.n_blocks {
+    if row >= lay.batch * lay.n_blocks {
         return;
     }
     for (var j = 0u; j < 4u; j++) {
@@ -66,7 +46,7 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 @compute @workgroup_size(WG)
 fn scatter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = linear_id(gid, nwg);
-    if row >= bw.batch * bw.n_blocks {
+    if row >= lay.batch * lay.n_blocks {
         return;
     }
     for (var j = 0u; j < 4u; j++) {
@@ -119,29 +99,29 @@ fn mlp_backward(base: u32, h: u32, m: u32, x: vec2<f32>, d_out: vec2<f32>, rb: u
 @compute @workgroup_size(WG)
 fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let cr = linear_id(gid, nwg);
-    let row = bw.chunk_start + cr;
-    if cr >= bw.chunk_rows || row >= bw.batch * bw.n_blocks {
+    let row = lay.chunk_start + cr;
+    if cr >= lay.chunk_rows || row >= lay.batch * lay.n_blocks {
         return;
     }
-    let sample = row / bw.n_blocks;
-    let h = bw.hidden;
-    let m = bw.mlp_layers;
+    let sample = row / lay.n_blocks;
+    let h = lay.hidden;
+    let m = lay.mlp_layers;
     let ms = mlp_size(h, m);
-    let k = bw.k;
+    let k = lay.k;
     var v: array<f32, 4>;
     var a: array<f32, 4>;
-    let at = ((bw.row_offset + row) * bw.couplings + k) * 4u;
+    let at = ((lay.row_offset + row) * lay.couplings + k) * 4u;
     for (var j = 0u; j < 4u; j++) {
         v[j] = steps[at + j];
         a[j] = adj_rows[row * 4u + j];
     }
-    let mask = masks[bw.mask_offset + k];
+    let mask = masks[lay.mask_offset + k];
     let u0 = mask & 3u;
     let u1 = (mask >> 2u) & 3u;
     let k0 = (mask >> 4u) & 3u;
     let k1 = (mask >> 6u) & 3u;
     let keep = vec2<f32>(v[k0], v[k1]);
-    let base_s = bw.param_offset + k * (2u * ms + 2u);
+    let base_s = lay.param_offset + k * (2u * ms + 2u);
     let base_t = base_s + ms + 2u;
 
     let th = s_tanh(mlp_forward(base_s, h, m, keep.x, keep.y));
@@ -154,7 +134,7 @@ fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     var ds: vec2<f32>;
     var dt: vec2<f32>;
     var e: vec2<f32>;
-    if bw.forward != 0u {
+    if lay.forward != 0u {
         e = exp(s);
         ds = au * u * e + g;
         dt = au;
@@ -166,7 +146,7 @@ fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     a[u0] = au.x * e.x;
     a[u1] = au.y * e.y;
 
-    let rb = cr * bw.row_size;
+    let rb = cr * lay.row_size;
     let f_mlp = factors_size(h, m);
     let dk_t = mlp_backward(base_t, h, m, keep, dt, rb + f_mlp + 2u);
     let scale_at = rb + f_mlp;

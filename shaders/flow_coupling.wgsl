@@ -7,22 +7,6 @@
 
 override WG: u32 = 64u;
 
-struct Layer {
-    batch: u32,
-    n_sites: u32,
-    n_blocks: u32,
-    block_offset: u32,
-    param_offset: u32,
-    mask_offset: u32,
-    couplings: u32,
-    hidden: u32,
-    mlp_layers: u32,
-    ld_stride: u32,
-    save_steps: u32,
-    row_offset: u32,
-}
-
-@group(0) @binding(0) var<uniform> lay: Layer;
 @group(0) @binding(1) var<storage, read_write> state: array<f32>;
 @group(0) @binding(2) var<storage, read> params: array<f32>;
 @group(0) @binding(3) var<storage, read> blocks: array<u32>;

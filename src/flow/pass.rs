@@ -53,22 +53,32 @@ impl Flow {
     }
 }
 
-/// The fields every per-layer flow kernel's uniform starts with (WGSL `Layer` and `Bwd`).
+/// The uniform of the per-layer flow kernels: WGSL `Layer` (shaders/lib/layer.wgsl).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-pub(crate) struct LayerFields {
-    batch: u32,
-    n_sites: u32,
-    n_blocks: u32,
-    block_offset: u32,
-    param_offset: u32,
-    mask_offset: u32,
-    couplings: u32,
-    hidden: u32,
-    mlp_layers: u32,
+pub(crate) struct LayerUniform {
+    pub batch: u32,
+    pub n_sites: u32,
+    pub n_blocks: u32,
+    pub block_offset: u32,
+    pub param_offset: u32,
+    pub mask_offset: u32,
+    pub couplings: u32,
+    pub hidden: u32,
+    pub mlp_layers: u32,
+    pub row_offset: u32,
+    pub ld_stride: u32,
+    pub save_steps: u32,
+    pub k: u32,
+    pub forward: u32,
+    pub chunk_start: u32,
+    pub chunk_rows: u32,
+    pub row_size: u32,
+    pub _pad: [u32; 3],
 }
 
-impl LayerFields {
+impl LayerUniform {
+    /// Layer `li` for a batch; the pass-specific fields are left at 0.
     pub(crate) fn new(plan: &FlowPlan, li: usize, batch: usize) -> Self {
         let layer = &plan.layers[li];
         let lay = &plan.layout;
@@ -82,17 +92,10 @@ impl LayerFields {
             couplings: lay.couplings as u32,
             hidden: lay.hidden as u32,
             mlp_layers: lay.mlp_layers as u32,
+            row_offset: plan.row_offset(li, batch) as u32,
+            ..Self::zeroed()
         }
     }
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct LayerUniform {
-    layer: LayerFields,
-    ld_stride: u32,
-    save_steps: u32,
-    row_offset: u32,
 }
 
 #[repr(C)]
@@ -161,10 +164,9 @@ impl FlowPass {
         let mut layer_uniforms = Vec::new();
         for (li, layer) in plan.layers.iter().enumerate() {
             let u = LayerUniform {
-                layer: LayerFields::new(plan, li, batch),
                 ld_stride: stride as u32,
                 save_steps: steps.is_some() as u32,
-                row_offset: plan.row_offset(li, batch) as u32,
+                ..LayerUniform::new(plan, li, batch)
             };
             layer_uniforms.push((ctx.uniform("flow layer", &u)?, layer.blocks.len()));
         }

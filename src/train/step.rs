@@ -5,7 +5,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{AdamConfig, Objective};
-use crate::flow::pass::LayerFields;
+use crate::flow::pass::LayerUniform;
 use crate::flow::{Direction, Flow, FlowPass, FlowPlan};
 use crate::gpu::rng::RngStage;
 use crate::gpu::{grid, Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
@@ -35,19 +35,6 @@ impl StepStats {
     pub fn is_finite(&self) -> bool {
         self.loss.is_finite() && self.objective.is_finite() && self.grad_norm.is_finite()
     }
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct BwdUniform {
-    layer: LayerFields,
-    k: u32,
-    forward: u32,
-    row_offset: u32,
-    chunk_start: u32,
-    chunk_rows: u32,
-    row_size: u32,
-    _pad: u32,
 }
 
 #[repr(C)]
@@ -444,15 +431,13 @@ fn backward_dispatches(
     for li in layers {
         let layer = &plan.layers[li];
         let layer_rows = batch * layer.blocks.len();
-        let uniform = |k: usize, chunk_start: usize, chunk: usize| BwdUniform {
-            layer: LayerFields::new(plan, li, batch),
+        let uniform = |k: usize, chunk_start: usize, chunk: usize| LayerUniform {
             k: k as u32,
             forward: (dir == Direction::Generate) as u32,
-            row_offset: plan.row_offset(li, batch) as u32,
             chunk_start: chunk_start as u32,
             chunk_rows: chunk as u32,
             row_size: row_size as u32,
-            _pad: 0,
+            ..LayerUniform::new(plan, li, batch)
         };
         let layer_u = ctx.uniform("backward layer", &uniform(0, 0, 0))?;
         let move_bindings = [

@@ -1,0 +1,32 @@
+// Shared by the per-layer flow stages (flow_coupling, flow_backward): the layer, the batch and,
+// for the backward pass, the coupling step and row chunk. Mirrors `LayerUniform` in
+// src/flow/pass.rs.
+
+struct Layer {
+    batch: u32,
+    n_sites: u32,
+    n_blocks: u32,
+    // First block of the layer in the concatenated block table.
+    block_offset: u32,
+    param_offset: u32,
+    mask_offset: u32,
+    couplings: u32,
+    hidden: u32,
+    mlp_layers: u32,
+    // First row of the layer in the saved-steps buffer.
+    row_offset: u32,
+    // Forward: log-det partial stride, and whether to save the coupling steps' inputs.
+    ld_stride: u32,
+    save_steps: u32,
+    // Backward: the coupling step, its direction (1: generation), and the row chunk.
+    k: u32,
+    forward: u32,
+    chunk_start: u32,
+    chunk_rows: u32,
+    row_size: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> lay: Layer;
