@@ -269,10 +269,24 @@ impl TrainStep {
             params_grid,
         )?);
 
+        // The two backward passes differ only in their saved steps, log-det weights and adjoint.
         let bwd = |d: &mut Vec<Dispatch>,
                    uniforms: &mut Vec<wgpu::Buffer>,
                    dir: Direction,
-                   b: BackwardBuffers| {
+                   (steps, gamma, adj_state): (
+            &GpuBuffer<f32>,
+            &GpuBuffer<f32>,
+            &GpuBuffer<f32>,
+        )| {
+            let b = BackwardBuffers {
+                flow: &flow,
+                steps,
+                gamma,
+                adj_state,
+                adj_rows: &adj_rows,
+                rows: &rows,
+                grad: &grad,
+            };
             backward_dispatches(ctx, d, uniforms, dir, b, batch, row_size, chunk_rows)
         };
         if neg {
@@ -280,15 +294,7 @@ impl TrainStep {
                 &mut d,
                 &mut uniforms,
                 Direction::Infer,
-                BackwardBuffers {
-                    flow: &flow,
-                    steps: &steps_inf,
-                    gamma: &gamma_inf,
-                    adj_state: &adj_inf,
-                    adj_rows: &adj_rows,
-                    rows: &rows,
-                    grad: &grad,
-                },
+                (&steps_inf, &gamma_inf, &adj_inf),
             )?;
             d.push(ctx.dispatch(
                 &loss_k("combine")?,
@@ -300,15 +306,7 @@ impl TrainStep {
             &mut d,
             &mut uniforms,
             Direction::Generate,
-            BackwardBuffers {
-                flow: &flow,
-                steps: &steps_gen,
-                gamma: &gamma_gen,
-                adj_state: &dz,
-                adj_rows: &adj_rows,
-                rows: &rows,
-                grad: &grad,
-            },
+            (&steps_gen, &gamma_gen, &dz),
         )?;
         d.push(ctx.dispatch(
             &adam_k("grad_norm")?,
