@@ -54,28 +54,35 @@ fn scatter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     }
 }
 
+// A row factor, written only when the pass forms parameter gradients (row_size > 0).
+fn put(i: u32, v: f32) {
+    if lay.row_size != 0u {
+        rows[i] = v;
+    }
+}
+
 // Backward through the MLP at `base` whose activations are in `acts`, from the output gradient
 // d_out; writes the row factors at `rb` and returns the gradient with respect to the input.
 fn mlp_backward(base: u32, h: u32, m: u32, x: vec2<f32>, d_out: vec2<f32>, rb: u32) -> vec2<f32> {
     var g: array<f32, MAX_HIDDEN>;
     var g2: array<f32, MAX_HIDDEN>;
-    rows[rb] = x.x;
-    rows[rb + 1u] = x.y;
+    put(rb, x.x);
+    put(rb + 1u, x.y);
     let w_out = base + mlp_out_offset(h, m);
     let last = (m - 1u) * h;
     let p_last = rb + factors_last(h, m);
     for (var i = 0u; i < h; i++) {
-        rows[p_last + i] = acts[last + i];
+        put(p_last + i, acts[last + i]);
         g[i] = (params[w_out + i] * d_out.x + params[w_out + h + i] * d_out.y) * elu_grad(acts[last + i]);
     }
-    rows[p_last + h] = d_out.x;
-    rows[p_last + h + 1u] = d_out.y;
+    put(p_last + h, d_out.x);
+    put(p_last + h + 1u, d_out.y);
     for (var l = m - 1u; l > 0u; l--) {
         let w = base + 3u * h + (l - 1u) * (h * h + h);
         let p_a = rb + factors_hidden(h, l);
         for (var i = 0u; i < h; i++) {
-            rows[p_a + i] = acts[(l - 1u) * h + i];
-            rows[p_a + h + i] = g[i];
+            put(p_a + i, acts[(l - 1u) * h + i]);
+            put(p_a + h + i, g[i]);
         }
         for (var i = 0u; i < h; i++) {
             var acc = 0.0;
@@ -90,7 +97,7 @@ fn mlp_backward(base: u32, h: u32, m: u32, x: vec2<f32>, d_out: vec2<f32>, rb: u
     }
     var d_in = vec2<f32>(0.0);
     for (var j = 0u; j < h; j++) {
-        rows[rb + 2u + j] = g[j];
+        put(rb + 2u + j, g[j]);
         d_in += vec2<f32>(params[base + 2u * j], params[base + 2u * j + 1u]) * g[j];
     }
     return d_in;
@@ -151,8 +158,8 @@ fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let dk_t = mlp_backward(base_t, h, m, keep, dt, rb + f_mlp + 2u);
     let scale_at = rb + f_mlp;
     let ds_scale = ds * th;
-    rows[scale_at] = ds_scale.x;
-    rows[scale_at + 1u] = ds_scale.y;
+    put(scale_at, ds_scale.x);
+    put(scale_at + 1u, ds_scale.y);
     _ = mlp_forward(base_s, h, m, keep.x, keep.y);
     let dk_s = mlp_backward(base_s, h, m, keep, ds * scale * (1.0 - th * th), rb);
     a[k0] += dk_s.x + dk_t.x;

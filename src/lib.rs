@@ -8,4 +8,5 @@ pub mod io;
 pub mod physics;
 pub mod reference;
 pub mod sample;
+pub mod streams;
 pub mod train;

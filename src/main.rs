@@ -432,6 +432,7 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
 fn run(cli: Cli) -> Result<ExitCode> {
     let gpu = GpuOptions {
         adapter: cli.adapter,
+        ..GpuOptions::default()
     };
     match cli.command {
         Command::Info { json } => print_info(&*GpuContext::new(&gpu)?, json)?,

@@ -129,10 +129,10 @@ fn gpu_gradients_match_the_twin_at_l_4_and_8_and_odd_widths() {
                 twin.loss
             );
             assert!((stats.objective - twin.objective).abs() < 1e-4 * twin.objective.abs());
-            let grads = common::to_f64(&ctx.read(&step.grad).unwrap());
+            let grads = common::to_f64(&ctx.read(step.grad()).unwrap());
             let e = common::rel_err(&grads, &twin.grads);
             assert!(e < 1e-3, "L={l} {obj:?}: parameter gradients rel err {e}");
-            let dz = common::to_f64(&ctx.read(&step.dz).unwrap());
+            let dz = common::to_f64(&ctx.read(step.dz()).unwrap());
             let e = common::rel_err(&dz, &twin.dz);
             assert!(e < 1e-3, "L={l} {obj:?}: latent gradients rel err {e}");
             let norm = twin.grads.iter().map(|g| g * g).sum::<f64>().sqrt();
@@ -165,12 +165,12 @@ fn gpu_adam_matches_the_twin() {
         let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
         for t in 0..3 {
             step.step(&ctx, t).unwrap();
-            let g = common::to_f64(&ctx.read(&step.grad).unwrap());
+            let g = common::to_f64(&ctx.read(step.grad()).unwrap());
             adam_step(&adam, t + 1, &mut p, &mut m, &mut v, &g);
             // Compare, then continue the twin from the GPU's state so errors do not compound.
             let gp = common::to_f64(&ctx.read(&step.flow.params).unwrap());
-            let gm = common::to_f64(&ctx.read(&step.adam_m).unwrap());
-            let gv = common::to_f64(&ctx.read(&step.adam_v).unwrap());
+            let gm = common::to_f64(&ctx.read(step.moments().0).unwrap());
+            let gv = common::to_f64(&ctx.read(step.moments().1).unwrap());
             assert!(common::rel_err(&gp, &p) < 1e-5, "{adam:?} step {t}: params");
             assert!(common::rel_err(&gm, &m) < 1e-5, "{adam:?} step {t}: m");
             assert!(common::rel_err(&gv, &v) < 1e-4, "{adam:?} step {t}: v");

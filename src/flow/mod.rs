@@ -1,10 +1,12 @@
 //! The NeuralRG flow: the layer plan (Fig. 1, Fig. 2), the flat parameter layout, and the device
-//! drivers for generation x = g(z) and inference z = g^{-1}(x).
+//! drivers for generation x = g(z), inference z = g^{-1}(x) and the backward of either.
 
+pub mod backward;
 pub mod params;
 pub mod pass;
 pub mod plan;
 
+pub use backward::{BackwardIo, BackwardPass, BackwardScratch};
 pub use params::ParamLayout;
 pub use pass::{Direction, Flow, FlowPass};
 pub use plan::{Arch, FlowConfig, FlowPlan, LayerPlan};

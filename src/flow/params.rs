@@ -5,8 +5,9 @@
 //! W [H x H], b [H], then W_out [2 x H], b_out [2] (weights row-major, [out x in]); the s-MLP
 //! appends its per-output tanh scale [2]. The shaders and the CPU twin read this same layout.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
+
+use crate::streams;
 use rand_distr::StandardNormal;
 
 use super::plan::FlowPlan;
@@ -66,7 +67,7 @@ const PAIRS: [[u32; 2]; 6] = [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]];
 /// updates the pair `upd` conditioned on `keep`. Even steps draw a random pair from the seed,
 /// odd steps update its complement, so every two steps touch all four variables.
 pub fn masks(plan: &FlowPlan, seed: u64) -> Vec<u32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6d61_736b); // "mask"
+    let mut rng = streams::host(seed, streams::Host::Masks);
     let k = plan.layout.couplings;
     let mut out = Vec::with_capacity(plan.layers.len() * k);
     for _ in &plan.layers {
@@ -101,7 +102,7 @@ pub fn unpack_mask(m: u32) -> ([usize; 2], [usize; 2]) {
 pub fn init(plan: &FlowPlan, seed: u64) -> Vec<f32> {
     let lay = plan.layout;
     let h = lay.hidden;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut rng = streams::host(seed, streams::Host::Init);
     let mut p = vec![0f32; plan.n_params()];
     let mut fill = |p: &mut [f32], fan_in: usize| {
         let std = (2.0 / fan_in as f64).sqrt();
@@ -131,7 +132,7 @@ pub fn init(plan: &FlowPlan, seed: u64) -> Vec<f32> {
 
 /// Adds N(0, sigma^2) noise to every parameter (tests and demonstrations of non-trivial flows).
 pub fn perturb(params: &mut [f32], sigma: f64, seed: u64) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7065_7274); // "pert"
+    let mut rng = streams::host(seed, streams::Host::Perturb);
     for w in params.iter_mut() {
         *w += (sigma * rng.sample::<f64, _>(StandardNormal)) as f32;
     }

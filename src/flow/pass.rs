@@ -4,7 +4,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::plan::FlowPlan;
-use crate::gpu::{grid, Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
 
 const WG: u32 = 64;
 
@@ -195,7 +195,7 @@ impl FlowPass {
                     (3, &log_det.buffer),
                     (4, &ln_q.buffer),
                 ],
-                grid(batch as u64, 1),
+                ctx.grid(batch as u64, 1),
             )
         };
         let mut dispatches = Vec::new();
@@ -219,7 +219,7 @@ impl FlowPass {
                     (5, &partial.buffer),
                     (6, &steps_buf.buffer),
                 ],
-                grid((batch * n_blocks) as u64, WG),
+                ctx.grid((batch * n_blocks) as u64, WG),
             )?);
         }
         dispatches.push(log_q_dispatch(&after)?);

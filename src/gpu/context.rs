@@ -3,14 +3,23 @@
 use std::sync::Arc;
 
 use super::error::GpuError;
-use super::kernels::{Dispatch, KernelCache};
+use super::kernels::{grid, Dispatch, KernelCache, MAX_WORKGROUPS_PER_DIM};
 
 /// How to choose the adapter. `WGPU_BACKEND` (e.g. `vulkan`, `metal`, `dx12`, `gl`) is honoured too.
 #[derive(Debug, Clone, Default)]
 pub struct GpuOptions {
     /// Case-insensitive substring of the adapter name; `None` picks the best adapter.
     pub adapter: Option<String>,
+    /// Lowers the workgroups per dispatch dimension below the portable 65,535, so that tests
+    /// reach the two-dimensional grid at tiny sizes. `None`: 65,535.
+    pub max_workgroups_per_dim: Option<u32>,
+    /// Lowers the largest per-row factor buffer of a backward pass below 64 MiB, so that tests
+    /// reach the chunked backward at tiny sizes. `None`: 64 MiB.
+    pub row_budget_bytes: Option<u64>,
 }
+
+/// Largest per-row factor buffer of a backward pass; bigger layers are processed in chunks.
+const ROW_BUDGET_BYTES: u64 = 64 << 20;
 
 /// Optional features we use when the adapter has them.
 const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
@@ -23,6 +32,10 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// Workgroups per dispatch dimension that [`GpuContext::grid`] stays within.
+    pub max_workgroups_per_dim: u32,
+    /// Largest per-row factor buffer of a backward pass (see [`GpuOptions::row_budget_bytes`]).
+    pub row_budget_bytes: u64,
     pub(crate) kernels: KernelCache,
 }
 
@@ -110,6 +123,11 @@ impl GpuContext {
             info,
             limits,
             features,
+            max_workgroups_per_dim: opts
+                .max_workgroups_per_dim
+                .unwrap_or(MAX_WORKGROUPS_PER_DIM)
+                .clamp(1, MAX_WORKGROUPS_PER_DIM),
+            row_budget_bytes: opts.row_budget_bytes.unwrap_or(ROW_BUDGET_BYTES).max(4),
             kernels: KernelCache::default(),
         }))
     }
@@ -152,6 +170,11 @@ impl GpuContext {
             }
             self.queue.submit([enc.finish()]);
         })
+    }
+
+    /// Workgroup counts covering `invocations` with `wg`-wide workgroups (see [`grid`]).
+    pub fn grid(&self, invocations: u64, wg: u32) -> [u32; 3] {
+        grid(invocations, wg, self.max_workgroups_per_dim)
     }
 
     /// Blocks until all submitted work has finished.

@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 use super::buffers::GpuBuffer;
 use super::context::GpuContext;
 use super::error::GpuError;
-use super::kernels::{grid, Dispatch};
+use super::kernels::Dispatch;
 use super::shaders::Shader;
 
 const WG: u32 = 64;
@@ -78,7 +78,7 @@ impl RngStage {
         let dispatch = ctx.dispatch(
             &kernel,
             &[(0, &uniform), (binding, out)],
-            grid(n.div_ceil(4) as u64, WG),
+            ctx.grid(n.div_ceil(4) as u64, WG),
         )?;
         Ok(Self {
             params,

@@ -58,7 +58,7 @@ impl Checkpoint {
                 "format": FORMAT,
                 "config": serde_json::to_string(&self.config).expect("config serialises"),
                 "step": self.step.to_string(),
-                "rng": format!("philox4x32-10 seed {} stream {} counter {}", self.config.train.seed, crate::train::step::TRAIN_STREAM, self.step),
+                "rng": format!("philox4x32-10 seed {} stream {} counter {}", self.config.train.seed, crate::streams::TRAIN, self.step),
             }),
         );
         let mut offset = 0;

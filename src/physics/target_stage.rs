@@ -3,7 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::ising::{cas_table, IsingTarget};
-use crate::gpu::{grid, Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
 
 const WG: u32 = 64;
 
@@ -58,7 +58,7 @@ impl TargetStage {
             ctx.uniform("target cols scaled", &params(1, 1))?,
             ctx.uniform("target cols", &params(1, 0))?,
         ];
-        let cells = grid((batch * n) as u64, WG);
+        let cells = ctx.grid((batch * n) as u64, WG);
         let pass = |u: &wgpu::Buffer, src: &wgpu::Buffer, dst: &wgpu::Buffer| {
             ctx.dispatch(
                 &hartley,
@@ -87,7 +87,7 @@ impl TargetStage {
                     (5, &grad.buffer),
                 ],
                 // One workgroup per sample.
-                grid(batch as u64, 1),
+                ctx.grid(batch as u64, 1),
             )?,
         ];
         Ok(Self {

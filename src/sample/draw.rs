@@ -2,8 +2,7 @@
 //! symmetrised model (Appendix D) the sign of x is flipped with probability 1/2 and ln q is
 //! ln q_sym(x) = ln [q(x) + q(-x)] / 2.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 
 use crate::config::RunConfig;
 use crate::flow::{params, Direction, Flow, FlowPass, FlowPlan};
@@ -13,9 +12,7 @@ use crate::io::checkpoint::Checkpoint;
 use crate::io::npy;
 use crate::physics::target_stage::TargetStage;
 use crate::physics::IsingTarget;
-
-/// RNG stream of the latent draws for sampling (training uses stream 0).
-pub const SAMPLE_STREAM: u32 = 1;
+use crate::streams;
 
 /// A flow with its target, ready to sample.
 pub struct Model {
@@ -92,7 +89,7 @@ impl<'a> Sampler<'a> {
         let flow = &model.flow;
         let n = flow.plan.config.n_sites();
         let state = ctx.storage::<f32>("samples", batch * n)?;
-        let rng = RngStage::normals(ctx, &state, seed, SAMPLE_STREAM)?;
+        let rng = RngStage::normals(ctx, &state, seed, streams::SAMPLE)?;
         let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Generate, None)?;
         let target = TargetStage::new(ctx, &model.target, &state, batch)?;
         let negated = if model.symmetric {
@@ -114,7 +111,7 @@ impl<'a> Sampler<'a> {
         })
     }
 
-    /// The batch drawn with the latent stream (seed, SAMPLE_STREAM, step).
+    /// The batch drawn with the latent stream (seed, streams::SAMPLE, step).
     pub fn draw(&mut self, ctx: &GpuContext, step: u64) -> Result<Samples, GpuError> {
         let n = self.model.flow.plan.config.n_sites();
         self.rng.set_step(ctx, step);
@@ -135,8 +132,7 @@ impl<'a> Sampler<'a> {
             ctx.write(neg, &s.x.iter().map(|v| -v).collect::<Vec<f32>>());
             ctx.submit("inference on -x", &inf.dispatches().collect::<Vec<_>>())?;
             let ln_q_neg = ctx.read(&inf.ln_q)?;
-            let mut flips =
-                ChaCha8Rng::seed_from_u64(self.seed ^ step.rotate_left(32) ^ 0x666c_6970); // "flip"
+            let mut flips = streams::host(self.seed, streams::Host::SignFlips { step });
             for (i, (lq, lqn)) in s.ln_q.iter_mut().zip(ln_q_neg).enumerate() {
                 let (a, b) = (*lq as f64, lqn as f64);
                 let m = a.max(b);
@@ -150,7 +146,7 @@ impl<'a> Sampler<'a> {
     }
 }
 
-/// One batch of `batch` samples with the latent stream (seed, SAMPLE_STREAM, step).
+/// One batch of `batch` samples with the latent stream (seed, streams::SAMPLE, step).
 pub fn draw(
     ctx: &GpuContext,
     model: &Model,

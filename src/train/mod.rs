@@ -1,6 +1,7 @@
-//! Training: the objective, Adam, and the device training step.
+//! Training: the objective, its loss stage, Adam, and the device training step.
 
 pub mod adam;
+pub mod loss;
 pub mod metrics;
 pub mod objective;
 pub mod run;

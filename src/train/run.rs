@@ -114,8 +114,8 @@ pub fn train(
             config: config.clone(),
             step,
             params: ctx.read(&trainer.flow.params)?,
-            adam_m: ctx.read(&trainer.adam_m)?,
-            adam_v: ctx.read(&trainer.adam_v)?,
+            adam_m: ctx.read(trainer.moments().0)?,
+            adam_v: ctx.read(trainer.moments().1)?,
             masks: masks.clone(),
         };
         ck.save(dir).map_err(io_err(&dir.join(CHECKPOINT)))

@@ -1,0 +1,211 @@
+//! The backward stage of the flow: the adjoint of a [`FlowPass`](super::FlowPass) carried back
+//! through every layer, with the parameter gradients optional. Training seeds it with the loss's
+//! adjoints and asks for the weight gradients; the HMC force and the latent response seed it
+//! with -grad ln pi and skip them. Built once, submitted as often as needed.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::pass::{Direction, Flow, LayerUniform};
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
+
+const WG: u32 = 64;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ReduceUniform {
+    param_base: u32,
+    coupling_size: u32,
+    hidden: u32,
+    mlp_layers: u32,
+    rows: u32,
+    row_size: u32,
+    _pad: [u32; 2],
+}
+
+/// Per-row working memory of a backward pass, shared by the passes of one step (they run one
+/// after the other): the four adjoints of every (sample, block) row, and, when parameter
+/// gradients are wanted, the per-row factors of one chunk of rows.
+pub struct BackwardScratch {
+    adj_rows: GpuBuffer<f32>,
+    rows: GpuBuffer<f32>,
+    /// Floats of row factors per row, or 0 without parameter gradients.
+    row_size: usize,
+    /// Rows per chunk: the factor buffer holds at most the context's row budget.
+    chunk_rows: usize,
+}
+
+impl BackwardScratch {
+    pub fn new(
+        ctx: &GpuContext,
+        flow: &Flow,
+        batch: usize,
+        parameter_gradients: bool,
+    ) -> Result<Self, GpuError> {
+        let plan = &flow.plan;
+        let layer_rows = batch * plan.max_blocks();
+        let adj_rows = ctx.storage::<f32>("adjoint rows", layer_rows * 4)?;
+        if !parameter_gradients {
+            return Ok(Self {
+                adj_rows,
+                rows: ctx.storage::<f32>("row factors (unused)", 1)?,
+                row_size: 0,
+                chunk_rows: layer_rows,
+            });
+        }
+        let row_size = 2 * (4 + 2 * plan.layout.hidden * plan.layout.mlp_layers) + 2;
+        let budget = ctx
+            .row_budget_bytes
+            .min(ctx.limits.max_storage_buffer_binding_size);
+        let chunk_rows = layer_rows.min((budget / (4 * row_size as u64)).max(1) as usize);
+        Ok(Self {
+            adj_rows,
+            rows: ctx.storage::<f32>("row factors", chunk_rows * row_size)?,
+            row_size,
+            chunk_rows,
+        })
+    }
+}
+
+/// The buffers a backward pass reads and writes.
+pub struct BackwardIo<'a> {
+    /// What each coupling step saw, saved by the [`FlowPass`](super::FlowPass) being reversed.
+    pub steps: &'a GpuBuffer<f32>,
+    /// Per sample: d objective / d log|det| of the pass.
+    pub gamma: &'a GpuBuffer<f32>,
+    /// [batch, N]: on entry the adjoint of the pass's output, on exit that of its input.
+    pub adjoint: &'a GpuBuffer<f32>,
+    /// Where the parameter gradients are added (the caller zeroes it); needs a scratch built
+    /// with parameter gradients.
+    pub grad: Option<&'a GpuBuffer<f32>>,
+}
+
+/// The dispatches of one backward pass over all layers, in the reverse of the pass's order: per
+/// layer a gather, per coupling step (and row chunk) the step's backward and, with parameter
+/// gradients, the fixed-order weight reduction; then a scatter.
+pub struct BackwardPass {
+    dispatches: Vec<Dispatch>,
+    _uniforms: Vec<wgpu::Buffer>,
+}
+
+impl BackwardPass {
+    /// The backward of the `direction` pass of `flow` over `batch` samples.
+    pub fn new(
+        ctx: &GpuContext,
+        flow: &Flow,
+        scratch: &BackwardScratch,
+        batch: usize,
+        direction: Direction,
+        io: BackwardIo,
+    ) -> Result<Self, GpuError> {
+        let plan = &flow.plan;
+        let lay = &plan.layout;
+        let n = plan.config.n_sites();
+        assert_eq!(
+            io.adjoint.len,
+            batch * n,
+            "adjoint must hold batch x N values"
+        );
+        assert_eq!(
+            io.steps.len,
+            plan.n_rows(batch) * lay.couplings * 4,
+            "steps buffer size"
+        );
+        assert!(
+            io.grad.is_none() || scratch.row_size > 0,
+            "parameter gradients need a scratch built for them"
+        );
+        let consts = [("WG", WG as f64)];
+        let gather = ctx.kernel(Shader::FlowBackward, "gather", &consts)?;
+        let scatter = ctx.kernel(Shader::FlowBackward, "scatter", &consts)?;
+        let coupling = ctx.kernel(Shader::FlowBackward, "coupling_backward", &consts)?;
+        let reduce = ctx.kernel(Shader::GradReduce, "reduce", &consts)?;
+        let reduce_hidden = ctx.kernel(Shader::GradReduce, "reduce_hidden", &consts)?;
+        let hidden_tiles = 2 * (lay.mlp_layers - 1) * lay.hidden.div_ceil(4).pow(2);
+        let kk = lay.couplings;
+        let (layers, steps): (Vec<usize>, Vec<usize>) = match direction {
+            Direction::Generate => ((0..plan.layers.len()).collect(), (0..kk).rev().collect()),
+            Direction::Infer => ((0..plan.layers.len()).rev().collect(), (0..kk).collect()),
+        };
+        let mut dispatches = Vec::new();
+        let mut uniforms = Vec::new();
+        for li in layers {
+            let layer = &plan.layers[li];
+            let layer_rows = batch * layer.blocks.len();
+            let uniform = |k: usize, chunk_start: usize, chunk: usize| LayerUniform {
+                k: k as u32,
+                forward: (direction == Direction::Generate) as u32,
+                chunk_start: chunk_start as u32,
+                chunk_rows: chunk as u32,
+                row_size: scratch.row_size as u32,
+                ..LayerUniform::new(plan, li, batch)
+            };
+            let layer_u = ctx.uniform("backward layer", &uniform(0, 0, 0))?;
+            let move_bindings = [
+                (0, &layer_u),
+                (5, &scratch.adj_rows.buffer),
+                (7, &io.adjoint.buffer),
+                (8, &flow.blocks.buffer),
+            ];
+            let row_grid = ctx.grid(layer_rows as u64, WG);
+            dispatches.push(ctx.dispatch(&gather, &move_bindings, row_grid)?);
+            for &k in &steps {
+                for chunk_start in (0..layer_rows).step_by(scratch.chunk_rows) {
+                    let chunk = scratch.chunk_rows.min(layer_rows - chunk_start);
+                    let u = ctx.uniform("backward step", &uniform(k, chunk_start, chunk))?;
+                    dispatches.push(ctx.dispatch(
+                        &coupling,
+                        &[
+                            (0, &u),
+                            (1, &flow.params.buffer),
+                            (2, &flow.mask_buf.buffer),
+                            (3, &io.steps.buffer),
+                            (4, &io.gamma.buffer),
+                            (5, &scratch.adj_rows.buffer),
+                            (6, &scratch.rows.buffer),
+                        ],
+                        ctx.grid(chunk as u64, WG),
+                    )?);
+                    uniforms.push(u);
+                    let Some(grad) = io.grad else { continue };
+                    let r = ctx.uniform(
+                        "reduce",
+                        &ReduceUniform {
+                            param_base: (layer.param_offset + k * lay.coupling_size()) as u32,
+                            coupling_size: lay.coupling_size() as u32,
+                            hidden: lay.hidden as u32,
+                            mlp_layers: lay.mlp_layers as u32,
+                            rows: chunk as u32,
+                            row_size: scratch.row_size as u32,
+                            _pad: [0; 2],
+                        },
+                    )?;
+                    let reduce_bindings = [(0, &r), (1, &scratch.rows.buffer), (2, &grad.buffer)];
+                    dispatches.push(ctx.dispatch(
+                        &reduce,
+                        &reduce_bindings,
+                        ctx.grid(lay.coupling_size() as u64, WG),
+                    )?);
+                    if hidden_tiles > 0 {
+                        dispatches.push(ctx.dispatch(
+                            &reduce_hidden,
+                            &reduce_bindings,
+                            ctx.grid(hidden_tiles as u64, WG),
+                        )?);
+                    }
+                    uniforms.push(r);
+                }
+            }
+            dispatches.push(ctx.dispatch(&scatter, &move_bindings, row_grid)?);
+            uniforms.push(layer_u);
+        }
+        Ok(Self {
+            dispatches,
+            _uniforms: uniforms,
+        })
+    }
+
+    /// The dispatches, in order, that run the pass.
+    pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
+        self.dispatches.iter()
+    }
+}

@@ -1,0 +1,34 @@
+//! Every random stream of the program, in one place. A run's seed fixes all of them: the device
+//! draws with Philox4x32-10 keyed by (seed, stream, step, index) (`shaders/rng.wgsl`), the host
+//! with ChaCha8 seeded from the seed and a fixed salt per use. Two uses never share a stream.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Device stream of the training latent draws (step = the training step).
+pub const TRAIN: u32 = 0;
+/// Device stream of the latent draws for sampling and evaluation (step = the batch index).
+pub const SAMPLE: u32 = 1;
+
+/// The host's uses of randomness.
+#[derive(Debug, Clone, Copy)]
+pub enum Host {
+    /// Initial parameters (He-normal weights).
+    Init,
+    /// The coupling masks.
+    Masks,
+    /// `sample --init --perturb`: the noise added to every parameter.
+    Perturb,
+    /// q_sym sampling: the sign flips of batch `step`.
+    SignFlips { step: u64 },
+}
+
+/// The host generator of `use_` under `seed`.
+pub fn host(seed: u64, use_: Host) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(match use_ {
+        Host::Init => seed,
+        Host::Masks => seed ^ 0x6d61_736b,   // "mask"
+        Host::Perturb => seed ^ 0x7065_7274, // "pert"
+        Host::SignFlips { step } => seed ^ step.rotate_left(32) ^ 0x666c_6970, // "flip"
+    })
+}
