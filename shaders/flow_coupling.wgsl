@@ -30,37 +30,33 @@ fn run(gid: vec3<u32>, nwg: vec3<u32>, forward: bool) {
     let h = lay.hidden;
     let m = lay.mlp_layers;
     let ms = mlp_size(h, m);
-    let kk = lay.couplings;
-    var ld = 0.0;
-    for (var i = 0u; i < kk; i++) {
-        let k = select(kk - 1u - i, i, forward);
-        if lay.save_steps != 0u {
-            let at = ((lay.row_offset + row) * kk + k) * 4u;
-            for (var j = 0u; j < 4u; j++) {
-                steps[at + j] = v[j];
-            }
-        }
-        let mask = masks[lay.mask_offset + k];
-        let u0 = mask & 3u;
-        let u1 = (mask >> 2u) & 3u;
-        let k0 = (mask >> 4u) & 3u;
-        let k1 = (mask >> 6u) & 3u;
-        let base = lay.param_offset + k * (2u * ms + 2u);
-        let s = s_scale(base, h, m) * s_tanh(mlp_forward(base, h, m, v[k0], v[k1]));
-        let t = mlp_forward(base + ms + 2u, h, m, v[k0], v[k1]);
-        if forward {
-            v[u0] = v[u0] * exp(s.x) + t.x;
-            v[u1] = v[u1] * exp(s.y) + t.y;
-            ld += s.x + s.y;
-        } else {
-            v[u0] = (v[u0] - t.x) * exp(-s.x);
-            v[u1] = (v[u1] - t.y) * exp(-s.y);
-            ld -= s.x + s.y;
+    let k = lay.k;
+    if lay.save_steps != 0u {
+        let at = ((lay.row_offset + row) * lay.couplings + k) * 4u;
+        for (var j = 0u; j < 4u; j++) {
+            steps[at + j] = v[j];
         }
     }
-    for (var j = 0u; j < 4u; j++) {
-        state[site[j]] = v[j];
+    let mask = masks[lay.mask_offset + k];
+    let u0 = mask & 3u;
+    let u1 = (mask >> 2u) & 3u;
+    let k0 = (mask >> 4u) & 3u;
+    let k1 = (mask >> 6u) & 3u;
+    let base = lay.param_offset + k * (2u * ms + 2u);
+    let s = s_scale(base, h, m) * s_tanh(mlp_forward(base, h, m, v[k0], v[k1]));
+    let t = mlp_forward(base + ms + 2u, h, m, v[k0], v[k1]);
+    var ld: f32;
+    if forward {
+        v[u0] = v[u0] * exp(s.x) + t.x;
+        v[u1] = v[u1] * exp(s.y) + t.y;
+        ld = s.x + s.y;
+    } else {
+        v[u0] = (v[u0] - t.x) * exp(-s.x);
+        v[u1] = (v[u1] - t.y) * exp(-s.y);
+        ld = -(s.x + s.y);
     }
+    state[site[u0]] = v[u0];
+    state[site[u1]] = v[u1];
     ld_partial[sample * lay.ld_stride + blk] += ld;
 }
 

@@ -1,7 +1,9 @@
-// Gradients of one coupling step's shared weights: each parameter sums, over the rows of a chunk
-// in order, the product of its output delta and its input activation from flow_backward's row
-// factors (a bias: the delta alone; a tanh scale: its precomputed factor). Fixed order, no
-// atomics: the same inputs give the same bits. CPU twin: src/reference/backward.rs.
+// Gradients of one coupling step's shared weights: each parameter adds to its gradient, row by
+// row of a chunk in order, the product of its output delta and its input activation from
+// flow_backward's row factors (a bias: the delta alone; a tanh scale: its precomputed factor).
+// Fixed order, no atomics: the same inputs give the same bits. The running sum starts from the
+// gradient itself, so splitting the rows into chunks does not change a single bit.
+// CPU twin: src/reference/backward.rs.
 
 override WG: u32 = 64u;
 
@@ -79,7 +81,7 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         let g = mlp_factor(p - ms - 2u, h, m);
         f = vec2<u32>(g.x + f_mlp + 2u, select(g.y + f_mlp + 2u, NONE, g.y == NONE));
     }
-    var acc = 0.0;
+    var acc = grad[rd.param_base + p];
     if f.y == NONE {
         for (var r = 0u; r < rd.rows; r++) {
             acc += rows[r * rd.row_size + f.x];
@@ -89,7 +91,7 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             acc += rows[r * rd.row_size + f.x] * rows[r * rd.row_size + f.y];
         }
     }
-    grad[rd.param_base + p] += acc;
+    grad[rd.param_base + p] = acc;
 }
 
 // The hidden-to-hidden weights W_l (H x H, the bulk of the parameters), a 4 x 4 tile of
@@ -113,6 +115,13 @@ fn reduce_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let p_w = select(0u, mlp_size(h, m) + 2u, mlp == 1u) + 3u * h + (l - 1u) * (h * h + h);
     let f_a = select(0u, factors_size(h, m) + 2u, mlp == 1u) + factors_hidden(h, l);
     var acc: array<vec4<f32>, 4>;
+    for (var jj = 0u; jj < 4u; jj++) {
+        for (var ii = 0u; ii < 4u; ii++) {
+            if j0 + jj < h && i0 + ii < h {
+                acc[jj][ii] = grad[rd.param_base + p_w + (j0 + jj) * h + i0 + ii];
+            }
+        }
+    }
     for (var r = 0u; r < rd.rows; r++) {
         let rb = r * rd.row_size + f_a;
         var a = vec4<f32>(0.0);
@@ -133,7 +142,7 @@ fn reduce_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     for (var jj = 0u; jj < 4u; jj++) {
         for (var ii = 0u; ii < 4u; ii++) {
             if j0 + jj < h && i0 + ii < h {
-                grad[rd.param_base + p_w + (j0 + jj) * h + i0 + ii] += acc[jj][ii];
+                grad[rd.param_base + p_w + (j0 + jj) * h + i0 + ii] = acc[jj][ii];
             }
         }
     }

@@ -56,13 +56,25 @@ impl BackwardScratch {
         let budget = ctx
             .row_budget_bytes
             .min(ctx.limits.max_storage_buffer_binding_size);
-        let chunk_rows = layer_rows.min((budget / (4 * row_size as u64)).max(1) as usize);
+        let mut chunk_rows = layer_rows.min((budget / (4 * row_size as u64)).max(1) as usize);
+        // Each weight's sum over the rows is one loop; keep it within the driver's loop budget.
+        if let Some(loops) = ctx.loop_budget {
+            chunk_rows = chunk_rows.min(super::cost::reduce_rows_within(loops) as usize);
+        }
         Ok(Self {
             adj_rows,
             rows: ctx.storage::<f32>("row factors", chunk_rows * row_size)?,
             row_size,
             chunk_rows,
         })
+    }
+}
+
+impl BackwardScratch {
+    /// Rows per chunk of the weight reduction (all of a layer's rows unless the factor buffer
+    /// or the driver's loop budget asks for fewer).
+    pub fn chunk_rows(&self) -> usize {
+        self.chunk_rows
     }
 }
 
@@ -114,6 +126,11 @@ impl BackwardPass {
             io.grad.is_none() || scratch.row_size > 0,
             "parameter gradients need a scratch built for them"
         );
+        ctx.check_loops(
+            "flow_backward::coupling_backward",
+            super::cost::coupling_backward_loops(lay.hidden as u64, lay.mlp_layers as u64),
+            "use a smaller --hidden or --mlp-layers",
+        )?;
         let consts = [("WG", WG as f64)];
         let gather = ctx.kernel(Shader::FlowBackward, "gather", &consts)?;
         let scatter = ctx.kernel(Shader::FlowBackward, "scatter", &consts)?;

@@ -2,6 +2,7 @@
 //! drivers for generation x = g(z), inference z = g^{-1}(x) and the backward of either.
 
 pub mod backward;
+pub mod cost;
 pub mod params;
 pub mod pass;
 pub mod plan;

@@ -157,18 +157,30 @@ impl FlowPass {
             Direction::Generate => "generate",
             Direction::Infer => "infer",
         };
+        let (h, m) = (plan.layout.hidden as u64, plan.layout.mlp_layers as u64);
+        ctx.check_loops(
+            "flow_coupling",
+            super::cost::coupling_step_loops(h, m),
+            "use a smaller --hidden or --mlp-layers",
+        )?;
         let coupling = ctx.kernel(Shader::FlowCoupling, entry, &consts)?;
         let log_q = ctx.kernel(Shader::FlowLogQ, "log_q", &consts)?;
 
         let mut uniforms = Vec::new();
+        // One uniform per (layer, coupling step), indexed [layer][step]: a step's weights are
+        // addressed from uniform offsets only (see docs/ARCHITECTURE.md, "lavapipe").
+        let kk = plan.layout.couplings;
         let mut layer_uniforms = Vec::new();
         for (li, layer) in plan.layers.iter().enumerate() {
-            let u = LayerUniform {
-                ld_stride: stride as u32,
-                save_steps: steps.is_some() as u32,
-                ..LayerUniform::new(plan, li, batch)
-            };
-            layer_uniforms.push((ctx.uniform("flow layer", &u)?, layer.blocks.len()));
+            for k in 0..kk {
+                let u = LayerUniform {
+                    ld_stride: stride as u32,
+                    save_steps: steps.is_some() as u32,
+                    k: k as u32,
+                    ..LayerUniform::new(plan, li, batch)
+                };
+                layer_uniforms.push((ctx.uniform("flow step", &u)?, layer.blocks.len()));
+            }
         }
         let log_q_uniform = |mode| {
             ctx.uniform(
@@ -207,20 +219,26 @@ impl FlowPass {
             Direction::Infer => (0..plan.layers.len()).collect(),
         };
         for li in order {
-            let (u, n_blocks) = &layer_uniforms[li];
-            dispatches.push(ctx.dispatch(
-                &coupling,
-                &[
-                    (0, u),
-                    (1, &state.buffer),
-                    (2, &flow.params.buffer),
-                    (3, &flow.blocks.buffer),
-                    (4, &flow.mask_buf.buffer),
-                    (5, &partial.buffer),
-                    (6, &steps_buf.buffer),
-                ],
-                ctx.grid((batch * n_blocks) as u64, WG),
-            )?);
+            let steps: Vec<usize> = match direction {
+                Direction::Generate => (0..kk).collect(),
+                Direction::Infer => (0..kk).rev().collect(),
+            };
+            for k in steps {
+                let (u, n_blocks) = &layer_uniforms[li * kk + k];
+                dispatches.push(ctx.dispatch(
+                    &coupling,
+                    &[
+                        (0, u),
+                        (1, &state.buffer),
+                        (2, &flow.params.buffer),
+                        (3, &flow.blocks.buffer),
+                        (4, &flow.mask_buf.buffer),
+                        (5, &partial.buffer),
+                        (6, &steps_buf.buffer),
+                    ],
+                    ctx.grid((batch * n_blocks) as u64, WG),
+                )?);
+            }
         }
         dispatches.push(log_q_dispatch(&after)?);
         uniforms.extend(before);

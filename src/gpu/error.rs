@@ -28,6 +28,17 @@ pub enum GpuError {
         limit: u64,
         limit_name: &'static str,
     },
+    #[error(
+        "kernel {kernel} would run {iterations} loop iterations per GPU thread, but {adapter} stops \
+         every thread's loops after {limit} (results would be wrong); {advice}, or use a hardware GPU"
+    )]
+    LoopBudget {
+        kernel: String,
+        adapter: String,
+        iterations: u64,
+        limit: u64,
+        advice: String,
+    },
     #[error("kernel {kernel}: {message}")]
     Binding { kernel: String, message: String },
     #[error("reading back {label:?} from the GPU failed: {message}")]

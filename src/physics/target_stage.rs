@@ -36,6 +36,9 @@ impl TargetStage {
         let l = target.lattice.l;
         let n = target.n_sites();
         assert_eq!(x.len, batch * n, "x must hold batch x N values");
+        // log_prob: per invocation n / WG sites, each a loop over a row; then the tree reduction.
+        let loops = (n as u64).div_ceil(WG as u64) * (1 + l as u64) + WG.ilog2() as u64;
+        ctx.check_loops("target_log_prob", loops, "use a smaller --lattice")?;
         let to_f32 = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect::<Vec<f32>>();
         let cas = ctx.storage_from("target cas", &to_f32(cas_table(l)))?;
         let inv = ctx.storage_from("target 1/eig", &to_f32(target.inverse_eigenvalues_scaled()))?;

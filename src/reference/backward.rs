@@ -24,6 +24,10 @@ pub struct TwinGradients {
     pub dz: Vec<f64>,
     /// Per sample, the weight a of ln q(x) in the objective.
     pub a: Vec<f64>,
+    /// Per sample, ln q(x) - ln pi(x) and the objective's term (their means are `loss` and
+    /// `objective`).
+    pub plain_terms: Vec<f64>,
+    pub objective_terms: Vec<f64>,
 }
 
 fn elu_grad(act: f64) -> f64 {
@@ -196,6 +200,7 @@ pub fn loss_and_grads(
     let mut dz = vec![0.0; z.len()];
     let (mut loss, mut objective) = (0.0, 0.0);
     let mut a_coef = Vec::with_capacity(batch);
+    let (mut plain_terms, mut objective_terms) = (Vec::new(), Vec::new());
     for s in 0..batch {
         let zs = &z[s * n..(s + 1) * n];
         let mut rec = PassRecord::new();
@@ -248,6 +253,8 @@ pub fn loss_and_grads(
         loss += c * plain;
         objective += c * term;
         a_coef.push(a);
+        plain_terms.push(plain);
+        objective_terms.push(term);
     }
     TwinGradients {
         loss,
@@ -255,5 +262,7 @@ pub fn loss_and_grads(
         grads,
         dz,
         a: a_coef,
+        plain_terms,
+        objective_terms,
     }
 }

@@ -83,6 +83,13 @@ impl AdamStage {
     ) -> Result<Self, GpuError> {
         const WG: u32 = 64;
         let n_params = params.len;
+        // grad_norm: one workgroup strides over every parameter, then a tree reduction.
+        let loops = (n_params as u64).div_ceil(WG as u64) + WG.ilog2() as u64;
+        ctx.check_loops(
+            "adam::grad_norm",
+            loops,
+            "use a smaller flow (--hidden, --couplings, --depth)",
+        )?;
         let grad = ctx.storage::<f32>("grad", n_params)?;
         let m = ctx.storage::<f32>("adam m", n_params)?;
         let v = ctx.storage::<f32>("adam v", n_params)?;

@@ -67,6 +67,9 @@ impl LossStage {
             input.negated.is_some(),
             "ln q(-x) iff the objective needs it"
         );
+        // batch_stats: one workgroup, two columns, two strided passes over the batch each.
+        let loops = 4 * ((batch as u64).div_ceil(WG as u64) + WG.ilog2() as u64) + 2;
+        ctx.check_loops("loss::batch_stats", loops, "use a smaller --batch")?;
         let consts = [("WG", WG as f64)];
         let sites = ctx.grid((batch * n) as u64, WG);
         let per_sample = ctx.grid(batch as u64, WG);

@@ -1,11 +1,14 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod cases;
+
 use std::sync::Arc;
 
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::sync::OnceLock;
 
 /// The real adapter; a missing one fails the test with the runtime's own instructions.
 pub fn gpu() -> Arc<GpuContext> {
@@ -13,6 +16,12 @@ pub fn gpu() -> Arc<GpuContext> {
     std::env::set_var("NODEVICE_SELECT", "1");
     GpuContext::new(&GpuOptions::default())
         .unwrap_or_else(|e| panic!("GPU tests need a GPU adapter: {e}"))
+}
+
+/// One context for all the tests of a binary, so each pipeline is compiled once.
+pub fn shared_gpu() -> Arc<GpuContext> {
+    static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
+    CTX.get_or_init(gpu).clone()
 }
 
 /// `n` standard-normal-ish values (uniform in [-2.5, 2.5]) from a fixed seed.
