@@ -1,6 +1,10 @@
 //! The command line as a user meets it: output formats and bad input.
 
+mod common;
+
 use std::process::Command;
+
+use common::formats::{read_npy, read_zip};
 
 fn neuralrg(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))
@@ -62,31 +66,42 @@ fn exact_is_finite_at_every_size_up_to_256() {
     }
 }
 
+/// Runs `args`, which must fail with one line on stderr, nothing on stdout, and a message
+/// that contains every one of `names` (the flag and the reason).
+fn refused(args: &[&str], names: &[&str]) {
+    let out = neuralrg(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+    for name in names {
+        assert!(
+            err.contains(name),
+            "{args:?}: {err:?} does not name {name:?}"
+        );
+    }
+}
+
 #[test]
-fn bad_input_gives_one_line_and_a_nonzero_exit() {
-    for args in [
-        &["exact", "--lattice", "0"][..],
-        &["exact", "--lattice", "1"],
-        &["exact", "--lattice", "-4"],
-        &["exact", "--lattice", "4", "--beta", "-0.3"],
-        &["exact", "--lattice", "4", "--beta", "0"],
-        &["exact", "--lattice", "4", "--beta", "NaN"],
-        &["exact", "--lattice", "4", "--temperature", "0"],
-        &[
-            "exact",
-            "--lattice",
-            "4",
-            "--beta",
-            "0.3",
-            "--temperature",
-            "2",
-        ],
+fn bad_input_gives_one_line_naming_the_flag_and_a_nonzero_exit() {
+    let e = "exact";
+    for (args, names) in [
+        (&[e, "--lattice", "0"][..], &["--lattice", "at least 2"][..]),
+        (&[e, "--lattice", "1"], &["--lattice", "at least 2"]),
+        (&[e, "--lattice", "-4"], &["--lattice", "-4"]),
+        (&[e, "-L", "4", "--beta", "-0.3"], &["--beta", "positive"]),
+        (&[e, "-L", "4", "--beta", "0"], &["--beta", "positive"]),
+        (&[e, "-L", "4", "--beta", "NaN"], &["--beta", "finite"]),
+        (
+            &[e, "-L", "4", "--temperature", "0"],
+            &["--temperature", "positive"],
+        ),
+        (
+            &[e, "-L", "4", "--beta", "0.3", "--temperature", "2"],
+            &["--beta", "--temperature", "cannot be used with"],
+        ),
     ] {
-        let out = neuralrg(args);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} succeeded");
-        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
-        assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+        refused(args, names);
     }
 }
 
@@ -147,71 +162,60 @@ fn plan_prints_the_layer_table() {
 }
 
 #[test]
-fn flow_bad_input_gives_one_line_and_a_nonzero_exit() {
-    for args in [
-        &["plan", "--lattice", "12"][..],
-        &["plan", "--lattice", "2"],
-        &["plan", "--lattice", "16", "--depth", "5"],
-        &["plan", "--lattice", "16", "--couplings", "0"],
-        &["plan", "--lattice", "16", "--hidden", "0"],
-        &["plan", "--lattice", "16", "--arch", "ladder"],
-        &["sample", "--lattice", "8", "--out", "x.npz"],
-        &["sample", "--init", "--lattice", "8", "--out", "x.npy"],
-        &[
-            "sample",
-            "--init",
-            "--lattice",
-            "8",
-            "--out",
-            "/nonexistent-dir/x.npz",
-        ],
-        &[
-            "sample",
-            "--init",
-            "--lattice",
-            "8",
-            "--batch",
-            "0",
-            "--out",
-            "x.npz",
-        ],
-        &["sample", "--init", "--lattice", "6", "--out", "x.npz"],
+fn flow_bad_input_gives_one_line_naming_the_flag_and_a_nonzero_exit() {
+    let pow2 = "power of two";
+    let init = ["sample", "--init", "--lattice"];
+    for (args, names) in [
+        (&["plan", "--lattice", "12"][..], &["--lattice", pow2][..]),
+        (&["plan", "--lattice", "2"], &["--lattice", pow2]),
+        (
+            &["plan", "-L", "16", "--depth", "5"],
+            &["--depth", "between 1 and 4"],
+        ),
+        (
+            &["plan", "-L", "16", "--couplings", "0"],
+            &["--couplings", "at least 1"],
+        ),
+        (
+            &["plan", "-L", "16", "--hidden", "0"],
+            &["--hidden", "between 1 and 128"],
+        ),
+        (
+            &["plan", "-L", "16", "--arch", "ladder"],
+            &["--arch", "mera, tree, tebd"],
+        ),
+        (
+            &["sample", "-L", "8", "--out", "x.npz"],
+            &["--init", "--checkpoint"],
+        ),
+        (
+            &[init[0], init[1], init[2], "8", "--out", "x.npy"],
+            &["--out", ".npz"],
+        ),
+        (
+            &[
+                init[0],
+                init[1],
+                init[2],
+                "8",
+                "--out",
+                "/nonexistent-dir/x.npz",
+            ],
+            &["--out", "does not exist"],
+        ),
+        (
+            &[
+                init[0], init[1], init[2], "8", "--batch", "0", "--out", "x.npz",
+            ],
+            &["--batch", "at least 1"],
+        ),
+        (
+            &[init[0], init[1], init[2], "6", "--out", "x.npz"],
+            &["--lattice", pow2],
+        ),
     ] {
-        let out = neuralrg(args);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} succeeded");
-        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        refused(args, names);
     }
-}
-
-/// Reads one float32 member of an uncompressed .npz (enough for our own files).
-fn npz_member(bytes: &[u8], name: &str) -> (String, Vec<f32>) {
-    let key = format!("{name}.npy");
-    let mut pos = 0;
-    while bytes[pos..pos + 4] == [0x50, 0x4b, 0x03, 0x04] {
-        let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
-        let size = u32::from_le_bytes(bytes[pos + 18..pos + 22].try_into().unwrap()) as usize;
-        let (nlen, xlen) = (u16_at(pos + 26), u16_at(pos + 28));
-        let member = std::str::from_utf8(&bytes[pos + 30..pos + 30 + nlen]).unwrap();
-        let data = &bytes[pos + 30 + nlen + xlen..pos + 30 + nlen + xlen + size];
-        if member == key {
-            let hlen = u16_at_slice(data, 8);
-            let header = std::str::from_utf8(&data[10..10 + hlen])
-                .unwrap()
-                .to_string();
-            let values = data[10 + hlen..]
-                .chunks(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            return (header, values);
-        }
-        pos += 30 + nlen + xlen + size;
-    }
-    panic!("{key} not in archive");
-}
-
-fn u16_at_slice(b: &[u8], o: usize) -> usize {
-    u16::from_le_bytes([b[o], b[o + 1]]) as usize
 }
 
 #[test]
@@ -238,16 +242,12 @@ fn sample_writes_a_loadable_npz_and_the_identity_flow_gives_normals() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let bytes = std::fs::read(&path).unwrap();
-    let (header, x) = npz_member(&bytes, "x");
-    assert!(
-        header.contains("'descr': '<f4'") && header.contains("'shape': (64, 4, 4)"),
-        "{header}"
-    );
-    assert_eq!(x.len(), 64 * 16);
-    let (_, ln_q) = npz_member(&bytes, "ln_q");
-    let (_, log_det) = npz_member(&bytes, "log_det");
-    let (_, ln_pi) = npz_member(&bytes, "ln_pi");
+    let members = read_zip(&std::fs::read(&path).unwrap());
+    let (shape, x) = read_npy(&members["x.npy"]);
+    assert_eq!(shape, [64, 4, 4]);
+    let (_, ln_q) = read_npy(&members["ln_q.npy"]);
+    let (_, log_det) = read_npy(&members["log_det.npy"]);
+    let (_, ln_pi) = read_npy(&members["ln_pi.npy"]);
     assert_eq!((ln_q.len(), ln_pi.len()), (64, 64));
     // The fresh flow is the identity: x = z, log-det 0, ln q = ln N(x).
     assert!(log_det.iter().all(|&v| v == 0.0));

@@ -134,6 +134,14 @@ fn symmetrisation_recovers_the_lost_mode() {
     check_learning(&sym, 0.025);
     // q_sym never does worse than q (Appendix D).
     assert!(m.iter().all(|r| r.loss_sym.unwrap() <= r.loss + 1e-3));
+    // The flow collapses onto one sign; q_sym recovers exactly the ln 2 that costs q (measured
+    // gap 0.69315 at step 1000), a tolerance far below ln 2 itself.
+    let last = m.last().unwrap();
+    let gap = last.loss - last.loss_sym.unwrap();
+    assert!(
+        (gap - std::f64::consts::LN_2).abs() < 0.01,
+        "plain - symmetric = {gap}, not ln 2"
+    );
     // eval of a symmetrised model estimates the q_sym free energy; 1000 = 3 batches of 300 + 100.
     let out = run_ok(&[
         "eval",
@@ -186,6 +194,69 @@ fn resume_continues_bit_for_bit() {
             .map(|r| (r.step, r.loss))
             .collect::<Vec<_>>()
     );
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+/// The model state and the logged (step, loss, symmetrised loss) of a run directory.
+type RunState = (
+    Vec<f32>,
+    Vec<f32>,
+    Vec<f32>,
+    Vec<u32>,
+    u64,
+    Vec<(u64, f64, Option<f64>)>,
+);
+
+fn run_state(dir: &Path) -> RunState {
+    let ck = Checkpoint::load(dir).unwrap();
+    let log = metrics::read(dir).unwrap();
+    let log = log.iter().map(|r| (r.step, r.loss, r.loss_sym)).collect();
+    (ck.params, ck.adam_m, ck.adam_v, ck.masks, ck.step, log)
+}
+
+#[test]
+fn resuming_a_symmetric_run_from_an_older_checkpoint_truncates_the_log_and_matches() {
+    // A crash after the metrics of steps 11-20 were written but before their checkpoint: the
+    // checkpoint says step 10, metrics.jsonl goes on to 20.
+    let (a, b) = (fresh_dir("trunc-a"), fresh_dir("trunc-b"));
+    let flags = [
+        "--batch",
+        "16",
+        "--symmetric",
+        "--log-every",
+        "1",
+        "--save-every",
+        "10",
+    ];
+    let train_to = |dir: &Path, steps: &str, resume: bool| {
+        let mut args = vec!["train"];
+        if resume {
+            args.extend(["--resume", dir.to_str().unwrap(), "--quiet"]);
+        } else {
+            args.extend(&TINY[..TINY.len() - 1]);
+            args.extend(flags);
+            args.extend(["--out", dir.to_str().unwrap()]);
+        }
+        args.extend(["--steps", steps]);
+        run_ok(&args);
+    };
+    train_to(&b, "30", false);
+    train_to(&a, "10", false);
+    let ck = a.join("checkpoint.safetensors");
+    let at_10 = std::fs::read(&ck).unwrap();
+    train_to(&a, "10", true);
+    std::fs::write(&ck, at_10).unwrap();
+    assert_eq!(metrics::read(&a).unwrap().last().unwrap().step, 20);
+    train_to(&a, "20", true);
+    let (sa, sb) = (run_state(&a), run_state(&b));
+    assert_eq!(sa.4, 30);
+    assert!(
+        sa.5.iter().all(|r| r.2.is_some()),
+        "symmetric runs log loss_sym"
+    );
+    assert_eq!(sa, sb, "a resumed run differs from the uninterrupted one");
     for d in [a, b] {
         std::fs::remove_dir_all(d).unwrap();
     }
@@ -245,44 +316,67 @@ fn bad_resumes_are_refused_without_damage() {
     )
     .unwrap();
     let missing = fresh_dir("missing");
-    for args in [
-        vec!["train", "--resume", d, "--lattice", "8"],
-        vec!["train", "--resume", d, "--hidden", "16"],
-        vec!["train", "--resume", d, "--temperature", "3"],
-        vec!["train", "--resume", missing.to_str().unwrap()],
-        vec!["train", "--resume", corrupt.to_str().unwrap()],
-        vec!["train", "--lattice", "4", "--out", d],
-        vec![
-            "train",
-            "--lattice",
-            "6",
-            "--out",
-            missing.to_str().unwrap(),
-        ],
-        vec![
-            "train",
-            "--lattice",
-            "4",
-            "--lr",
-            "-1",
-            "--out",
-            missing.to_str().unwrap(),
-        ],
-        vec![
-            "train",
-            "--lattice",
-            "4",
-            "--batch",
-            "1",
-            "--out",
-            missing.to_str().unwrap(),
-        ],
-        vec!["eval", "--checkpoint", corrupt.to_str().unwrap()],
+    let m = missing.to_str().unwrap();
+    let c = corrupt.to_str().unwrap();
+    let model = "would change the checkpoint's model";
+    let r = ["train", "--resume", d];
+    for (args, names) in [
+        (
+            vec![r[0], r[1], r[2], "--lattice", "8"],
+            vec!["--lattice", model],
+        ),
+        (
+            vec![r[0], r[1], r[2], "--hidden", "16"],
+            vec!["--hidden", model],
+        ),
+        (
+            vec![r[0], r[1], r[2], "--temperature", "3"],
+            vec!["--temperature", model],
+        ),
+        (vec![r[0], r[1], r[2], "--seed", "3"], vec!["--seed", model]),
+        (
+            vec![r[0], r[1], r[2], "--arch", "tree"],
+            vec!["--arch", model],
+        ),
+        (
+            vec![r[0], r[1], r[2], "--depth", "1"],
+            vec!["--depth", model],
+        ),
+        (
+            vec![r[0], r[1], r[2], "--couplings", "2"],
+            vec!["--couplings", model],
+        ),
+        (
+            vec![r[0], r[1], r[2], "--mlp-layers", "3"],
+            vec!["--mlp-layers", model],
+        ),
+        (vec!["train", "--resume", m], vec![m]),
+        (vec!["train", "--resume", c], vec![c]),
+        (vec!["train", "--lattice", "4", "--out", d], vec![d]),
+        (
+            vec!["train", "--lattice", "6", "--out", m],
+            vec!["--lattice", "power of two"],
+        ),
+        (
+            vec!["train", "-L", "4", "--lr", "-1", "--out", m],
+            vec!["--lr", "positive"],
+        ),
+        (
+            vec!["train", "-L", "4", "--batch", "1", "--out", m],
+            vec!["--batch", "at least 2"],
+        ),
+        (vec!["eval", "--checkpoint", c], vec![c]),
     ] {
         let out = neuralrg(&args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} succeeded");
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        for name in names {
+            assert!(
+                err.contains(name),
+                "{args:?}: {err:?} does not name {name:?}"
+            );
+        }
     }
     assert_eq!(std::fs::read(&ck).unwrap(), before);
     assert_eq!(
@@ -386,5 +480,33 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
         "checkpoint at step {} after {last} logged steps",
         ck.step
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    // Resuming after the interruption gives what an uninterrupted run of the same length does.
+    let d = dir.to_str().unwrap();
+    run_ok(&["train", "--resume", d, "--steps", "7", "--quiet"]);
+    let total = (ck.step + 7).to_string();
+    let whole = fresh_dir("sigint-whole");
+    let mut args = vec![
+        "train",
+        "--steps",
+        &total,
+        "--save-every",
+        "100000",
+        "--log-every",
+        "1",
+    ];
+    args.extend([
+        "--lattice",
+        "4",
+        "--hidden",
+        "8",
+        "--couplings",
+        "4",
+        "--quiet",
+    ]);
+    args.extend(["--out", whole.to_str().unwrap()]);
+    run_ok(&args);
+    assert_eq!(run_state(&dir), run_state(&whole));
+    for d in [dir, whole] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
 }
