@@ -57,11 +57,19 @@ enum Command {
         json: bool,
     },
     /// Print the flow's architecture: per layer the level, shift, blocks, sites kept, parameters.
+    ///
+    /// `--json` prints the whole plan as one object (`config`, `layout`, and per layer `level`,
+    /// `shifted`, `blocks` (the 4 site indices of every block, site (x, y) = y * L + x, in the
+    /// order the bijector sees them), `kept_after` and `param_offset`): what another
+    /// implementation needs to rebuild the same network.
     Plan {
         #[command(flatten)]
         lattice: LatticeArgs,
         #[command(flatten)]
         flow: FlowArgs,
+        /// One JSON object on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// Train a flow by probability density distillation (Algorithm 1).
     ///
@@ -89,6 +97,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Time a training step (plain and symmetric) and the generation of a batch with ln q.
+    ///
+    /// After --warmup untimed repetitions, reports the median, minimum and maximum of --reps
+    /// timed ones, samples/s, and GFLOP/s against a flop model of the flow (2 flops per
+    /// multiply-add of its MLPs; a training step counts forward + backward = 3x a pass, twice
+    /// for the symmetric objective). The defaults (L = 32, batch 1024, the default flow) suit a
+    /// hardware GPU; on a CPU adapter start small, e.g. `-L 16 --batch 64 --hidden 10
+    /// --mlp-layers 3`.
+    Bench(Box<BenchArgs>),
     /// Draw samples x = g(z) from a flow and write them with ln q(x) and ln pi(x) to a .npz file.
     ///
     /// Load them in Python with `d = numpy.load("samples.npz")`: d["x"] has shape (batch, L, L);
@@ -123,6 +140,46 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+}
+
+/// `neuralrg-gpu bench`.
+#[derive(Args)]
+struct BenchArgs {
+    /// Linear lattice size L, a power of two >= 4.
+    #[arg(
+        long,
+        short = 'L',
+        value_name = "L",
+        default_value_t = 32,
+        allow_hyphen_values = true
+    )]
+    lattice: usize,
+    #[command(flatten)]
+    temperature: TemperatureArgs,
+    #[command(flatten)]
+    flow: FlowArgs,
+    /// Samples per step.
+    #[arg(long, default_value_t = 1024)]
+    batch: usize,
+    /// Seed of the parameters (the fresh flow plus small noise), masks and draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Untimed repetitions of each workload first.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Timed repetitions of each workload (the median and the spread are reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Also the GPU time per kernel of one repetition: GPU timestamps where the adapter has
+    /// TIMESTAMP_QUERY, else the wall clock around each dispatch.
+    #[arg(long)]
+    profile: bool,
+    /// Run on every adapter wgpu finds and print them side by side.
+    #[arg(long)]
+    all_adapters: bool,
+    /// One JSON object on stdout instead of tables.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -429,6 +486,69 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn run_bench(args: &BenchArgs, gpu: &GpuOptions) -> Result<()> {
+    if args.reps == 0 {
+        bail!("--reps must be at least 1");
+    }
+    if args.batch < 2 {
+        bail!("--batch must be at least 2 (the loss needs a standard error)");
+    }
+    let config = PartialRunConfig {
+        lattice: Some(check_lattice(args.lattice)?),
+        beta: args.temperature.beta,
+        temperature: args.temperature.temperature,
+        flow: args.flow.partial(),
+        train: PartialTrain {
+            batch: Some(args.batch),
+            seed: Some(args.seed),
+            ..PartialTrain::default()
+        },
+    }
+    .resolve()?;
+    let opts = neuralrg_gpu::bench::BenchOptions {
+        config,
+        warmup: args.warmup,
+        reps: args.reps,
+        profile: args.profile,
+    };
+    let adapters: Vec<Option<String>> = if args.all_adapters {
+        GpuContext::adapter_names().into_iter().map(Some).collect()
+    } else {
+        vec![gpu.adapter.clone()]
+    };
+    let mut reports = Vec::new();
+    for adapter in adapters {
+        let ctx = GpuContext::new(&GpuOptions {
+            adapter,
+            ..gpu.clone()
+        })?;
+        let report = neuralrg_gpu::bench::run(&ctx, &opts, |what| {
+            eprintln!("bench: {what} on {} ...", ctx.info.name)
+        })?;
+        if !args.json {
+            println!("{}", neuralrg_gpu::bench::table(&report));
+        }
+        reports.push(report);
+    }
+    if args.json {
+        let v = match reports.len() {
+            1 => serde_json::to_value(&reports[0])?,
+            _ => serde_json::json!({ "reports": reports }),
+        };
+        println!("{v}");
+    } else if reports.len() > 1 {
+        println!("median seconds per workload, side by side:");
+        for t in 0..reports[0].timings.len() {
+            let row: Vec<String> = reports
+                .iter()
+                .map(|r| format!("{}: {:.4}", r.adapter, r.timings[t].median_s))
+                .collect();
+            println!("  {:<22} {}", reports[0].timings[t].name, row.join("  |  "));
+        }
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     let gpu = GpuOptions {
         adapter: cli.adapter,
@@ -454,16 +574,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("-ln Z (target)       {:.15e}", s.neg_ln_z);
             }
         }
-        Command::Plan { lattice, flow } => {
+        Command::Plan {
+            lattice,
+            flow,
+            json,
+        } => {
             let config = PartialRunConfig {
                 lattice: Some(lattice.lattice),
                 flow: flow.partial(),
                 ..Default::default()
             }
             .resolve()?;
-            print!("{}", FlowPlan::new(config.flow_config()?).table());
+            let plan = FlowPlan::new(config.flow_config()?);
+            if json {
+                println!("{}", serde_json::to_string(&plan)?);
+            } else {
+                print!("{}", plan.table());
+            }
         }
         Command::Train(args) => return run_train(&args, &gpu),
+        Command::Bench(args) => run_bench(&args, &gpu)?,
         Command::Eval {
             checkpoint,
             samples,

@@ -1,6 +1,7 @@
-//! What the flow's kernels cost per invocation, counted from their loops: the number that
-//! llvmpipe caps (see [`crate::gpu::context::LLVMPIPE_LOOP_LIMIT`]). Each count follows the loop
-//! structure of its WGSL function, every iteration of every loop counted once.
+//! What the flow's kernels cost: per invocation, counted from their loops (the number that
+//! llvmpipe caps, see [`crate::gpu::context::LLVMPIPE_LOOP_LIMIT`]; each count follows the loop
+//! structure of its WGSL function, every iteration of every loop counted once), and in flops
+//! (the model `bench` reports achieved GFLOP/s against).
 
 /// `mlp_forward` (shaders/lib/mlp.wgsl): the first layer, the hidden layers, the output.
 pub fn mlp_forward_loops(h: u64, m: u64) -> u64 {
@@ -44,4 +45,26 @@ mod tests {
         assert!(2 * mlp_forward_loops(126, 3) <= 65_535);
         assert!(2 * mlp_forward_loops(127, 3) > 65_535);
     }
+}
+
+/// Multiply-adds of one MLP evaluation, 2 -> H (-> H)^(m-1) -> 2.
+pub fn mlp_macs(h: u64, m: u64) -> u64 {
+    2 * h + (m - 1) * h * h + 2 * h
+}
+
+/// The flop model of a plan: the useful arithmetic of the flow, counted as 2 flops per
+/// multiply-add of its MLPs (what PyTorch's FLOP counter counts for the same network; the
+/// elementwise work of couplings, activations and the target is not counted). A pass applies
+/// every coupling step (an s-MLP and a t-MLP) to every block of every layer.
+pub fn pass_flops(plan: &crate::flow::FlowPlan, batch: usize) -> u64 {
+    let lay = &plan.layout;
+    let per_step = 2 * 2 * mlp_macs(lay.hidden as u64, lay.mlp_layers as u64);
+    plan.n_rows(batch) as u64 * lay.couplings as u64 * per_step
+}
+
+/// A training step's model flops: each pass's forward and its backward (input and weight
+/// gradients, twice the forward); the symmetric or regularised objectives add an inference
+/// pass on -x and its backward.
+pub fn train_step_flops(plan: &crate::flow::FlowPlan, batch: usize, negated_pass: bool) -> u64 {
+    3 * pass_flops(plan, batch) * if negated_pass { 2 } else { 1 }
 }

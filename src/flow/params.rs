@@ -12,7 +12,7 @@ use rand_distr::StandardNormal;
 
 use super::plan::FlowPlan;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ParamLayout {
     pub couplings: usize,
     pub hidden: usize,

@@ -115,7 +115,7 @@ impl FlowConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LayerPlan {
     pub level: usize,
     pub shifted: bool,
@@ -127,7 +127,7 @@ pub struct LayerPlan {
     pub param_offset: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FlowPlan {
     pub config: FlowConfig,
     pub layout: ParamLayout,

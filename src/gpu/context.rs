@@ -63,9 +63,9 @@ fn device_rank(t: wgpu::DeviceType) -> u8 {
 }
 
 impl GpuContext {
-    pub fn new(opts: &GpuOptions) -> Result<Arc<Self>, GpuError> {
-        // Vulkan/Metal/DX12 first; GL only as a fallback (probing it prints noise on headless hosts).
-        // WGPU_BACKEND overrides both.
+    /// The adapters wgpu finds: Vulkan/Metal/DX12 first, GL only as a fallback (probing it prints
+    /// noise on headless hosts); WGPU_BACKEND overrides both. Also the backends tried.
+    fn enumerate() -> (Vec<wgpu::Adapter>, Vec<wgpu::Backends>) {
         let mut adapters = Vec::new();
         let mut tried = Vec::new();
         let native = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
@@ -83,6 +83,20 @@ impl GpuContext {
                 break;
             }
         }
+        (adapters, tried)
+    }
+
+    /// The names of the adapters [`GpuContext::new`] can choose from.
+    pub fn adapter_names() -> Vec<String> {
+        Self::enumerate()
+            .0
+            .iter()
+            .map(|a| a.get_info().name)
+            .collect()
+    }
+
+    pub fn new(opts: &GpuOptions) -> Result<Arc<Self>, GpuError> {
+        let (adapters, tried) = Self::enumerate();
         if adapters.is_empty() {
             let mut backends = tried
                 .iter()

@@ -51,6 +51,11 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
+    /// The kernel's name, `shader::entry`.
+    pub fn name(&self) -> &str {
+        &self.kernel.name
+    }
+
     pub(crate) fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.kernel.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);

@@ -5,6 +5,7 @@ pub mod buffers;
 pub mod context;
 pub mod error;
 pub mod kernels;
+pub mod profiler;
 pub mod rng;
 pub mod shaders;
 

@@ -186,14 +186,18 @@ impl TrainStep {
     /// the gradient, applies Adam update t + 1, and returns the statistics of the batch it
     /// trained on.
     pub fn step(&mut self, ctx: &GpuContext, t: u64) -> Result<StepStats, GpuError> {
+        ctx.submit("train step", &self.dispatches(ctx, t))?;
+        self.read_stats(ctx)
+    }
+
+    /// Every dispatch of step `t`, in order (for profiling; [`TrainStep::step`] runs them).
+    pub fn dispatches(&mut self, ctx: &GpuContext, t: u64) -> Vec<&Dispatch> {
         self.rng.set_step(ctx, t);
         self.adam.set_update(ctx, t + 1);
-        let all: Vec<&Dispatch> = std::iter::once(&self.rng.dispatch)
+        std::iter::once(&self.rng.dispatch)
             .chain(&self.gradient_dispatches)
             .chain(std::iter::once(&self.adam.update))
-            .collect();
-        ctx.submit("train step", &all)?;
-        self.read_stats(ctx)
+            .collect()
     }
 
     /// The gradient for latent draws `z` ([batch, N]) without updating anything: the statistics,
