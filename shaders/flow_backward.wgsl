@@ -1,7 +1,7 @@
 // Backward pass of one flow layer, hand-derived. For each (sample, block) row the adjoint of the
 // block's four values is gathered from the per-site adjoint, carried back through the coupling
-// steps one step per dispatch (recomputing the MLP activations from the saved step input), and
-// scattered back. Each step also writes per-row factors (layer inputs and output deltas of every
+// steps one step per dispatch (recomputing the MLP activations from the saved step input; four
+// rows per invocation, one per vec4 lane, as in lib/mlp.wgsl), and scattered back. Each step also writes per-row factors (layer inputs and output deltas of every
 // linear map) from which grad_reduce forms the shared weights' gradients in a fixed order.
 //
 // Per row and coupling step, with LD coefficient gamma (d loss / d log|det| of the pass):
@@ -54,117 +54,146 @@ fn scatter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     }
 }
 
-// A row factor, written only when the pass forms parameter gradients (row_size > 0).
-fn put(i: u32, v: f32) {
-    if lay.row_size != 0u {
-        rows[i] = v;
+// The four rows of an invocation: their first factor in `rows` and whether they are real.
+var<private> row_base: array<u32, 4>;
+var<private> lane_on: vec4<bool>;
+
+// One row factor per lane, written only for real rows and when the pass forms parameter
+// gradients (row_size > 0). Unrolled by hand: a loop here would count against llvmpipe's limit.
+fn put(i: u32, v: vec4<f32>) {
+    if lay.row_size == 0u {
+        return;
+    }
+    if lane_on.x {
+        rows[row_base[0] + i] = v.x;
+    }
+    if lane_on.y {
+        rows[row_base[1] + i] = v.y;
+    }
+    if lane_on.z {
+        rows[row_base[2] + i] = v.z;
+    }
+    if lane_on.w {
+        rows[row_base[3] + i] = v.w;
     }
 }
 
 // Backward through the MLP at `base` whose activations are in `acts`, from the output gradient
-// d_out; writes the row factors at `rb` and returns the gradient with respect to the input.
-fn mlp_backward(base: u32, h: u32, m: u32, x: vec2<f32>, d_out: vec2<f32>, rb: u32) -> vec2<f32> {
-    var g: array<f32, MAX_HIDDEN>;
-    var g2: array<f32, MAX_HIDDEN>;
+// d_out; writes the row factors at offset `rb` of each row and returns the gradient with respect
+// to the input.
+fn mlp_backward(base: u32, x: Pair, d_out: Pair, rb: u32) -> Pair {
+    var g: array<vec4<f32>, H>;
+    var g2: array<vec4<f32>, H>;
     put(rb, x.x);
     put(rb + 1u, x.y);
-    let w_out = base + mlp_out_offset(h, m);
-    let last = (m - 1u) * h;
-    let p_last = rb + factors_last(h, m);
-    for (var i = 0u; i < h; i++) {
+    let w_out = base + mlp_out_offset(H, M);
+    let last = (M - 1u) * H;
+    let p_last = rb + factors_last(H, M);
+    for (var i = 0u; i < H; i++) {
         put(p_last + i, acts[last + i]);
-        g[i] = (params[w_out + i] * d_out.x + params[w_out + h + i] * d_out.y) * elu_grad(acts[last + i]);
+        g[i] = (params[w_out + i] * d_out.x + params[w_out + H + i] * d_out.y) * elu_grad(acts[last + i]);
     }
-    put(p_last + h, d_out.x);
-    put(p_last + h + 1u, d_out.y);
-    for (var l = m - 1u; l > 0u; l--) {
-        let w = base + 3u * h + (l - 1u) * (h * h + h);
-        let p_a = rb + factors_hidden(h, l);
-        for (var i = 0u; i < h; i++) {
-            put(p_a + i, acts[(l - 1u) * h + i]);
-            put(p_a + h + i, g[i]);
+    put(p_last + H, d_out.x);
+    put(p_last + H + 1u, d_out.y);
+    for (var l = M - 1u; l > 0u; l--) {
+        let w = base + 3u * H + (l - 1u) * (H * H + H);
+        let p_a = rb + factors_hidden(H, l);
+        for (var i = 0u; i < H; i++) {
+            put(p_a + i, acts[(l - 1u) * H + i]);
+            put(p_a + H + i, g[i]);
         }
-        for (var i = 0u; i < h; i++) {
-            var acc = 0.0;
-            for (var j = 0u; j < h; j++) {
-                acc += params[w + j * h + i] * g[j];
+        for (var i = 0u; i < H; i++) {
+            var acc = vec4<f32>(0.0);
+            for (var j = 0u; j < H; j++) {
+                acc += params[w + j * H + i] * g[j];
             }
-            g2[i] = acc * elu_grad(acts[(l - 1u) * h + i]);
+            g2[i] = acc * elu_grad(acts[(l - 1u) * H + i]);
         }
-        for (var i = 0u; i < h; i++) {
+        for (var i = 0u; i < H; i++) {
             g[i] = g2[i];
         }
     }
-    var d_in = vec2<f32>(0.0);
-    for (var j = 0u; j < h; j++) {
+    var d_in = Pair(vec4<f32>(0.0), vec4<f32>(0.0));
+    for (var j = 0u; j < H; j++) {
         put(rb + 2u + j, g[j]);
-        d_in += vec2<f32>(params[base + 2u * j], params[base + 2u * j + 1u]) * g[j];
+        d_in.x += params[base + 2u * j] * g[j];
+        d_in.y += params[base + 2u * j + 1u] * g[j];
     }
     return d_in;
 }
 
 @compute @workgroup_size(WG)
 fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let cr = linear_id(gid, nwg);
-    let row = lay.chunk_start + cr;
-    if cr >= lay.chunk_rows || row >= lay.batch * lay.n_blocks {
+    let first = 4u * linear_id(gid, nwg);
+    let layer_rows = lay.batch * lay.n_blocks;
+    let end = min(lay.chunk_rows, layer_rows - lay.chunk_start);
+    if first >= end {
         return;
     }
-    let sample = row / lay.n_blocks;
-    let h = lay.hidden;
-    let m = lay.mlp_layers;
-    let ms = mlp_size(h, m);
     let k = lay.k;
-    var v: array<f32, 4>;
-    var a: array<f32, 4>;
-    let at = ((lay.row_offset + row) * lay.couplings + k) * 4u;
-    for (var j = 0u; j < 4u; j++) {
-        v[j] = steps[at + j];
-        a[j] = adj_rows[row * 4u + j];
+    // Lanes past the chunk repeat its last row and write nothing.
+    var row: array<u32, 4>;
+    var v: array<vec4<f32>, 4>;
+    var a: array<vec4<f32>, 4>;
+    var g: vec4<f32>;
+    for (var r = 0u; r < 4u; r++) {
+        let cr = min(first + r, end - 1u);
+        row[r] = lay.chunk_start + cr;
+        row_base[r] = cr * lay.row_size;
+        lane_on[r] = first + r < end;
+        let at = ((lay.row_offset + row[r]) * lay.couplings + k) * 4u;
+        for (var j = 0u; j < 4u; j++) {
+            v[j][r] = steps[at + j];
+            a[j][r] = adj_rows[row[r] * 4u + j];
+        }
+        g[r] = gamma[row[r] / lay.n_blocks];
     }
     let mask = masks[lay.mask_offset + k];
     let u0 = mask & 3u;
     let u1 = (mask >> 2u) & 3u;
     let k0 = (mask >> 4u) & 3u;
     let k1 = (mask >> 6u) & 3u;
-    let keep = vec2<f32>(v[k0], v[k1]);
+    let keep = Pair(v[k0], v[k1]);
+    let ms = mlp_size(H, M);
     let base_s = lay.param_offset + k * (2u * ms + 2u);
     let base_t = base_s + ms + 2u;
 
-    let th = s_tanh(mlp_forward(base_s, h, m, keep.x, keep.y));
-    let scale = s_scale(base_s, h, m);
-    let s = scale * th;
-    let t = mlp_forward(base_t, h, m, keep.x, keep.y); // leaves the t activations in `acts`
-    let au = vec2<f32>(a[u0], a[u1]);
-    let u = vec2<f32>(v[u0], v[u1]);
-    let g = gamma[sample];
-    var ds: vec2<f32>;
-    var dt: vec2<f32>;
-    var e: vec2<f32>;
+    let o = mlp_forward(base_s, keep.x, keep.y);
+    let th = Pair(s_tanh(o.x), s_tanh(o.y));
+    let scale = s_scale(base_s);
+    let s = Pair(scale.x * th.x, scale.y * th.y);
+    let t = mlp_forward(base_t, keep.x, keep.y); // leaves the t activations in `acts`
+    let au = Pair(a[u0], a[u1]);
+    let u = Pair(v[u0], v[u1]);
+    var ds: Pair;
+    var dt: Pair;
+    var e: Pair;
     if lay.forward != 0u {
-        e = exp(s);
-        ds = au * u * e + g;
+        e = Pair(exp(s.x), exp(s.y));
+        ds = Pair(au.x * u.x * e.x + g, au.y * u.y * e.y + g);
         dt = au;
     } else {
-        e = exp(-s);
-        ds = -au * (u - t) * e - g;
-        dt = -au * e;
+        e = Pair(exp(-s.x), exp(-s.y));
+        ds = Pair(-au.x * (u.x - t.x) * e.x - g, -au.y * (u.y - t.y) * e.y - g);
+        dt = Pair(-au.x * e.x, -au.y * e.y);
     }
     a[u0] = au.x * e.x;
     a[u1] = au.y * e.y;
 
-    let rb = cr * lay.row_size;
-    let f_mlp = factors_size(h, m);
-    let dk_t = mlp_backward(base_t, h, m, keep, dt, rb + f_mlp + 2u);
-    let scale_at = rb + f_mlp;
-    let ds_scale = ds * th;
-    put(scale_at, ds_scale.x);
-    put(scale_at + 1u, ds_scale.y);
-    _ = mlp_forward(base_s, h, m, keep.x, keep.y);
-    let dk_s = mlp_backward(base_s, h, m, keep, ds * scale * (1.0 - th * th), rb);
+    let f_mlp = factors_size(H, M);
+    let dk_t = mlp_backward(base_t, keep, dt, f_mlp + 2u);
+    put(f_mlp, ds.x * th.x);
+    put(f_mlp + 1u, ds.y * th.y);
+    _ = mlp_forward(base_s, keep.x, keep.y);
+    let d_o = Pair(ds.x * scale.x * (1.0 - th.x * th.x), ds.y * scale.y * (1.0 - th.y * th.y));
+    let dk_s = mlp_backward(base_s, keep, d_o, 0u);
     a[k0] += dk_s.x + dk_t.x;
     a[k1] += dk_s.y + dk_t.y;
-    for (var j = 0u; j < 4u; j++) {
-        adj_rows[row * 4u + j] = a[j];
+    for (var r = 0u; r < 4u; r++) {
+        if lane_on[r] {
+            for (var j = 0u; j < 4u; j++) {
+                adj_rows[row[r] * 4u + j] = a[j][r];
+            }
+        }
     }
 }

@@ -1,9 +1,10 @@
-// One layer of the flow: every (sample, block) invocation runs the layer's shared Real NVP
-// bijector (Appendix B) on its block's four values, in place, in the generation direction
-// (`generate`: x_upd = z_upd * exp(s(z_keep)) + t(z_keep)) or inverted (`infer`). Each
-// invocation adds its log|det| to its own slot of `ld_partial`, which flow_log_q sums in a fixed
-// order, and, when training, saves the four values each coupling step sees (`steps`), from
-// which flow_backward recomputes the MLP activations. CPU twin: src/reference/flow.rs.
+// One coupling step of one flow layer: every invocation applies step k of the layer's shared
+// Real NVP bijector (Appendix B) to four (sample, block) rows, one per vec4 lane, in place, in
+// the generation direction (`generate`: x_upd = z_upd * exp(s(z_keep)) + t(z_keep)) or inverted
+// (`infer`). Each row adds its log|det| to its own slot of `ld_partial`, which flow_log_q sums
+// in a fixed order, and, when training, saves the four values the step sees (`steps`), from which
+// flow_backward recomputes the MLP activations. One step per dispatch keeps every invocation
+// within llvmpipe's loop limit (docs/ARCHITECTURE.md). CPU twin: src/reference/flow.rs.
 
 override WG: u32 = 64u;
 
@@ -15,26 +16,32 @@ override WG: u32 = 64u;
 @group(0) @binding(6) var<storage, read_write> steps: array<f32>;
 
 fn run(gid: vec3<u32>, nwg: vec3<u32>, forward: bool) {
-    let row = gid.x + gid.y * nwg.x * WG;
-    let sample = row / lay.n_blocks;
-    let blk = row % lay.n_blocks;
-    if sample >= lay.batch {
+    let first = 4u * (gid.x + gid.y * nwg.x * WG);
+    let rows = lay.batch * lay.n_blocks;
+    if first >= rows {
         return;
     }
-    var site: array<u32, 4>;
-    var v: array<f32, 4>;
-    for (var j = 0u; j < 4u; j++) {
-        site[j] = sample * lay.n_sites + blocks[(lay.block_offset + blk) * 4u + j];
-        v[j] = state[site[j]];
+    // Lanes past the last row repeat it and store nothing.
+    var row: array<u32, 4>;
+    var site: array<array<u32, 4>, 4>;
+    var v: array<vec4<f32>, 4>;
+    for (var r = 0u; r < 4u; r++) {
+        row[r] = min(first + r, rows - 1u);
+        let sample = row[r] / lay.n_blocks;
+        let blk = row[r] % lay.n_blocks;
+        for (var j = 0u; j < 4u; j++) {
+            site[r][j] = sample * lay.n_sites + blocks[(lay.block_offset + blk) * 4u + j];
+            v[j][r] = state[site[r][j]];
+        }
     }
-    let h = lay.hidden;
-    let m = lay.mlp_layers;
-    let ms = mlp_size(h, m);
+    let n_real = min(rows - first, 4u);
     let k = lay.k;
     if lay.save_steps != 0u {
-        let at = ((lay.row_offset + row) * lay.couplings + k) * 4u;
-        for (var j = 0u; j < 4u; j++) {
-            steps[at + j] = v[j];
+        for (var r = 0u; r < n_real; r++) {
+            let at = ((lay.row_offset + row[r]) * lay.couplings + k) * 4u;
+            for (var j = 0u; j < 4u; j++) {
+                steps[at + j] = v[j][r];
+            }
         }
     }
     let mask = masks[lay.mask_offset + k];
@@ -42,10 +49,12 @@ fn run(gid: vec3<u32>, nwg: vec3<u32>, forward: bool) {
     let u1 = (mask >> 2u) & 3u;
     let k0 = (mask >> 4u) & 3u;
     let k1 = (mask >> 6u) & 3u;
-    let base = lay.param_offset + k * (2u * ms + 2u);
-    let s = s_scale(base, h, m) * s_tanh(mlp_forward(base, h, m, v[k0], v[k1]));
-    let t = mlp_forward(base + ms + 2u, h, m, v[k0], v[k1]);
-    var ld: f32;
+    let base = lay.param_offset + k * (2u * mlp_size(H, M) + 2u);
+    let scale = s_scale(base);
+    let o = mlp_forward(base, v[k0], v[k1]);
+    let s = Pair(scale.x * s_tanh(o.x), scale.y * s_tanh(o.y));
+    let t = mlp_forward(base + mlp_size(H, M) + 2u, v[k0], v[k1]);
+    var ld: vec4<f32>;
     if forward {
         v[u0] = v[u0] * exp(s.x) + t.x;
         v[u1] = v[u1] * exp(s.y) + t.y;
@@ -55,9 +64,12 @@ fn run(gid: vec3<u32>, nwg: vec3<u32>, forward: bool) {
         v[u1] = (v[u1] - t.y) * exp(-s.y);
         ld = -(s.x + s.y);
     }
-    state[site[u0]] = v[u0];
-    state[site[u1]] = v[u1];
-    ld_partial[sample * lay.ld_stride + blk] += ld;
+    for (var r = 0u; r < n_real; r++) {
+        state[site[r][u0]] = v[u0][r];
+        state[site[r][u1]] = v[u1][r];
+        let slot = row[r] / lay.n_blocks * lay.ld_stride + row[r] % lay.n_blocks;
+        ld_partial[slot] += ld[r];
+    }
 }
 
 @compute @workgroup_size(WG)

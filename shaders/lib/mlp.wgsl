@@ -1,49 +1,59 @@
-// Shared by the flow stages: the s and t MLPs of a Real NVP coupling step. The including stage
-// declares `params`, the flat parameter buffer; layout helpers come from mlp_layout.wgsl.
+// Shared by the flow stages: the s and t MLPs of a Real NVP coupling step, for four rows at once,
+// one per vec4 lane, so every weight load (the same address in every invocation of a dispatch: a
+// broadcast) feeds four multiply-adds. The including stage declares `params`, the flat parameter
+// buffer; the registry puts `const H` (hidden width) and `const M` (hidden layers) in front, so
+// the loops have fixed trip counts and the activations their exact size. Layout helpers come
+// from mlp_layout.wgsl.
 
-// Hidden activations of the last mlp_forward, hidden layer l at [l * h, (l + 1) * h).
-var<private> acts: array<f32, MAX_HIDDEN * MAX_MLP_LAYERS>;
+// Hidden activations of the last mlp_forward, hidden layer l at [l * H, (l + 1) * H).
+var<private> acts: array<vec4<f32>, H * M>;
 
-fn elu(x: f32) -> f32 {
-    return select(exp(x) - 1.0, x, x > 0.0);
+struct Pair {
+    x: vec4<f32>,
+    y: vec4<f32>,
+}
+
+fn elu(x: vec4<f32>) -> vec4<f32> {
+    return select(exp(x) - 1.0, x, x > vec4<f32>(0.0));
 }
 
 // ELU'(x) from the activation a = ELU(x): 1 for x > 0, exp(x) = a + 1 otherwise.
-fn elu_grad(a: f32) -> f32 {
-    return select(a + 1.0, 1.0, a > 0.0);
+fn elu_grad(a: vec4<f32>) -> vec4<f32> {
+    return select(a + 1.0, vec4<f32>(1.0), a > vec4<f32>(0.0));
 }
 
 // The MLP at `base` on (x0, x1), linear output; leaves the hidden activations in `acts`.
-fn mlp_forward(base: u32, h: u32, m: u32, x0: f32, x1: f32) -> vec2<f32> {
-    for (var j = 0u; j < h; j++) {
-        acts[j] = elu(params[base + 2u * j] * x0 + params[base + 2u * j + 1u] * x1 + params[base + 2u * h + j]);
+fn mlp_forward(base: u32, x0: vec4<f32>, x1: vec4<f32>) -> Pair {
+    for (var j = 0u; j < H; j++) {
+        acts[j] = elu(params[base + 2u * j] * x0 + params[base + 2u * j + 1u] * x1 + params[base + 2u * H + j]);
     }
-    var off = base + 3u * h;
-    for (var l = 1u; l < m; l++) {
-        for (var j = 0u; j < h; j++) {
-            var acc = params[off + h * h + j];
-            for (var i = 0u; i < h; i++) {
-                acc += params[off + j * h + i] * acts[(l - 1u) * h + i];
+    for (var l = 1u; l < M; l++) {
+        let off = base + 3u * H + (l - 1u) * (H * H + H);
+        for (var j = 0u; j < H; j++) {
+            var acc = vec4<f32>(params[off + H * H + j]);
+            for (var i = 0u; i < H; i++) {
+                acc += params[off + j * H + i] * acts[(l - 1u) * H + i];
             }
-            acts[l * h + j] = elu(acc);
+            acts[l * H + j] = elu(acc);
         }
-        off += h * h + h;
     }
-    let last = (m - 1u) * h;
-    var o = vec2<f32>(params[off + 2u * h], params[off + 2u * h + 1u]);
-    for (var i = 0u; i < h; i++) {
-        o += vec2<f32>(params[off + i], params[off + h + i]) * acts[last + i];
+    let off = base + mlp_out_offset(H, M);
+    var o = Pair(vec4<f32>(params[off + 2u * H]), vec4<f32>(params[off + 2u * H + 1u]));
+    for (var i = 0u; i < H; i++) {
+        let a = acts[(M - 1u) * H + i];
+        o.x += params[off + i] * a;
+        o.y += params[off + H + i] * a;
     }
     return o;
 }
 
-// tanh of the s-MLP's output, clamped so every driver's tanh stays finite.
-fn s_tanh(o: vec2<f32>) -> vec2<f32> {
-    return tanh(clamp(o, vec2<f32>(-20.0), vec2<f32>(20.0)));
+// tanh, clamped so every driver's tanh stays finite.
+fn s_tanh(o: vec4<f32>) -> vec4<f32> {
+    return tanh(clamp(o, vec4<f32>(-20.0), vec4<f32>(20.0)));
 }
 
 // The per-output scale of the s-MLP at `base`.
-fn s_scale(base: u32, h: u32, m: u32) -> vec2<f32> {
-    let off = base + mlp_size(h, m);
+fn s_scale(base: u32) -> vec2<f32> {
+    let off = base + mlp_size(H, M);
     return vec2<f32>(params[off], params[off + 1u]);
 }

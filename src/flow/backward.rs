@@ -5,7 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::pass::{Direction, Flow, LayerUniform};
+use super::pass::{Direction, Flow, LayerUniform, ROWS_PER_INVOCATION};
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
 
 const WG: u32 = 64;
@@ -134,7 +134,12 @@ impl BackwardPass {
         let consts = [("WG", WG as f64)];
         let gather = ctx.kernel(Shader::FlowBackward, "gather", &consts)?;
         let scatter = ctx.kernel(Shader::FlowBackward, "scatter", &consts)?;
-        let coupling = ctx.kernel(Shader::FlowBackward, "coupling_backward", &consts)?;
+        let coupling = ctx.specialised_kernel(
+            Shader::FlowBackward,
+            &plan.sizes(),
+            "coupling_backward",
+            &consts,
+        )?;
         let reduce = ctx.kernel(Shader::GradReduce, "reduce", &consts)?;
         let reduce_hidden = ctx.kernel(Shader::GradReduce, "reduce_hidden", &consts)?;
         let hidden_tiles = 2 * (lay.mlp_layers - 1) * lay.hidden.div_ceil(4).pow(2);
@@ -180,7 +185,7 @@ impl BackwardPass {
                             (5, &scratch.adj_rows.buffer),
                             (6, &scratch.rows.buffer),
                         ],
-                        ctx.grid(chunk as u64, WG),
+                        ctx.grid(chunk.div_ceil(ROWS_PER_INVOCATION) as u64, WG),
                     )?);
                     uniforms.push(u);
                     let Some(grad) = io.grad else { continue };

@@ -13,15 +13,18 @@ pub fn mlp_backward_loops(h: u64, m: u64) -> u64 {
     2 * h + (m - 1) * (1 + 3 * h + h * h)
 }
 
-/// One invocation of `flow_coupling`: the s and t MLPs, and the block's load and save loops.
+/// Loops over an invocation's four rows and their four values (loads, saves, stores).
+const ROW_LOOPS: u64 = 64;
+
+/// One invocation of `flow_coupling`: the s and t MLPs, and the rows' load and save loops.
 pub fn coupling_step_loops(h: u64, m: u64) -> u64 {
-    2 * mlp_forward_loops(h, m) + 8
+    2 * mlp_forward_loops(h, m) + ROW_LOOPS
 }
 
 /// One invocation of `coupling_backward`: s, t and s again forward, t and s backward, the
-/// block's load and store loops.
+/// rows' load and store loops.
 pub fn coupling_backward_loops(h: u64, m: u64) -> u64 {
-    3 * mlp_forward_loops(h, m) + 2 * mlp_backward_loops(h, m) + 8
+    3 * mlp_forward_loops(h, m) + 2 * mlp_backward_loops(h, m) + ROW_LOOPS
 }
 
 /// One invocation of `grad_reduce::reduce_hidden` over `rows` rows (its tile's load and store

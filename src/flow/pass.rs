@@ -7,6 +7,8 @@ use super::plan::FlowPlan;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
 
 const WG: u32 = 64;
+/// Rows (sample, block) per invocation of the coupling kernels: one per vec4 lane.
+pub(crate) const ROWS_PER_INVOCATION: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -163,7 +165,8 @@ impl FlowPass {
             super::cost::coupling_step_loops(h, m),
             "use a smaller --hidden or --mlp-layers",
         )?;
-        let coupling = ctx.kernel(Shader::FlowCoupling, entry, &consts)?;
+        let coupling =
+            ctx.specialised_kernel(Shader::FlowCoupling, &plan.sizes(), entry, &consts)?;
         let log_q = ctx.kernel(Shader::FlowLogQ, "log_q", &consts)?;
 
         let mut uniforms = Vec::new();
@@ -236,7 +239,7 @@ impl FlowPass {
                         (5, &partial.buffer),
                         (6, &steps_buf.buffer),
                     ],
-                    ctx.grid((batch * n_blocks) as u64, WG),
+                    ctx.grid((batch * n_blocks).div_ceil(ROWS_PER_INVOCATION) as u64, WG),
                 )?);
             }
         }

@@ -64,7 +64,10 @@ impl Dispatch {
     }
 }
 
-type CacheKey = (Shader, String, Vec<(String, u64)>);
+/// Sizes a stage is specialised for (see [`Shader::sizes`]).
+pub type Sizes = Vec<(&'static str, u32)>;
+
+type CacheKey = (Shader, Sizes, String, Vec<(String, u64)>);
 
 /// A compiled shader module with naga's view of it (for binding reflection).
 struct ModuleEntry {
@@ -75,20 +78,24 @@ struct ModuleEntry {
 
 #[derive(Default)]
 pub(crate) struct KernelCache {
-    modules: Mutex<HashMap<Shader, Arc<ModuleEntry>>>,
+    modules: Mutex<HashMap<(Shader, Sizes), Arc<ModuleEntry>>>,
     kernels: Mutex<HashMap<CacheKey, Arc<Kernel>>>,
 }
 
-/// Parses and validates a shader with naga; used at runtime and by the validation test.
+/// Parses and validates a shader at its validation sizes with naga.
 pub fn validate_shader(shader: Shader) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
-    let source = shader.source();
-    let module = naga::front::wgsl::parse_str(&source).map_err(|e| e.emit_to_string(&source))?;
+    validate_source(&shader.source())
+}
+
+/// Parses and validates WGSL source with naga; used at runtime and by the validation tests.
+pub fn validate_source(source: &str) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| e.emit_to_string(source))?;
     let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
         naga::valid::Capabilities::default(),
     )
     .validate(&module)
-    .map_err(|e| e.emit_to_string(&source))?;
+    .map_err(|e| e.emit_to_string(source))?;
     Ok((module, info))
 }
 
@@ -133,8 +140,20 @@ impl GpuContext {
         entry: &str,
         constants: &[(&str, f64)],
     ) -> Result<Arc<Kernel>, GpuError> {
+        self.specialised_kernel(shader, &[], entry, constants)
+    }
+
+    /// As [`GpuContext::kernel`], for a stage specialised to `sizes` (see [`Shader::sizes`]).
+    pub fn specialised_kernel(
+        &self,
+        shader: Shader,
+        sizes: &[(&'static str, u32)],
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<Arc<Kernel>, GpuError> {
         let key: CacheKey = (
             shader,
+            sizes.to_vec(),
             entry.to_string(),
             constants
                 .iter()
@@ -144,7 +163,7 @@ impl GpuContext {
         if let Some(k) = self.kernels.kernels.lock().expect("kernel cache").get(&key) {
             return Ok(k.clone());
         }
-        let module = self.shader_module(shader)?;
+        let module = self.shader_module(shader, sizes)?;
         let name = format!("{}::{}", shader.name(), entry);
         let bindings =
             entry_bindings(&module.naga, &module.info, entry).ok_or_else(|| GpuError::Binding {
@@ -214,25 +233,25 @@ impl GpuContext {
         Ok(kernel)
     }
 
-    fn shader_module(&self, shader: Shader) -> Result<Arc<ModuleEntry>, GpuError> {
-        if let Some(m) = self
-            .kernels
-            .modules
-            .lock()
-            .expect("module cache")
-            .get(&shader)
-        {
+    fn shader_module(
+        &self,
+        shader: Shader,
+        sizes: &[(&'static str, u32)],
+    ) -> Result<Arc<ModuleEntry>, GpuError> {
+        let key = (shader, sizes.to_vec());
+        if let Some(m) = self.kernels.modules.lock().expect("module cache").get(&key) {
             return Ok(m.clone());
         }
-        let (module, info) = validate_shader(shader).map_err(|message| GpuError::Validation {
-            context: format!("shader {}", shader.name()),
+        let source = shader.source_with(sizes);
+        let (module, info) = validate_source(&source).map_err(|message| GpuError::Validation {
+            context: format!("shader {} {sizes:?}", shader.name()),
             message,
         })?;
         let wgpu_module = self.scoped(shader.name(), || {
             self.device
                 .create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(shader.name()),
-                    source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
                 })
         })?;
         let entry = Arc::new(ModuleEntry {
@@ -244,7 +263,7 @@ impl GpuContext {
             .modules
             .lock()
             .expect("module cache")
-            .insert(shader, entry.clone());
+            .insert(key, entry.clone());
         Ok(entry)
     }
 
