@@ -18,7 +18,7 @@ override WG: u32 = 64u;
 @group(0) @binding(3) var<storage, read> steps: array<f32>;
 @group(0) @binding(4) var<storage, read> gamma: array<f32>;
 @group(0) @binding(5) var<storage, read_write> adj_rows: array<f32>;
-@group(0) @binding(6) var<storage, read_write> rows: array<f32>;
+@group(0) @binding(6) var<storage, read_write> rows: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> adj_state: array<f32>;
 @group(0) @binding(8) var<storage, read> blocks: array<u32>;
 
@@ -54,27 +54,16 @@ fn scatter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     }
 }
 
-// The four rows of an invocation: their first factor in `rows` and whether they are real.
-var<private> row_base: array<u32, 4>;
+// The invocation's four rows: where they sit in `rows` (factor-major, see grad_reduce.wgsl)
+// and whether they are real; lanes past the chunk write zero rows, which pad it to a multiple
+// of 4.
+var<private> first_row4: u32;
 var<private> lane_on: vec4<bool>;
 
-// One row factor per lane, written only for real rows and when the pass forms parameter
-// gradients (row_size > 0). Unrolled by hand: a loop here would count against llvmpipe's limit.
+// Row factor i of the four rows, when the pass forms parameter gradients (row_stride > 0).
 fn put(i: u32, v: vec4<f32>) {
-    if lay.row_size == 0u {
-        return;
-    }
-    if lane_on.x {
-        rows[row_base[0] + i] = v.x;
-    }
-    if lane_on.y {
-        rows[row_base[1] + i] = v.y;
-    }
-    if lane_on.z {
-        rows[row_base[2] + i] = v.z;
-    }
-    if lane_on.w {
-        rows[row_base[3] + i] = v.w;
+    if lay.row_stride != 0u {
+        rows[i * (lay.row_stride / 4u) + first_row4] = select(vec4<f32>(0.0), v, lane_on);
     }
 }
 
@@ -131,7 +120,8 @@ fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         return;
     }
     let k = lay.k;
-    // Lanes past the chunk repeat its last row and write nothing.
+    first_row4 = first / 4u;
+    // Lanes past the chunk repeat its last row and write nothing but zero factors.
     var row: array<u32, 4>;
     var v: array<vec4<f32>, 4>;
     var a: array<vec4<f32>, 4>;
@@ -139,7 +129,6 @@ fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     for (var r = 0u; r < 4u; r++) {
         let cr = min(first + r, end - 1u);
         row[r] = lay.chunk_start + cr;
-        row_base[r] = cr * lay.row_size;
         lane_on[r] = first + r < end;
         let at = ((lay.row_offset + row[r]) * lay.couplings + k) * 4u;
         for (var j = 0u; j < 4u; j++) {

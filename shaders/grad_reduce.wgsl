@@ -1,28 +1,51 @@
-// Gradients of one coupling step's shared weights: each parameter adds to its gradient, row by
-// row of a chunk in order, the product of its output delta and its input activation from
-// flow_backward's row factors (a bias: the delta alone; a tanh scale: its precomputed factor).
-// Fixed order, no atomics: the same inputs give the same bits. The running sum starts from the
-// gradient itself, so splitting the rows into chunks does not change a single bit.
-// CPU twin: src/reference/backward.rs.
+// Gradients of one coupling step's shared weights: each parameter sums, over the rows of a chunk
+// in order, the product of its output delta and its input activation from flow_backward's row
+// factors (a bias: the delta alone; a tanh scale: its precomputed factor). The factors are stored
+// factor-major (factor f of row r at f * stride + r, the chunk padded with zero rows to a
+// multiple of 4), so each sum streams two contiguous vectors, four rows per vec4. Each lane keeps
+// its own partial sum across the chunks of a (layer, step) in `acc4`; the last chunk folds the
+// four into the gradient. Fixed order, no atomics, and the same bits however the rows are
+// chunked (chunks start at multiples of 4). CPU twin: src/reference/backward.rs.
 
 override WG: u32 = 64u;
 
 const NONE: u32 = 0xffffffffu;
+const FIRST_CHUNK: u32 = 1u;
+const LAST_CHUNK: u32 = 2u;
 
 struct Red {
     param_base: u32,
     coupling_size: u32,
     hidden: u32,
     mlp_layers: u32,
+    // Rows of this chunk, and vec4s per factor in `rows` (the stride over 4).
     rows: u32,
-    row_size: u32,
-    _pad0: u32,
-    _pad1: u32,
+    stride4: u32,
+    flags: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> rd: Red;
-@group(0) @binding(1) var<storage, read> rows: array<f32>;
+@group(0) @binding(1) var<storage, read> rows: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(3) var<storage, read_write> acc4: array<vec4<f32>>;
+
+// The running four-lane sum of parameter p of the step, before this chunk.
+fn start(p: u32) -> vec4<f32> {
+    if (rd.flags & FIRST_CHUNK) != 0u {
+        return vec4<f32>(0.0);
+    }
+    return acc4[p];
+}
+
+// Keeps the running sum for the next chunk, or, after the last, adds it to the gradient.
+fn finish(p: u32, acc: vec4<f32>) {
+    if (rd.flags & LAST_CHUNK) != 0u {
+        grad[rd.param_base + p] += (acc.x + acc.y) + (acc.z + acc.w);
+    } else {
+        acc4[p] = acc;
+    }
+}
 
 // (delta index, activation index or NONE) of parameter q of an MLP, within its row factors.
 fn mlp_factor(q: u32, h: u32, m: u32) -> vec2<u32> {
@@ -81,22 +104,24 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         let g = mlp_factor(p - ms - 2u, h, m);
         f = vec2<u32>(g.x + f_mlp + 2u, select(g.y + f_mlp + 2u, NONE, g.y == NONE));
     }
-    var acc = grad[rd.param_base + p];
+    let n4 = (rd.rows + 3u) / 4u;
+    let dx = f.x * rd.stride4;
+    var acc = start(p);
     if f.y == NONE {
-        for (var r = 0u; r < rd.rows; r++) {
-            acc += rows[r * rd.row_size + f.x];
+        for (var r = 0u; r < n4; r++) {
+            acc += rows[dx + r];
         }
     } else {
-        for (var r = 0u; r < rd.rows; r++) {
-            acc += rows[r * rd.row_size + f.x] * rows[r * rd.row_size + f.y];
+        let ax = f.y * rd.stride4;
+        for (var r = 0u; r < n4; r++) {
+            acc += rows[dx + r] * rows[ax + r];
         }
     }
-    grad[rd.param_base + p] = acc;
+    finish(p, acc);
 }
 
-// The hidden-to-hidden weights W_l (H x H, the bulk of the parameters), a 4 x 4 tile of
-// (j, i) per invocation: each row's 4 deltas and 4 activations feed 16 sums, a quarter of the
-// loads of one invocation per weight. Same fixed order over the rows.
+// The hidden-to-hidden weights W_l (H x H, the bulk of the parameters), a 4 x 4 tile of (j, i)
+// per invocation: per four rows, 4 delta and 4 activation vectors feed 64 multiply-adds.
 @compute @workgroup_size(WG)
 fn reduce_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let q = gid.x + gid.y * nwg.x * WG;
@@ -114,35 +139,35 @@ fn reduce_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let i0 = (rem % per_layer) % tps * 4u;
     let p_w = select(0u, mlp_size(h, m) + 2u, mlp == 1u) + 3u * h + (l - 1u) * (h * h + h);
     let f_a = select(0u, factors_size(h, m) + 2u, mlp == 1u) + factors_hidden(h, l);
-    var acc: array<vec4<f32>, 4>;
+    // Factor streams of the tile's 4 deltas and 4 activations; past the width they repeat the
+    // last one, and their sums are dropped.
+    var d: array<u32, 4>;
+    var a: array<u32, 4>;
+    for (var c = 0u; c < 4u; c++) {
+        d[c] = (f_a + h + min(j0 + c, h - 1u)) * rd.stride4;
+        a[c] = (f_a + min(i0 + c, h - 1u)) * rd.stride4;
+    }
+    // acc[jj][ii]: the four lanes' sums of weight (j0 + jj, i0 + ii).
+    var acc: array<mat4x4<f32>, 4>;
     for (var jj = 0u; jj < 4u; jj++) {
         for (var ii = 0u; ii < 4u; ii++) {
             if j0 + jj < h && i0 + ii < h {
-                acc[jj][ii] = grad[rd.param_base + p_w + (j0 + jj) * h + i0 + ii];
+                acc[jj][ii] = start(p_w + (j0 + jj) * h + i0 + ii);
             }
         }
     }
-    for (var r = 0u; r < rd.rows; r++) {
-        let rb = r * rd.row_size + f_a;
-        var a = vec4<f32>(0.0);
-        var d = vec4<f32>(0.0);
-        for (var c = 0u; c < 4u; c++) {
-            if i0 + c < h {
-                a[c] = rows[rb + i0 + c];
-            }
-            if j0 + c < h {
-                d[c] = rows[rb + h + j0 + c];
-            }
-        }
-        acc[0] += d.x * a;
-        acc[1] += d.y * a;
-        acc[2] += d.z * a;
-        acc[3] += d.w * a;
+    let n4 = (rd.rows + 3u) / 4u;
+    for (var r = 0u; r < n4; r++) {
+        let av = mat4x4<f32>(rows[a[0] + r], rows[a[1] + r], rows[a[2] + r], rows[a[3] + r]);
+        acc[0] += mat4x4<f32>(rows[d[0] + r] * av[0], rows[d[0] + r] * av[1], rows[d[0] + r] * av[2], rows[d[0] + r] * av[3]);
+        acc[1] += mat4x4<f32>(rows[d[1] + r] * av[0], rows[d[1] + r] * av[1], rows[d[1] + r] * av[2], rows[d[1] + r] * av[3]);
+        acc[2] += mat4x4<f32>(rows[d[2] + r] * av[0], rows[d[2] + r] * av[1], rows[d[2] + r] * av[2], rows[d[2] + r] * av[3]);
+        acc[3] += mat4x4<f32>(rows[d[3] + r] * av[0], rows[d[3] + r] * av[1], rows[d[3] + r] * av[2], rows[d[3] + r] * av[3]);
     }
     for (var jj = 0u; jj < 4u; jj++) {
         for (var ii = 0u; ii < 4u; ii++) {
             if j0 + jj < h && i0 + ii < h {
-                grad[rd.param_base + p_w + (j0 + jj) * h + i0 + ii] = acc[jj][ii];
+                finish(p_w + (j0 + jj) * h + i0 + ii, acc[jj][ii]);
             }
         }
     }

@@ -23,7 +23,8 @@ struct Layer {
     forward: u32,
     chunk_start: u32,
     chunk_rows: u32,
-    row_size: u32,
+    // Floats per row factor in the backward's factor buffer (0: no parameter gradients).
+    row_stride: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,

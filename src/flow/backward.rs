@@ -18,19 +18,28 @@ struct ReduceUniform {
     hidden: u32,
     mlp_layers: u32,
     rows: u32,
-    row_size: u32,
-    _pad: [u32; 2],
+    stride4: u32,
+    flags: u32,
+    _pad: u32,
 }
+
+/// `ReduceUniform::flags`: the chunk starts a (layer, step)'s sums, or ends them.
+const FIRST_CHUNK: u32 = 1;
+const LAST_CHUNK: u32 = 2;
 
 /// Per-row working memory of a backward pass, shared by the passes of one step (they run one
 /// after the other): the four adjoints of every (sample, block) row, and, when parameter
-/// gradients are wanted, the per-row factors of one chunk of rows.
+/// gradients are wanted, the factors of one chunk of rows (factor-major: `stride` floats per
+/// factor) and the four-lane partial sums of one coupling step's parameters across chunks.
 pub struct BackwardScratch {
     adj_rows: GpuBuffer<f32>,
     rows: GpuBuffer<f32>,
-    /// Floats of row factors per row, or 0 without parameter gradients.
-    row_size: usize,
-    /// Rows per chunk: the factor buffer holds at most the context's row budget.
+    acc4: GpuBuffer<f32>,
+    /// Floats per factor in `rows` (the chunk rounded up to a multiple of 4), or 0 without
+    /// parameter gradients.
+    stride: usize,
+    /// Rows per chunk (a multiple of 4 when there is more than one chunk): the factor buffer
+    /// holds at most the context's row budget, and each sum stays within its loop budget.
     chunk_rows: usize,
 }
 
@@ -47,24 +56,29 @@ impl BackwardScratch {
         if !parameter_gradients {
             return Ok(Self {
                 adj_rows,
-                rows: ctx.storage::<f32>("row factors (unused)", 1)?,
-                row_size: 0,
+                rows: ctx.storage::<f32>("row factors (unused)", 4)?,
+                acc4: ctx.storage::<f32>("reduction lanes (unused)", 4)?,
+                stride: 0,
                 chunk_rows: layer_rows,
             });
         }
-        let row_size = 2 * (4 + 2 * plan.layout.hidden * plan.layout.mlp_layers) + 2;
+        let factors = 2 * (4 + 2 * plan.layout.hidden * plan.layout.mlp_layers) + 2;
         let budget = ctx
             .row_budget_bytes
             .min(ctx.limits.max_storage_buffer_binding_size);
-        let mut chunk_rows = layer_rows.min((budget / (4 * row_size as u64)).max(1) as usize);
+        let mut chunk_rows = (budget / (4 * factors as u64)) as usize;
         // Each weight's sum over the rows is one loop; keep it within the driver's loop budget.
         if let Some(loops) = ctx.loop_budget {
             chunk_rows = chunk_rows.min(super::cost::reduce_rows_within(loops) as usize);
         }
+        // Chunks start at multiples of 4, so every row keeps its lane whatever the chunking.
+        let chunk_rows = layer_rows.min((chunk_rows / 4 * 4).max(4));
+        let stride = chunk_rows.next_multiple_of(4);
         Ok(Self {
             adj_rows,
-            rows: ctx.storage::<f32>("row factors", chunk_rows * row_size)?,
-            row_size,
+            rows: ctx.storage::<f32>("row factors", factors * stride)?,
+            acc4: ctx.storage::<f32>("reduction lanes", 4 * plan.layout.coupling_size())?,
+            stride,
             chunk_rows,
         })
     }
@@ -123,7 +137,7 @@ impl BackwardPass {
             "steps buffer size"
         );
         assert!(
-            io.grad.is_none() || scratch.row_size > 0,
+            io.grad.is_none() || scratch.stride > 0,
             "parameter gradients need a scratch built for them"
         );
         ctx.check_loops(
@@ -158,7 +172,7 @@ impl BackwardPass {
                 forward: (direction == Direction::Generate) as u32,
                 chunk_start: chunk_start as u32,
                 chunk_rows: chunk as u32,
-                row_size: scratch.row_size as u32,
+                row_stride: scratch.stride as u32,
                 ..LayerUniform::new(plan, li, batch)
             };
             let layer_u = ctx.uniform("backward layer", &uniform(0, 0, 0))?;
@@ -197,11 +211,22 @@ impl BackwardPass {
                             hidden: lay.hidden as u32,
                             mlp_layers: lay.mlp_layers as u32,
                             rows: chunk as u32,
-                            row_size: scratch.row_size as u32,
-                            _pad: [0; 2],
+                            stride4: (scratch.stride / 4) as u32,
+                            flags: if chunk_start == 0 { FIRST_CHUNK } else { 0 }
+                                | if chunk_start + chunk == layer_rows {
+                                    LAST_CHUNK
+                                } else {
+                                    0
+                                },
+                            _pad: 0,
                         },
                     )?;
-                    let reduce_bindings = [(0, &r), (1, &scratch.rows.buffer), (2, &grad.buffer)];
+                    let reduce_bindings = [
+                        (0, &r),
+                        (1, &scratch.rows.buffer),
+                        (2, &grad.buffer),
+                        (3, &scratch.acc4.buffer),
+                    ];
                     dispatches.push(ctx.dispatch(
                         &reduce,
                         &reduce_bindings,

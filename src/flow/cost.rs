@@ -27,15 +27,10 @@ pub fn coupling_backward_loops(h: u64, m: u64) -> u64 {
     3 * mlp_forward_loops(h, m) + 2 * mlp_backward_loops(h, m) + ROW_LOOPS
 }
 
-/// One invocation of `grad_reduce::reduce_hidden` over `rows` rows (its tile's load and store
-/// loops, and four per row for the tile's deltas and activations); `reduce` runs one per row.
-pub fn reduce_loops(rows: u64) -> u64 {
-    40 + 5 * rows
-}
-
-/// The most rows one weight reduction may sum within a loop budget.
+/// The most rows one weight reduction may sum within a loop budget: `grad_reduce` runs one
+/// iteration per four rows, after at most 48 for its tile's set-up.
 pub fn reduce_rows_within(budget: u64) -> u64 {
-    (budget.saturating_sub(40) / 5).max(1)
+    (4 * budget.saturating_sub(48)).max(4)
 }
 
 /// Multiply-adds of one MLP evaluation, 2 -> H (-> H)^(m-1) -> 2.

@@ -75,7 +75,7 @@ pub(crate) struct LayerUniform {
     pub forward: u32,
     pub chunk_start: u32,
     pub chunk_rows: u32,
-    pub row_size: u32,
+    pub row_stride: u32,
     pub _pad: [u32; 3],
 }
 
