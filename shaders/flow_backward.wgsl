@@ -67,10 +67,14 @@ fn put(i: u32, v: vec4<f32>) {
     }
 }
 
+// The s-MLP's activations, kept while the t-MLP's are in `acts`.
+var<private> acts_s: array<vec4<f32>, H * M>;
+
 // Backward through the MLP at `base` whose activations are in `acts`, from the output gradient
 // d_out; writes the row factors at offset `rb` of each row and returns the gradient with respect
 // to the input.
 fn mlp_backward(base: u32, x: Pair, d_out: Pair, rb: u32) -> Pair {
+    let nh = n_hidden();
     var g: array<vec4<f32>, H>;
     var g2: array<vec4<f32>, H>;
     put(rb, x.x);
@@ -78,7 +82,7 @@ fn mlp_backward(base: u32, x: Pair, d_out: Pair, rb: u32) -> Pair {
     let w_out = base + mlp_out_offset(H, M);
     let last = (M - 1u) * H;
     let p_last = rb + factors_last(H, M);
-    for (var i = 0u; i < H; i++) {
+    for (var i = 0u; i < nh; i++) {
         put(p_last + i, acts[last + i]);
         g[i] = (params[w_out + i] * d_out.x + params[w_out + H + i] * d_out.y) * elu_grad(acts[last + i]);
     }
@@ -87,23 +91,23 @@ fn mlp_backward(base: u32, x: Pair, d_out: Pair, rb: u32) -> Pair {
     for (var l = M - 1u; l > 0u; l--) {
         let w = base + 3u * H + (l - 1u) * (H * H + H);
         let p_a = rb + factors_hidden(H, l);
-        for (var i = 0u; i < H; i++) {
+        for (var i = 0u; i < nh; i++) {
             put(p_a + i, acts[(l - 1u) * H + i]);
             put(p_a + H + i, g[i]);
         }
-        for (var i = 0u; i < H; i++) {
+        for (var i = 0u; i < nh; i++) {
             var acc = vec4<f32>(0.0);
-            for (var j = 0u; j < H; j++) {
+            for (var j = 0u; j < nh; j++) {
                 acc += params[w + j * H + i] * g[j];
             }
             g2[i] = acc * elu_grad(acts[(l - 1u) * H + i]);
         }
-        for (var i = 0u; i < H; i++) {
+        for (var i = 0u; i < nh; i++) {
             g[i] = g2[i];
         }
     }
     var d_in = Pair(vec4<f32>(0.0), vec4<f32>(0.0));
-    for (var j = 0u; j < H; j++) {
+    for (var j = 0u; j < nh; j++) {
         put(rb + 2u + j, g[j]);
         d_in.x += params[base + 2u * j] * g[j];
         d_in.y += params[base + 2u * j + 1u] * g[j];
@@ -148,10 +152,13 @@ fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let base_t = base_s + ms + 2u;
 
     let o = mlp_forward(base_s, keep.x, keep.y);
+    for (var i = 0u; i < H * M; i++) {
+        acts_s[i] = acts[i];
+    }
     let th = Pair(s_tanh(o.x), s_tanh(o.y));
     let scale = s_scale(base_s);
     let s = Pair(scale.x * th.x, scale.y * th.y);
-    let t = mlp_forward(base_t, keep.x, keep.y); // leaves the t activations in `acts`
+    let t = mlp_forward(base_t, keep.x, keep.y);
     let au = Pair(a[u0], a[u1]);
     let u = Pair(v[u0], v[u1]);
     var ds: Pair;
@@ -173,7 +180,9 @@ fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let dk_t = mlp_backward(base_t, keep, dt, f_mlp + 2u);
     put(f_mlp, ds.x * th.x);
     put(f_mlp + 1u, ds.y * th.y);
-    _ = mlp_forward(base_s, keep.x, keep.y);
+    for (var i = 0u; i < H * M; i++) {
+        acts[i] = acts_s[i];
+    }
     let d_o = Pair(ds.x * scale.x * (1.0 - th.x * th.x), ds.y * scale.y * (1.0 - th.y * th.y));
     let dk_s = mlp_backward(base_s, keep, d_o, 0u);
     a[k0] += dk_s.x + dk_t.x;

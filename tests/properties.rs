@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::cases::{cases, check, Case};
+use common::cases::{cases, check, Case, SHAPES};
 use neuralrg_gpu::flow::{cost, params, Direction, Flow, FlowPass};
 use neuralrg_gpu::gpu::rng::RngStage;
 use neuralrg_gpu::gpu::{GpuContext, GpuError};
@@ -21,6 +21,15 @@ use proptest::prelude::*;
 /// max |a - b| over max |b| (or 1e-30).
 fn rel(a: &[f64], b: &[f64]) -> f64 {
     common::rel_err(a, b)
+}
+
+/// Log-determinants: 1e-4 relative, or 1e-5 absolute where a near-identity flow's log-det is a
+/// small sum of cancelling terms (f32 rounds each term at about 1e-7 of its size).
+fn log_dets_agree(a: &[f64], b: &[f64]) -> bool {
+    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    a.iter()
+        .zip(b)
+        .all(|(x, y)| (x - y).abs() <= 1e-4 * scale + 1e-5)
 }
 
 fn diff(a: &[f64], b: &[f64]) -> Vec<f64> {
@@ -127,7 +136,7 @@ fn flow_matches_the_twin(c: &Case) -> Result<(), TestCaseError> {
         "the flow must move samples"
     );
     prop_assert!(
-        rel(&ld, &ldt) < 1e-4,
+        log_dets_agree(&ld, &ldt),
         "generation log-det {ld:?} vs {ldt:?}"
     );
     let lqt: Vec<f64> = z
@@ -145,7 +154,7 @@ fn flow_matches_the_twin(c: &Case) -> Result<(), TestCaseError> {
     let moved = rel(&diff(&zi, &x64), &diff(&zit, &x64));
     prop_assert!(moved < 1e-4, "inference: z - x rel err {moved}");
     prop_assert!(
-        rel(&ldi, &ldit) < 1e-4,
+        log_dets_agree(&ldi, &ldit),
         "inference log-det {ldi:?} vs {ldit:?}"
     );
     let lqit: Vec<f64> = zit
@@ -168,7 +177,7 @@ fn flow_matches_the_twin(c: &Case) -> Result<(), TestCaseError> {
 fn gpu_flow_matches_the_twin_over_generated_architectures() {
     check(
         40,
-        cases(vec![4, 8], vec![1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 128], 1),
+        cases(vec![4, 8], SHAPES.to_vec(), 1),
         flow_matches_the_twin,
     );
 }
@@ -177,7 +186,7 @@ fn gpu_flow_matches_the_twin_over_generated_architectures() {
 fn gpu_flow_matches_the_twin_at_l_16() {
     check(
         3,
-        cases(vec![16], vec![3, 5, 8], 1).prop_map(|c| Case {
+        cases(vec![16], vec![(3, 3), (8, 2)], 1).prop_map(|c| Case {
             couplings: c.couplings.min(2),
             batch: 2,
             ..c
@@ -284,7 +293,7 @@ fn step_matches_the_twin(c: &Case) -> Result<(), TestCaseError> {
 fn gpu_training_step_matches_the_twin_for_every_objective() {
     check(
         32,
-        cases(vec![4, 8], vec![1, 2, 3, 5, 6, 7, 8, 9, 13, 128], 2),
+        cases(vec![4, 8], SHAPES.to_vec(), 2),
         step_matches_the_twin,
     );
 }
@@ -348,7 +357,7 @@ fn twin_matches_finite_differences(c: &Case) -> Result<(), TestCaseError> {
 fn twin_gradients_equal_finite_differences_over_generated_architectures() {
     check(
         8,
-        cases(vec![4], vec![1, 3, 5, 7, 8], 1),
+        cases(vec![4], vec![(1, 4), (3, 3), (5, 2), (7, 1)], 1),
         twin_matches_finite_differences,
     );
 }

@@ -5,6 +5,18 @@
 // the loops have fixed trip counts and the activations their exact size. Layout helpers come
 // from mlp_layout.wgsl.
 
+// Loop bound over hidden units. Narrow MLPs loop to the constant H, which the compiler unrolls
+// into straight-line code on registers; wide ones loop to the same number read from the
+// uniform, since fully unrolled loops took lavapipe minutes to compile (hidden 128: 8 min).
+const UNROLL_MAX: u32 = 16u;
+
+fn n_hidden() -> u32 {
+    if H <= UNROLL_MAX {
+        return H;
+    }
+    return lay.hidden;
+}
+
 // Hidden activations of the last mlp_forward, hidden layer l at [l * H, (l + 1) * H).
 var<private> acts: array<vec4<f32>, H * M>;
 
@@ -24,14 +36,15 @@ fn elu_grad(a: vec4<f32>) -> vec4<f32> {
 
 // The MLP at `base` on (x0, x1), linear output; leaves the hidden activations in `acts`.
 fn mlp_forward(base: u32, x0: vec4<f32>, x1: vec4<f32>) -> Pair {
-    for (var j = 0u; j < H; j++) {
+    let nh = n_hidden();
+    for (var j = 0u; j < nh; j++) {
         acts[j] = elu(params[base + 2u * j] * x0 + params[base + 2u * j + 1u] * x1 + params[base + 2u * H + j]);
     }
     for (var l = 1u; l < M; l++) {
         let off = base + 3u * H + (l - 1u) * (H * H + H);
-        for (var j = 0u; j < H; j++) {
+        for (var j = 0u; j < nh; j++) {
             var acc = vec4<f32>(params[off + H * H + j]);
-            for (var i = 0u; i < H; i++) {
+            for (var i = 0u; i < nh; i++) {
                 acc += params[off + j * H + i] * acts[(l - 1u) * H + i];
             }
             acts[l * H + j] = elu(acc);
@@ -39,7 +52,7 @@ fn mlp_forward(base: u32, x0: vec4<f32>, x1: vec4<f32>) -> Pair {
     }
     let off = base + mlp_out_offset(H, M);
     var o = Pair(vec4<f32>(params[off + 2u * H]), vec4<f32>(params[off + 2u * H + 1u]));
-    for (var i = 0u; i < H; i++) {
+    for (var i = 0u; i < nh; i++) {
         let a = acts[(M - 1u) * H + i];
         o.x += params[off + i] * a;
         o.y += params[off + H + i] * a;

@@ -21,10 +21,10 @@ pub fn coupling_step_loops(h: u64, m: u64) -> u64 {
     2 * mlp_forward_loops(h, m) + ROW_LOOPS
 }
 
-/// One invocation of `coupling_backward`: s, t and s again forward, t and s backward, the
-/// rows' load and store loops.
+/// One invocation of `coupling_backward`: s and t forward, t and s backward, setting the s
+/// activations aside and back, the rows' load and store loops.
 pub fn coupling_backward_loops(h: u64, m: u64) -> u64 {
-    3 * mlp_forward_loops(h, m) + 2 * mlp_backward_loops(h, m) + ROW_LOOPS
+    2 * mlp_forward_loops(h, m) + 2 * mlp_backward_loops(h, m) + 2 * h * m + ROW_LOOPS
 }
 
 /// The most rows one weight reduction may sum within a loop budget: `grad_reduce` runs one
