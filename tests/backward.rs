@@ -8,17 +8,7 @@ use neuralrg_gpu::physics::IsingTarget;
 use neuralrg_gpu::reference::backward::loss_and_grads;
 use neuralrg_gpu::train::Objective;
 
-const OBJECTIVES: [Objective; 3] = [
-    Objective::PLAIN,
-    Objective {
-        symmetric: true,
-        sym_reg: 0.0,
-    },
-    Objective {
-        symmetric: false,
-        sym_reg: 0.3,
-    },
-];
+use common::cases::OBJECTIVES;
 
 fn small_plan(l: usize) -> FlowPlan {
     FlowPlan::new(FlowConfig::new(l, None, Arch::Mera, 2, 3, 2).unwrap())

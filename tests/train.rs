@@ -318,38 +318,27 @@ fn bad_resumes_are_refused_without_damage() {
     let missing = fresh_dir("missing");
     let m = missing.to_str().unwrap();
     let c = corrupt.to_str().unwrap();
-    let model = "would change the checkpoint's model";
-    let r = ["train", "--resume", d];
+    // Every flag that would change the model or the target is refused on resume, by name.
+    for (flag, value) in [
+        ("--lattice", "8"),
+        ("--hidden", "16"),
+        ("--temperature", "3"),
+        ("--seed", "3"),
+        ("--arch", "tree"),
+        ("--depth", "1"),
+        ("--couplings", "2"),
+        ("--mlp-layers", "3"),
+    ] {
+        let out = neuralrg(&["train", "--resume", d, flag, value]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {value} succeeded");
+        assert_eq!(err.trim().lines().count(), 1, "{flag}: {err}");
+        assert!(
+            err.contains(flag) && err.contains("would change the checkpoint's model"),
+            "{flag}: {err:?}"
+        );
+    }
     for (args, names) in [
-        (
-            vec![r[0], r[1], r[2], "--lattice", "8"],
-            vec!["--lattice", model],
-        ),
-        (
-            vec![r[0], r[1], r[2], "--hidden", "16"],
-            vec!["--hidden", model],
-        ),
-        (
-            vec![r[0], r[1], r[2], "--temperature", "3"],
-            vec!["--temperature", model],
-        ),
-        (vec![r[0], r[1], r[2], "--seed", "3"], vec!["--seed", model]),
-        (
-            vec![r[0], r[1], r[2], "--arch", "tree"],
-            vec!["--arch", model],
-        ),
-        (
-            vec![r[0], r[1], r[2], "--depth", "1"],
-            vec!["--depth", model],
-        ),
-        (
-            vec![r[0], r[1], r[2], "--couplings", "2"],
-            vec!["--couplings", model],
-        ),
-        (
-            vec![r[0], r[1], r[2], "--mlp-layers", "3"],
-            vec!["--mlp-layers", model],
-        ),
         (vec!["train", "--resume", m], vec![m]),
         (vec!["train", "--resume", c], vec![c]),
         (vec!["train", "--lattice", "4", "--out", d], vec![d]),

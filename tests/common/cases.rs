@@ -46,7 +46,8 @@ impl Case {
     }
 }
 
-const OBJECTIVES: [Objective; 4] = [
+/// Every objective: plain, symmetric, regularised, and both together.
+pub const OBJECTIVES: [Objective; 4] = [
     Objective::PLAIN,
     Objective {
         symmetric: true,
