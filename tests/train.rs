@@ -425,27 +425,22 @@ fn a_config_file_is_read_and_flags_win() {
 #[test]
 fn ctrl_c_saves_a_checkpoint_and_exits_130() {
     let dir = fresh_dir("sigint");
+    // The interrupted run and the uninterrupted one it is compared with share these flags.
+    let flow = [
+        "train",
+        "--lattice",
+        "4",
+        "--hidden",
+        "8",
+        "--couplings",
+        "4",
+        "--quiet",
+    ];
+    let logging = ["--log-every", "1", "--save-every", "100000"];
     let mut child = Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))
-        .args([
-            "train",
-            "--lattice",
-            "4",
-            "--hidden",
-            "8",
-            "--couplings",
-            "4",
-            "--steps",
-            "100000",
-            "--quiet",
-        ])
-        .args([
-            "--log-every",
-            "1",
-            "--save-every",
-            "100000",
-            "--out",
-            dir.to_str().unwrap(),
-        ])
+        .args(flow)
+        .args(logging)
+        .args(["--steps", "100000", "--out", dir.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -474,25 +469,9 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
     run_ok(&["train", "--resume", d, "--steps", "7", "--quiet"]);
     let total = (ck.step + 7).to_string();
     let whole = fresh_dir("sigint-whole");
-    let mut args = vec![
-        "train",
-        "--steps",
-        &total,
-        "--save-every",
-        "100000",
-        "--log-every",
-        "1",
-    ];
-    args.extend([
-        "--lattice",
-        "4",
-        "--hidden",
-        "8",
-        "--couplings",
-        "4",
-        "--quiet",
-    ]);
-    args.extend(["--out", whole.to_str().unwrap()]);
+    let mut args = flow.to_vec();
+    args.extend(logging);
+    args.extend(["--steps", &total, "--out", whole.to_str().unwrap()]);
     run_ok(&args);
     assert_eq!(run_state(&dir), run_state(&whole));
     for d in [dir, whole] {
