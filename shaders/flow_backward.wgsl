@@ -1,24 +1,34 @@
 // Backward pass of one flow layer, hand-derived. For each (sample, block) row the adjoint of the
 // block's four values is gathered from the per-site adjoint, carried back through the coupling
 // steps one step per dispatch (recomputing the MLP activations from the saved step input; four
-// rows per invocation, one per vec4 lane, as in lib/mlp.wgsl), and scattered back. Each step also writes per-row factors (layer inputs and output deltas of every
-// linear map) from which grad_reduce forms the shared weights' gradients in a fixed order.
+// rows per invocation, one per vec4 lane, as in lib/mlp.wgsl), and scattered back. The shared
+// weights' gradients are formed in one of two shapes, chosen by src/flow/backward.rs:
+// - GA = 0: each step writes per-row factors (layer inputs and output deltas of every linear
+//   map), from which grad_reduce forms the gradients in a fixed order (wide MLPs, GPUs);
+// - GA = 1: each invocation carries `lay.quads` groups of four rows in turn and sums its own
+//   rows' gradient of every weight of the step in private accumulators with constant indices
+//   (narrow MLPs on CPU adapters, where the factors' round trip through memory cost more than
+//   the arithmetic), then writes that partial sum once; grad_reduce::sum_partials adds the
+//   invocations' partials in order.
 //
 // Per row and coupling step, with LD coefficient gamma (d loss / d log|det| of the pass):
 //   generation: u' = u e^s + t    du = a e^s,  ds = a u e^s + gamma,   dt = a
 //   inference:  u' = (u - t) e^-s du = a e^-s, ds = -a u' - gamma,     dt = -a e^-s
 // s = scale * tanh(o): d scale = ds tanh(o), do = ds scale (1 - tanh^2 o).
-// Row factors mirror the parameter layout [s-MLP | scale | t-MLP] (per MLP: mlp_layout.wgsl).
+// Binding 2 holds the step's weights (lib/weights.wgsl). Row factors mirror the parameter layout [s-MLP | scale | t-MLP] (per MLP: mlp_layout.wgsl).
 // CPU twin: src/reference/backward.rs.
 
 override WG: u32 = 64u;
 
-@group(0) @binding(1) var<storage, read> params: array<f32>;
-@group(0) @binding(2) var<storage, read> masks: array<u32>;
+@group(0) @binding(1) var<storage, read> masks: array<u32>;
 @group(0) @binding(3) var<storage, read> steps: array<f32>;
 @group(0) @binding(4) var<storage, read> gamma: array<f32>;
 @group(0) @binding(5) var<storage, read_write> adj_rows: array<f32>;
+#if GA
+@group(0) @binding(6) var<storage, read_write> partials: array<f32>;
+#else
 @group(0) @binding(6) var<storage, read_write> rows: array<vec4<f32>>;
+#endif
 @group(0) @binding(7) var<storage, read_write> adj_state: array<f32>;
 @group(0) @binding(8) var<storage, read> blocks: array<u32>;
 
@@ -54,6 +64,46 @@ fn scatter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     }
 }
 
+#if GA
+// This invocation's gradient of every parameter of the step, summed over its rows. Indexed only
+// by constants (the loops below run to H <= 16 and unroll), so it stays out of scratch memory.
+var<private> gacc: array<f32, STEP_FLOATS>;
+
+// Adds the four lanes' contributions d * x to the parameter at p.
+fn acc_grad(p: u32, d: vec4<f32>, x: vec4<f32>) {
+    gacc[p] += dot(d, x);
+}
+
+// Writes the partial sums of the MLP at `base` (and, with `scale`, the tanh scale after it)
+// to the invocation's slot, in the same unrolled loop shapes that accumulated them.
+fn write_mlp(at: u32, base: u32, scale: bool) {
+    for (var j = 0u; j < H; j++) {
+        partials[at + base + 2u * j] = gacc[base + 2u * j];
+        partials[at + base + 2u * j + 1u] = gacc[base + 2u * j + 1u];
+        partials[at + base + 2u * H + j] = gacc[base + 2u * H + j];
+    }
+    for (var l = 1u; l < M; l++) {
+        let w = base + 3u * H + (l - 1u) * (H * H + H);
+        for (var j = 0u; j < H; j++) {
+            for (var i = 0u; i < H; i++) {
+                partials[at + w + j * H + i] = gacc[w + j * H + i];
+            }
+            partials[at + w + H * H + j] = gacc[w + H * H + j];
+        }
+    }
+    let o = base + mlp_out_offset(H, M);
+    for (var i = 0u; i < H; i++) {
+        partials[at + o + i] = gacc[o + i];
+        partials[at + o + H + i] = gacc[o + H + i];
+    }
+    partials[at + o + 2u * H] = gacc[o + 2u * H];
+    partials[at + o + 2u * H + 1u] = gacc[o + 2u * H + 1u];
+    if scale {
+        partials[at + o + 2u * H + 2u] = gacc[o + 2u * H + 2u];
+        partials[at + o + 2u * H + 3u] = gacc[o + 2u * H + 3u];
+    }
+}
+#else
 // The invocation's four rows: where they sit in `rows` (factor-major, see grad_reduce.wgsl)
 // and whether they are real; lanes past the chunk write zero rows, which pad it to a multiple
 // of 4.
@@ -66,6 +116,7 @@ fn put(i: u32, v: vec4<f32>) {
         rows[i * (lay.row_stride / 4u) + first_row4] = select(vec4<f32>(0.0), v, lane_on);
     }
 }
+#endif
 
 // The s-MLP's activations, kept while the t-MLP's are in `acts`.
 var<private> acts_s: array<vec4<f32>, H * M>;
@@ -77,28 +128,48 @@ fn mlp_backward(base: u32, x: Pair, d_out: Pair, rb: u32) -> Pair {
     let nh = n_hidden();
     var g: array<vec4<f32>, H>;
     var g2: array<vec4<f32>, H>;
+#if GA
+#else
     put(rb, x.x);
     put(rb + 1u, x.y);
+#endif
     let w_out = base + mlp_out_offset(H, M);
     let last = (M - 1u) * H;
     let p_last = rb + factors_last(H, M);
     for (var i = 0u; i < nh; i++) {
+#if GA
+        acc_grad(w_out + i, d_out.x, acts[last + i]);
+        acc_grad(w_out + H + i, d_out.y, acts[last + i]);
+#else
         put(p_last + i, acts[last + i]);
-        g[i] = (params[w_out + i] * d_out.x + params[w_out + H + i] * d_out.y) * elu_grad(acts[last + i]);
+#endif
+        g[i] = (wt(w_out + i) * d_out.x + wt(w_out + H + i) * d_out.y) * elu_grad(acts[last + i]);
     }
+#if GA
+    acc_grad(w_out + 2u * H, d_out.x, vec4<f32>(1.0));
+    acc_grad(w_out + 2u * H + 1u, d_out.y, vec4<f32>(1.0));
+#else
     put(p_last + H, d_out.x);
     put(p_last + H + 1u, d_out.y);
+#endif
     for (var l = M - 1u; l > 0u; l--) {
         let w = base + 3u * H + (l - 1u) * (H * H + H);
         let p_a = rb + factors_hidden(H, l);
-        for (var i = 0u; i < nh; i++) {
-            put(p_a + i, acts[(l - 1u) * H + i]);
-            put(p_a + H + i, g[i]);
+        for (var j = 0u; j < nh; j++) {
+#if GA
+            for (var i = 0u; i < nh; i++) {
+                acc_grad(w + j * H + i, g[j], acts[(l - 1u) * H + i]);
+            }
+            acc_grad(w + H * H + j, g[j], vec4<f32>(1.0));
+#else
+            put(p_a + j, acts[(l - 1u) * H + j]);
+            put(p_a + H + j, g[j]);
+#endif
         }
         for (var i = 0u; i < nh; i++) {
             var acc = vec4<f32>(0.0);
             for (var j = 0u; j < nh; j++) {
-                acc += params[w + j * H + i] * g[j];
+                acc += wt(w + j * H + i) * g[j];
             }
             g2[i] = acc * elu_grad(acts[(l - 1u) * H + i]);
         }
@@ -108,32 +179,33 @@ fn mlp_backward(base: u32, x: Pair, d_out: Pair, rb: u32) -> Pair {
     }
     var d_in = Pair(vec4<f32>(0.0), vec4<f32>(0.0));
     for (var j = 0u; j < nh; j++) {
+#if GA
+        acc_grad(base + 2u * j, g[j], x.x);
+        acc_grad(base + 2u * j + 1u, g[j], x.y);
+        acc_grad(base + 2u * H + j, g[j], vec4<f32>(1.0));
+#else
         put(rb + 2u + j, g[j]);
-        d_in.x += params[base + 2u * j] * g[j];
-        d_in.y += params[base + 2u * j + 1u] * g[j];
+#endif
+        d_in.x += wt(base + 2u * j) * g[j];
+        d_in.y += wt(base + 2u * j + 1u) * g[j];
     }
     return d_in;
 }
 
-@compute @workgroup_size(WG)
-fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let first = 4u * linear_id(gid, nwg);
-    let layer_rows = lay.batch * lay.n_blocks;
-    let end = min(lay.chunk_rows, layer_rows - lay.chunk_start);
-    if first >= end {
-        return;
-    }
+// Carries the four rows from `first` of the chunk (whose rows end at `end`) back through the
+// step's coupling, and adds their gradient contributions.
+fn backward_quad(first: u32, end: u32) {
     let k = lay.k;
-    first_row4 = first / 4u;
-    // Lanes past the chunk repeat its last row and write nothing but zero factors.
+    // Lanes past the chunk repeat its last row; see below for what they contribute.
     var row: array<u32, 4>;
     var v: array<vec4<f32>, 4>;
     var a: array<vec4<f32>, 4>;
     var g: vec4<f32>;
+    var on: vec4<bool>;
     for (var r = 0u; r < 4u; r++) {
         let cr = min(first + r, end - 1u);
         row[r] = lay.chunk_start + cr;
-        lane_on[r] = first + r < end;
+        on[r] = first + r < end;
         let at = ((lay.row_offset + row[r]) * lay.couplings + k) * 4u;
         for (var j = 0u; j < 4u; j++) {
             v[j][r] = steps[at + j];
@@ -141,6 +213,17 @@ fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         }
         g[r] = gamma[row[r] / lay.n_blocks];
     }
+#if GA
+    // Zero adjoints: every gradient contribution is linear in them, so such lanes add nothing.
+    for (var j = 0u; j < 4u; j++) {
+        a[j] = select(vec4<f32>(0.0), a[j], on);
+    }
+    g = select(vec4<f32>(0.0), g, on);
+#else
+    // Such lanes write zero factors.
+    first_row4 = first / 4u;
+    lane_on = on;
+#endif
     let mask = masks[lay.mask_offset + k];
     let u0 = mask & 3u;
     let u1 = (mask >> 2u) & 3u;
@@ -148,8 +231,8 @@ fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let k1 = (mask >> 6u) & 3u;
     let keep = Pair(v[k0], v[k1]);
     let ms = mlp_size(H, M);
-    let base_s = lay.param_offset + k * (2u * ms + 2u);
-    let base_t = base_s + ms + 2u;
+    let base_s = 0u;
+    let base_t = ms + 2u;
 
     let o = mlp_forward(base_s, keep.x, keep.y);
     for (var i = 0u; i < H * M; i++) {
@@ -178,8 +261,13 @@ fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 
     let f_mlp = factors_size(H, M);
     let dk_t = mlp_backward(base_t, keep, dt, f_mlp + 2u);
+#if GA
+    acc_grad(base_s + ms, ds.x, th.x);
+    acc_grad(base_s + ms + 1u, ds.y, th.y);
+#else
     put(f_mlp, ds.x * th.x);
     put(f_mlp + 1u, ds.y * th.y);
+#endif
     for (var i = 0u; i < H * M; i++) {
         acts[i] = acts_s[i];
     }
@@ -188,10 +276,35 @@ fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     a[k0] += dk_s.x + dk_t.x;
     a[k1] += dk_s.y + dk_t.y;
     for (var r = 0u; r < 4u; r++) {
-        if lane_on[r] {
+        if on[r] {
             for (var j = 0u; j < 4u; j++) {
                 adj_rows[row[r] * 4u + j] = a[j][r];
             }
         }
     }
+}
+
+@compute @workgroup_size(WG)
+fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let inv = linear_id(gid, nwg);
+    let end = min(lay.chunk_rows, lay.batch * lay.n_blocks - lay.chunk_start);
+#if GA
+    let first = 4u * inv * lay.quads;
+    if first >= end {
+        return;
+    }
+    for (var q = 0u; q < lay.quads; q++) {
+        if first + 4u * q < end {
+            backward_quad(first + 4u * q, end);
+        }
+    }
+    write_mlp(inv * STEP_FLOATS, 0u, true);
+    write_mlp(inv * STEP_FLOATS, mlp_size(H, M) + 2u, false);
+#else
+    let first = 4u * inv;
+    if first >= end {
+        return;
+    }
+    backward_quad(first, end);
+#endif
 }

@@ -9,7 +9,6 @@
 override WG: u32 = 64u;
 
 @group(0) @binding(1) var<storage, read_write> state: array<f32>;
-@group(0) @binding(2) var<storage, read> params: array<f32>;
 @group(0) @binding(3) var<storage, read> blocks: array<u32>;
 @group(0) @binding(4) var<storage, read> masks: array<u32>;
 @group(0) @binding(5) var<storage, read_write> ld_partial: array<f32>;
@@ -49,11 +48,10 @@ fn run(gid: vec3<u32>, nwg: vec3<u32>, forward: bool) {
     let u1 = (mask >> 2u) & 3u;
     let k0 = (mask >> 4u) & 3u;
     let k1 = (mask >> 6u) & 3u;
-    let base = lay.param_offset + k * (2u * mlp_size(H, M) + 2u);
-    let scale = s_scale(base);
-    let o = mlp_forward(base, v[k0], v[k1]);
+    let scale = s_scale(0u);
+    let o = mlp_forward(0u, v[k0], v[k1]);
     let s = Pair(scale.x * s_tanh(o.x), scale.y * s_tanh(o.y));
-    let t = mlp_forward(base + mlp_size(H, M) + 2u, v[k0], v[k1]);
+    let t = mlp_forward(mlp_size(H, M) + 2u, v[k0], v[k1]);
     var ld: vec4<f32>;
     if forward {
         v[u0] = v[u0] * exp(s.x) + t.x;

@@ -1,6 +1,6 @@
-// Gradients of one coupling step's shared weights: each parameter sums, over the rows of a chunk
-// in order, the product of its output delta and its input activation from flow_backward's row
-// factors (a bias: the delta alone; a tanh scale: its precomputed factor). The factors are stored
+// Gradients of one coupling step's shared weights. From flow_backward's row factors (its GA = 0
+// shape; `reduce` and `reduce_hidden`): each parameter sums, over the rows of a chunk in order,
+// the product of its output delta and its input activation (a bias: the delta alone; a tanh scale: its precomputed factor). The factors are stored
 // factor-major (factor f of row r at f * stride + r, the chunk padded with zero rows to a
 // multiple of 4), so each sum streams two contiguous vectors, four rows per vec4. Each lane keeps
 // its own partial sum across the chunks of a (layer, step) in `acc4`; the last chunk folds the
@@ -18,7 +18,8 @@ struct Red {
     coupling_size: u32,
     hidden: u32,
     mlp_layers: u32,
-    // Rows of this chunk, and vec4s per factor in `rows` (the stride over 4).
+    // Rows of this chunk (sum_partials: partial sums), and vec4s per factor in `rows` (the
+    // stride over 4).
     rows: u32,
     stride4: u32,
     flags: u32,
@@ -29,6 +30,9 @@ struct Red {
 @group(0) @binding(1) var<storage, read> rows: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> acc4: array<vec4<f32>>;
+// flow_backward's per-invocation partial sums (its GA = 1 shape): `rows` of them, each of
+// `coupling_size` floats.
+@group(0) @binding(4) var<storage, read> partials: array<f32>;
 
 // The running four-lane sum of parameter p of the step, before this chunk.
 fn start(p: u32) -> vec4<f32> {
@@ -171,4 +175,19 @@ fn reduce_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
             }
         }
     }
+}
+
+// Gradients from flow_backward's per-invocation partial sums (GA = 1), one parameter per
+// invocation, added over the invocations in order.
+@compute @workgroup_size(WG)
+fn sum_partials(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let p = gid.x + gid.y * nwg.x * WG;
+    if p >= rd.coupling_size {
+        return;
+    }
+    var acc = 0.0;
+    for (var i = 0u; i < rd.rows; i++) {
+        acc += partials[i * rd.coupling_size + p];
+    }
+    grad[rd.param_base + p] += acc;
 }

@@ -1,11 +1,16 @@
 //! Code paths that only large problems reach, forced at L = 4 by lowering the limits that
 //! trigger them, and compared bit for bit with the unforced run: dispatches spread over a
-//! two-dimensional grid (more than 65,535 workgroups) and the weight reduction in chunks of rows
-//! (a factor buffer above its 64 MiB budget, or sums longer than a driver's loop budget).
+//! two-dimensional grid (more than 65,535 workgroups), the weight reduction in chunks of rows
+//! (a factor buffer above its 64 MiB budget, or sums longer than a driver's loop budget), and
+//! coupling weights bound as storage (a step above the uniform binding limit); each for both
+//! shapes of the weight gradients (accumulated per invocation, or per-row factors reduced
+//! afterwards), which agree with each other to f32 rounding.
 
 mod common;
 
-use neuralrg_gpu::flow::{params, Arch, BackwardScratch, Flow, FlowConfig, FlowPlan};
+use neuralrg_gpu::flow::{
+    params, Arch, BackwardScratch, Flow, FlowConfig, FlowPlan, GradientShape,
+};
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
 use neuralrg_gpu::physics::IsingTarget;
 use neuralrg_gpu::train::{AdamConfig, Objective, StepStats, TrainStep};
@@ -46,22 +51,80 @@ fn run(ctx: &GpuContext, plan: &FlowPlan, obj: Objective) -> (StepStats, Vec<Vec
     (stats, vec![grad, dz, after])
 }
 
+/// Whether `opts` reaches a path the default options do not: a 2D grid, chunked factors,
+/// storage weights, or the other gradient shape.
+fn forces_something(opts: &GpuOptions, plan: &FlowPlan) -> bool {
+    let ctx = context(opts.clone());
+    let flow = Flow::new(
+        &ctx,
+        plan.clone(),
+        &params::init(plan, 1),
+        params::masks(plan, 1),
+    )
+    .unwrap();
+    let rows = BATCH * plan.max_blocks();
+    let chunked = match BackwardScratch::new(&ctx, &flow, BATCH, true)
+        .unwrap()
+        .shape()
+    {
+        GradientShape::Factors { chunk_rows, .. } => chunk_rows < rows,
+        _ => false,
+    };
+    let two_d = ctx.grid((BATCH * 16) as u64, 64)[1] > 1;
+    chunked || two_d || !flow.weights.is_uniform() || opts.accumulate_gradients.is_some()
+}
+
+fn assert_same_bits(a: &(StepStats, Vec<Vec<f32>>), b: &(StepStats, Vec<Vec<f32>>), what: &str) {
+    assert_eq!(a.0, b.0, "{what}: statistics");
+    for (name, (x, y)) in ["grad", "dz", "params after Adam"]
+        .iter()
+        .zip(a.1.iter().zip(&b.1))
+    {
+        let same = x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{what}: {name} differs");
+    }
+}
+
 #[test]
-fn two_dimensional_grids_and_chunked_reductions_give_the_same_bits() {
+fn two_dimensional_grids_chunked_reductions_and_storage_weights_give_the_same_bits() {
     let plan = FlowPlan::new(FlowConfig::new(4, None, Arch::Mera, 2, 6, 3).unwrap());
-    let plain = context(GpuOptions::default());
     let row_size = 2 * (4 + 2 * 6 * 3) + 2;
-    let forced = [
-        // One workgroup per dimension: every dispatch of more than 64 invocations goes 2D.
-        GpuOptions {
-            max_workgroups_per_dim: Some(1),
-            ..GpuOptions::default()
-        },
-        // A factor buffer of 100 rows: the 64 x 4 rows of a layer in 3 chunks.
-        GpuOptions {
-            row_budget_bytes: Some(100 * 4 * row_size as u64),
-            ..GpuOptions::default()
-        },
+    // One workgroup per dimension: every dispatch of more than 64 invocations goes 2D.
+    let two_d = GpuOptions {
+        max_workgroups_per_dim: Some(1),
+        ..GpuOptions::default()
+    };
+    // No step fits a uniform binding: the weights are bound as storage.
+    let storage = GpuOptions {
+        uniform_weights_bytes: Some(0),
+        ..GpuOptions::default()
+    };
+    let shape = |accumulate: bool| GpuOptions {
+        accumulate_gradients: Some(accumulate),
+        ..GpuOptions::default()
+    };
+    // Each gradient shape, forced, with the variants that must give its bits.
+    let groups = [
+        (shape(true), vec![two_d.clone(), storage.clone()]),
+        (
+            shape(false),
+            vec![
+                GpuOptions {
+                    accumulate_gradients: Some(false),
+                    ..two_d
+                },
+                // A factor buffer of 100 rows: the 64 x 4 rows of a layer in 3 chunks.
+                GpuOptions {
+                    accumulate_gradients: Some(false),
+                    row_budget_bytes: Some(100 * 4 * row_size as u64),
+                    ..GpuOptions::default()
+                },
+                GpuOptions {
+                    accumulate_gradients: Some(false),
+                    ..storage
+                },
+            ],
+        ),
     ];
     for obj in [
         Objective::PLAIN,
@@ -70,37 +133,55 @@ fn two_dimensional_grids_and_chunked_reductions_give_the_same_bits() {
             sym_reg: 0.25,
         },
     ] {
-        let (stats, bufs) = run(&plain, &plan, obj);
-        for opts in &forced {
-            let ctx = context(opts.clone());
-            let flow = Flow::new(
-                &ctx,
-                plan.clone(),
-                &params::init(&plan, 1),
-                params::masks(&plan, 1),
-            )
-            .unwrap();
-            let rows = BATCH * plan.max_blocks();
-            let chunk = BackwardScratch::new(&ctx, &flow, BATCH, true)
-                .unwrap()
-                .chunk_rows();
-            let two_d = ctx.grid((BATCH * 16) as u64, 64)[1] > 1;
-            assert!(
-                chunk < rows || two_d,
-                "{opts:?} forces nothing: chunk {chunk} of {rows} rows"
-            );
-            let (s, b) = run(&ctx, &plan, obj);
-            assert_eq!(s, stats, "{opts:?} {obj:?}: statistics");
-            for (name, (x, y)) in ["grad", "dz", "params after Adam"]
-                .iter()
-                .zip(b.iter().zip(&bufs))
-            {
-                let same = x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(
-                    same,
-                    "{opts:?} {obj:?}: {name} differs from the unforced run"
-                );
+        for (base, variants) in &groups {
+            let expected = run(&context(base.clone()), &plan, obj);
+            for opts in variants {
+                assert!(forces_something(opts, &plan), "{opts:?} forces nothing");
+                let got = run(&context(opts.clone()), &plan, obj);
+                assert_same_bits(&got, &expected, &format!("{opts:?} {obj:?}"));
             }
         }
+    }
+}
+
+#[test]
+fn both_gradient_shapes_agree() {
+    let plan = FlowPlan::new(FlowConfig::new(4, None, Arch::Mera, 2, 6, 3).unwrap());
+    let shape = |accumulate: bool| {
+        context(GpuOptions {
+            accumulate_gradients: Some(accumulate),
+            ..GpuOptions::default()
+        })
+    };
+    for obj in [
+        Objective::PLAIN,
+        Objective {
+            symmetric: true,
+            sym_reg: 0.25,
+        },
+    ] {
+        let (s_acc, acc) = run(&shape(true), &plan, obj);
+        let (s_fac, fac) = run(&shape(false), &plan, obj);
+        let forward = |s: &StepStats| (s.loss, s.loss_stderr, s.objective, s.objective_stderr);
+        assert_eq!(
+            forward(&s_acc),
+            forward(&s_fac),
+            "{obj:?}: the forward statistics do not depend on the shape"
+        );
+        let rel = (s_acc.grad_norm - s_fac.grad_norm).abs() / s_fac.grad_norm;
+        assert!(rel < 1e-5, "{obj:?}: gradient norms {s_acc:?} vs {s_fac:?}");
+        // The same sums in another order: f32 rounding only.
+        let (g_acc, g_fac) = (&acc[0], &fac[0]);
+        let scale = g_fac.iter().fold(0f32, |m, g| m.max(g.abs()));
+        for (p, (a, f)) in g_acc.iter().zip(g_fac).enumerate() {
+            assert!(
+                (a - f).abs() <= 1e-5 * scale,
+                "{obj:?}: gradient {p}: accumulated {a} vs factors {f} (largest {scale})"
+            );
+        }
+        assert_eq!(
+            acc[1], fac[1],
+            "{obj:?}: dz does not depend on the gradient shape"
+        );
     }
 }

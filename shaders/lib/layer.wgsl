@@ -8,7 +8,6 @@ struct Layer {
     n_blocks: u32,
     // First block of the layer in the concatenated block table.
     block_offset: u32,
-    param_offset: u32,
     mask_offset: u32,
     couplings: u32,
     hidden: u32,
@@ -25,9 +24,8 @@ struct Layer {
     chunk_rows: u32,
     // Floats per row factor in the backward's factor buffer (0: no parameter gradients).
     row_stride: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // Backward with accumulated gradients: groups of four rows per invocation.
+    quads: u32,
 }
 
 @group(0) @binding(0) var<uniform> lay: Layer;

@@ -1,9 +1,9 @@
 // Shared by the flow stages: the s and t MLPs of a Real NVP coupling step, for four rows at once,
 // one per vec4 lane, so every weight load (the same address in every invocation of a dispatch: a
-// broadcast) feeds four multiply-adds. The including stage declares `params`, the flat parameter
-// buffer; the registry puts `const H` (hidden width) and `const M` (hidden layers) in front, so
-// the loops have fixed trip counts and the activations their exact size. Layout helpers come
-// from mlp_layout.wgsl.
+// broadcast) feeds four multiply-adds. Weights come from `wt` (lib/weights.wgsl), offsets
+// counted from the coupling step's first parameter; the registry puts `const H` (hidden width)
+// and `const M` (hidden layers) in front, so the loops have fixed trip counts and the
+// activations their exact size. Layout helpers come from mlp_layout.wgsl.
 
 // Loop bound over hidden units. Narrow MLPs loop to the constant H, which the compiler unrolls
 // into straight-line code on registers; wide ones loop to the same number read from the
@@ -38,24 +38,24 @@ fn elu_grad(a: vec4<f32>) -> vec4<f32> {
 fn mlp_forward(base: u32, x0: vec4<f32>, x1: vec4<f32>) -> Pair {
     let nh = n_hidden();
     for (var j = 0u; j < nh; j++) {
-        acts[j] = elu(params[base + 2u * j] * x0 + params[base + 2u * j + 1u] * x1 + params[base + 2u * H + j]);
+        acts[j] = elu(wt(base + 2u * j) * x0 + wt(base + 2u * j + 1u) * x1 + wt(base + 2u * H + j));
     }
     for (var l = 1u; l < M; l++) {
         let off = base + 3u * H + (l - 1u) * (H * H + H);
         for (var j = 0u; j < nh; j++) {
-            var acc = vec4<f32>(params[off + H * H + j]);
+            var acc = vec4<f32>(wt(off + H * H + j));
             for (var i = 0u; i < nh; i++) {
-                acc += params[off + j * H + i] * acts[(l - 1u) * H + i];
+                acc += wt(off + j * H + i) * acts[(l - 1u) * H + i];
             }
             acts[l * H + j] = elu(acc);
         }
     }
     let off = base + mlp_out_offset(H, M);
-    var o = Pair(vec4<f32>(params[off + 2u * H]), vec4<f32>(params[off + 2u * H + 1u]));
+    var o = Pair(vec4<f32>(wt(off + 2u * H)), vec4<f32>(wt(off + 2u * H + 1u)));
     for (var i = 0u; i < nh; i++) {
         let a = acts[(M - 1u) * H + i];
-        o.x += params[off + i] * a;
-        o.y += params[off + H + i] * a;
+        o.x += wt(off + i) * a;
+        o.y += wt(off + H + i) * a;
     }
     return o;
 }
@@ -68,5 +68,5 @@ fn s_tanh(o: vec4<f32>) -> vec4<f32> {
 // The per-output scale of the s-MLP at `base`.
 fn s_scale(base: u32) -> vec2<f32> {
     let off = base + mlp_size(H, M);
-    return vec2<f32>(params[off], params[off + 1u]);
+    return vec2<f32>(wt(off), wt(off + 1u));
 }

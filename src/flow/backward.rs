@@ -27,20 +27,90 @@ struct ReduceUniform {
 const FIRST_CHUNK: u32 = 1;
 const LAST_CHUNK: u32 = 2;
 
+/// How a backward pass forms the weight gradients (`GA` in shaders/flow_backward.wgsl).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GradientShape {
+    /// No parameter gradients.
+    None,
+    /// Per-row factors, reduced by grad_reduce in chunks of `chunk_rows` rows (`stride` floats
+    /// per factor).
+    Factors { chunk_rows: usize, stride: usize },
+    /// Every invocation sums groups of four rows into one partial per parameter; a layer's rows
+    /// spread over about `invocations` of them, each carrying at most `max_quads` groups.
+    Accumulated {
+        invocations: usize,
+        max_quads: usize,
+    },
+}
+
+/// Workgroup size of the accumulating backward: small, so a layer's few invocations still fill
+/// every core of a CPU adapter.
+const WG_ACCUMULATE: u32 = 16;
+
+impl GradientShape {
+    /// The one place that chooses: accumulate where the adapter asks for it (CPU adapters, see
+    /// [`GpuContext::accumulate_gradients`]), the MLP is narrow enough for its loops to unroll
+    /// (the accumulators are indexed by constants only), and the driver's loop budget allows a
+    /// few groups of rows per invocation; otherwise factors, chunked to the row and loop budgets.
+    fn choose(ctx: &GpuContext, flow: &Flow, batch: usize) -> Self {
+        let plan = &flow.plan;
+        let (h, m) = (plan.layout.hidden, plan.layout.mlp_layers);
+        let layer_rows = batch * plan.max_blocks();
+        let budget = ctx
+            .row_budget_bytes
+            .min(ctx.limits.max_storage_buffer_binding_size);
+        if ctx.accumulate_gradients && h <= super::cost::UNROLL_MAX {
+            let step_bytes = 4 * plan.layout.coupling_size() as u64;
+            let loops = ctx.loop_budget.unwrap_or(u64::MAX);
+            let per_quad = super::cost::accumulating_backward_loops(h as u64, m as u64);
+            let max_quads = (loops
+                .saturating_sub(super::cost::write_partials_loops(h as u64, m as u64))
+                / per_quad)
+                .min(1 << 16) as usize;
+            // Keep the partials within the row budget and each sum within the loop budget.
+            let max_partials = (budget / step_bytes).min(loops) as usize;
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let invocations = (4 * cores * WG_ACCUMULATE as usize).min(max_partials);
+            if max_quads >= 1
+                && invocations >= 1
+                && layer_rows.div_ceil(4).div_ceil(max_quads) <= max_partials
+            {
+                return Self::Accumulated {
+                    invocations,
+                    max_quads,
+                };
+            }
+        }
+        let factors = 2 * (4 + 2 * h * m) + 2;
+        let mut chunk_rows = (budget / (4 * factors as u64)) as usize;
+        // Each weight's sum over the rows is one loop; keep it within the driver's loop budget.
+        if let Some(loops) = ctx.loop_budget {
+            chunk_rows = chunk_rows.min(super::cost::reduce_rows_within(loops) as usize);
+        }
+        // Chunks start at multiples of 4, so every row keeps its lane whatever the chunking.
+        let chunk_rows = layer_rows.min((chunk_rows / 4 * 4).max(4));
+        Self::Factors {
+            chunk_rows,
+            stride: chunk_rows.next_multiple_of(4),
+        }
+    }
+
+    /// Groups of four rows per invocation for a layer of `rows` rows (accumulating shape).
+    fn quads(invocations: usize, max_quads: usize, rows: usize) -> usize {
+        rows.div_ceil(4).div_ceil(invocations).clamp(1, max_quads)
+    }
+}
+
 /// Per-row working memory of a backward pass, shared by the passes of one step (they run one
 /// after the other): the four adjoints of every (sample, block) row, and, when parameter
-/// gradients are wanted, the factors of one chunk of rows (factor-major: `stride` floats per
-/// factor) and the four-lane partial sums of one coupling step's parameters across chunks.
+/// gradients are wanted, what their [`GradientShape`] needs: the factors of one chunk of rows
+/// (factor-major: `stride` floats per factor) and the four-lane partial sums of one coupling
+/// step's parameters across chunks, or the invocations' partial sums.
 pub struct BackwardScratch {
     adj_rows: GpuBuffer<f32>,
     rows: GpuBuffer<f32>,
     acc4: GpuBuffer<f32>,
-    /// Floats per factor in `rows` (the chunk rounded up to a multiple of 4), or 0 without
-    /// parameter gradients.
-    stride: usize,
-    /// Rows per chunk (a multiple of 4 when there is more than one chunk): the factor buffer
-    /// holds at most the context's row budget, and each sum stays within its loop budget.
-    chunk_rows: usize,
+    shape: GradientShape,
 }
 
 impl BackwardScratch {
@@ -53,42 +123,47 @@ impl BackwardScratch {
         let plan = &flow.plan;
         let layer_rows = batch * plan.max_blocks();
         let adj_rows = ctx.storage::<f32>("adjoint rows", layer_rows * 4)?;
-        if !parameter_gradients {
-            return Ok(Self {
-                adj_rows,
-                rows: ctx.storage::<f32>("row factors (unused)", 4)?,
-                acc4: ctx.storage::<f32>("reduction lanes (unused)", 4)?,
-                stride: 0,
-                chunk_rows: layer_rows,
-            });
-        }
-        let factors = 2 * (4 + 2 * plan.layout.hidden * plan.layout.mlp_layers) + 2;
-        let budget = ctx
-            .row_budget_bytes
-            .min(ctx.limits.max_storage_buffer_binding_size);
-        let mut chunk_rows = (budget / (4 * factors as u64)) as usize;
-        // Each weight's sum over the rows is one loop; keep it within the driver's loop budget.
-        if let Some(loops) = ctx.loop_budget {
-            chunk_rows = chunk_rows.min(super::cost::reduce_rows_within(loops) as usize);
-        }
-        // Chunks start at multiples of 4, so every row keeps its lane whatever the chunking.
-        let chunk_rows = layer_rows.min((chunk_rows / 4 * 4).max(4));
-        let stride = chunk_rows.next_multiple_of(4);
+        let shape = if parameter_gradients {
+            GradientShape::choose(ctx, flow, batch)
+        } else {
+            GradientShape::None
+        };
+        let step = plan.layout.coupling_size();
+        let (rows, acc4) = match shape {
+            GradientShape::None => (
+                ctx.storage::<f32>("row factors (unused)", 4)?,
+                ctx.storage::<f32>("reduction lanes (unused)", 4)?,
+            ),
+            GradientShape::Factors { stride, .. } => {
+                let factors = 2 * (4 + 2 * plan.layout.hidden * plan.layout.mlp_layers) + 2;
+                (
+                    ctx.storage::<f32>("row factors", factors * stride)?,
+                    ctx.storage::<f32>("reduction lanes", 4 * step)?,
+                )
+            }
+            GradientShape::Accumulated {
+                invocations,
+                max_quads,
+            } => {
+                let quads = GradientShape::quads(invocations, max_quads, layer_rows);
+                let partials = layer_rows.div_ceil(4).div_ceil(quads);
+                (
+                    ctx.storage::<f32>("gradient partial sums", partials * step)?,
+                    ctx.storage::<f32>("reduction lanes (unused)", 4)?,
+                )
+            }
+        };
         Ok(Self {
             adj_rows,
-            rows: ctx.storage::<f32>("row factors", factors * stride)?,
-            acc4: ctx.storage::<f32>("reduction lanes", 4 * plan.layout.coupling_size())?,
-            stride,
-            chunk_rows,
+            rows,
+            acc4,
+            shape,
         })
     }
-}
 
-impl BackwardScratch {
-    /// Rows per chunk of the weight reduction (all of a layer's rows unless the factor buffer
-    /// or the driver's loop budget asks for fewer).
-    pub fn chunk_rows(&self) -> usize {
-        self.chunk_rows
+    /// How the passes using this scratch form the weight gradients.
+    pub fn shape(&self) -> GradientShape {
+        self.shape
     }
 }
 
@@ -137,9 +212,16 @@ impl BackwardPass {
             "steps buffer size"
         );
         assert!(
-            io.grad.is_none() || scratch.stride > 0,
+            io.grad.is_none() || scratch.shape != GradientShape::None,
             "parameter gradients need a scratch built for them"
         );
+        // Without parameter gradients the factor shape writes no factors.
+        let shape = if io.grad.is_some() {
+            scratch.shape
+        } else {
+            GradientShape::None
+        };
+        let accumulate = matches!(shape, GradientShape::Accumulated { .. });
         ctx.check_loops(
             "flow_backward::coupling_backward",
             super::cost::coupling_backward_loops(lay.hidden as u64, lay.mlp_layers as u64),
@@ -148,12 +230,16 @@ impl BackwardPass {
         let consts = [("WG", WG as f64)];
         let gather = ctx.kernel(Shader::FlowBackward, "gather", &consts)?;
         let scatter = ctx.kernel(Shader::FlowBackward, "scatter", &consts)?;
+        let coupling_wg = if accumulate { WG_ACCUMULATE } else { WG };
+        let mut sizes = flow.weights.sizes(plan);
+        sizes.push(("GA", accumulate as u32));
         let coupling = ctx.specialised_kernel(
             Shader::FlowBackward,
-            &plan.sizes(),
+            &sizes,
             "coupling_backward",
-            &consts,
+            &[("WG", coupling_wg as f64)],
         )?;
+        let sum_partials = ctx.kernel(Shader::GradReduce, "sum_partials", &consts)?;
         let reduce = ctx.kernel(Shader::GradReduce, "reduce", &consts)?;
         let reduce_hidden = ctx.kernel(Shader::GradReduce, "reduce_hidden", &consts)?;
         let hidden_tiles = 2 * (lay.mlp_layers - 1) * lay.hidden.div_ceil(4).pow(2);
@@ -167,12 +253,25 @@ impl BackwardPass {
         for li in layers {
             let layer = &plan.layers[li];
             let layer_rows = batch * layer.blocks.len();
+            let (chunk_rows, stride, quads) = match shape {
+                GradientShape::None => (layer_rows, 0, 1),
+                GradientShape::Factors { chunk_rows, stride } => (chunk_rows, stride, 1),
+                GradientShape::Accumulated {
+                    invocations,
+                    max_quads,
+                } => (
+                    layer_rows,
+                    0,
+                    GradientShape::quads(invocations, max_quads, layer_rows),
+                ),
+            };
             let uniform = |k: usize, chunk_start: usize, chunk: usize| LayerUniform {
                 k: k as u32,
                 forward: (direction == Direction::Generate) as u32,
                 chunk_start: chunk_start as u32,
                 chunk_rows: chunk as u32,
-                row_stride: scratch.stride as u32,
+                row_stride: stride as u32,
+                quads: quads as u32,
                 ..LayerUniform::new(plan, li, batch)
             };
             let layer_u = ctx.uniform("backward layer", &uniform(0, 0, 0))?;
@@ -185,24 +284,43 @@ impl BackwardPass {
             let row_grid = ctx.grid(layer_rows as u64, WG);
             dispatches.push(ctx.dispatch(&gather, &move_bindings, row_grid)?);
             for &k in &steps {
-                for chunk_start in (0..layer_rows).step_by(scratch.chunk_rows) {
-                    let chunk = scratch.chunk_rows.min(layer_rows - chunk_start);
+                for chunk_start in (0..layer_rows).step_by(chunk_rows) {
+                    let chunk = chunk_rows.min(layer_rows - chunk_start);
+                    let invocations = chunk.div_ceil(ROWS_PER_INVOCATION * quads);
                     let u = ctx.uniform("backward step", &uniform(k, chunk_start, chunk))?;
-                    dispatches.push(ctx.dispatch(
+                    dispatches.push(ctx.dispatch_resources(
                         &coupling,
                         &[
-                            (0, &u),
-                            (1, &flow.params.buffer),
-                            (2, &flow.mask_buf.buffer),
-                            (3, &io.steps.buffer),
-                            (4, &io.gamma.buffer),
-                            (5, &scratch.adj_rows.buffer),
-                            (6, &scratch.rows.buffer),
+                            (0, u.as_entire_binding()),
+                            (1, flow.mask_buf.buffer.as_entire_binding()),
+                            (2, flow.weights.binding(plan, li, k)),
+                            (3, io.steps.buffer.as_entire_binding()),
+                            (4, io.gamma.buffer.as_entire_binding()),
+                            (5, scratch.adj_rows.buffer.as_entire_binding()),
+                            (6, scratch.rows.buffer.as_entire_binding()),
                         ],
-                        ctx.grid(chunk.div_ceil(ROWS_PER_INVOCATION) as u64, WG),
+                        ctx.grid(invocations as u64, coupling_wg),
                     )?);
                     uniforms.push(u);
                     let Some(grad) = io.grad else { continue };
+                    if accumulate {
+                        let r = ctx.uniform(
+                            "sum partials",
+                            &ReduceUniform {
+                                param_base: (layer.param_offset + k * lay.coupling_size()) as u32,
+                                coupling_size: lay.coupling_size() as u32,
+                                rows: invocations as u32,
+                                ..ReduceUniform::zeroed()
+                            },
+                        )?;
+                        dispatches.push(ctx.dispatch(
+                            &sum_partials,
+                            &[(0, &r), (2, &grad.buffer), (4, &scratch.rows.buffer)],
+                            ctx.grid(lay.coupling_size() as u64, WG),
+                        )?);
+                        uniforms.push(r);
+                        continue;
+                    }
                     let r = ctx.uniform(
                         "reduce",
                         &ReduceUniform {
@@ -211,7 +329,7 @@ impl BackwardPass {
                             hidden: lay.hidden as u32,
                             mlp_layers: lay.mlp_layers as u32,
                             rows: chunk as u32,
-                            stride4: (scratch.stride / 4) as u32,
+                            stride4: (stride / 4) as u32,
                             flags: if chunk_start == 0 { FIRST_CHUNK } else { 0 }
                                 | if chunk_start + chunk == layer_rows {
                                     LAST_CHUNK

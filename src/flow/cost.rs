@@ -13,6 +13,10 @@ pub fn mlp_backward_loops(h: u64, m: u64) -> u64 {
     2 * h + (m - 1) * (1 + 3 * h + h * h)
 }
 
+/// Widest MLP whose loops the flow kernels run to the constant width, which the compiler
+/// unrolls (`UNROLL_MAX` in shaders/lib/mlp.wgsl); wider ones loop to a uniform.
+pub const UNROLL_MAX: usize = 16;
+
 /// Loops over an invocation's four rows and their four values (loads, saves, stores).
 const ROW_LOOPS: u64 = 64;
 
@@ -25,6 +29,17 @@ pub fn coupling_step_loops(h: u64, m: u64) -> u64 {
 /// activations aside and back, the rows' load and store loops.
 pub fn coupling_backward_loops(h: u64, m: u64) -> u64 {
     2 * mlp_forward_loops(h, m) + 2 * mlp_backward_loops(h, m) + 2 * h * m + ROW_LOOPS
+}
+
+/// One group of four rows of `coupling_backward` with accumulated gradients (GA = 1): the plain
+/// backward, plus the accumulation loops over every hidden-to-hidden weight.
+pub fn accumulating_backward_loops(h: u64, m: u64) -> u64 {
+    coupling_backward_loops(h, m) + 2 * (m - 1) * (h + h * h)
+}
+
+/// `write_mlp` for both MLPs, once per invocation of the accumulating backward.
+pub fn write_partials_loops(h: u64, m: u64) -> u64 {
+    2 * (2 * h + (m - 1) * (h + h * h) + 4)
 }
 
 /// The most rows one weight reduction may sum within a loop budget: `grad_reduce` runs one
@@ -64,5 +79,11 @@ mod tests {
         // Two MLP forwards of hidden 126 (3 layers) ran exactly; of hidden 127 they did not.
         assert!(2 * mlp_forward_loops(126, 3) <= 65_535);
         assert!(2 * mlp_forward_loops(127, 3) > 65_535);
+    }
+
+    #[test]
+    fn unroll_width_matches_the_shader() {
+        let src = include_str!("../../shaders/lib/mlp.wgsl");
+        assert!(src.contains(&format!("const UNROLL_MAX: u32 = {UNROLL_MAX}u;")));
     }
 }

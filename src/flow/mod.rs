@@ -6,8 +6,10 @@ pub mod cost;
 pub mod params;
 pub mod pass;
 pub mod plan;
+pub mod weights;
 
-pub use backward::{BackwardIo, BackwardPass, BackwardScratch};
+pub use backward::{BackwardIo, BackwardPass, BackwardScratch, GradientShape};
 pub use params::ParamLayout;
 pub use pass::{Direction, Flow, FlowPass};
 pub use plan::{Arch, FlowConfig, FlowPlan, LayerPlan};
+pub use weights::StepWeights;

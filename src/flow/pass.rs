@@ -4,6 +4,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::plan::FlowPlan;
+use super::weights::StepWeights;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
 
 const WG: u32 = 64;
@@ -18,11 +19,13 @@ pub enum Direction {
     Infer,
 }
 
-/// The model on the device: parameters, block tables and coupling masks.
+/// The model on the device: parameters, the kernels' packed copy of them, block tables and
+/// coupling masks.
 pub struct Flow {
     pub plan: FlowPlan,
     pub masks: Vec<u32>,
     pub params: GpuBuffer<f32>,
+    pub weights: StepWeights,
     pub(crate) blocks: GpuBuffer<u32>,
     pub(crate) mask_buf: GpuBuffer<u32>,
 }
@@ -45,8 +48,10 @@ impl Flow {
             .iter()
             .flat_map(|l| l.blocks.iter().flatten().copied())
             .collect();
+        let params = ctx.storage_from("flow params", params)?;
         Ok(Self {
-            params: ctx.storage_from("flow params", params)?,
+            weights: StepWeights::new(ctx, &plan, &params)?,
+            params,
             blocks: ctx.storage_from("flow blocks", &table)?,
             mask_buf: ctx.storage_from("flow masks", &masks)?,
             plan,
@@ -63,7 +68,6 @@ pub(crate) struct LayerUniform {
     pub n_sites: u32,
     pub n_blocks: u32,
     pub block_offset: u32,
-    pub param_offset: u32,
     pub mask_offset: u32,
     pub couplings: u32,
     pub hidden: u32,
@@ -76,7 +80,7 @@ pub(crate) struct LayerUniform {
     pub chunk_start: u32,
     pub chunk_rows: u32,
     pub row_stride: u32,
-    pub _pad: [u32; 3],
+    pub quads: u32,
 }
 
 impl LayerUniform {
@@ -89,7 +93,6 @@ impl LayerUniform {
             n_sites: plan.config.n_sites() as u32,
             n_blocks: layer.blocks.len() as u32,
             block_offset: plan.block_offset(li) as u32,
-            param_offset: layer.param_offset as u32,
             mask_offset: (li * lay.couplings) as u32,
             couplings: lay.couplings as u32,
             hidden: lay.hidden as u32,
@@ -165,13 +168,16 @@ impl FlowPass {
             super::cost::coupling_step_loops(h, m),
             "use a smaller --hidden or --mlp-layers",
         )?;
-        let coupling =
-            ctx.specialised_kernel(Shader::FlowCoupling, &plan.sizes(), entry, &consts)?;
+        let coupling = ctx.specialised_kernel(
+            Shader::FlowCoupling,
+            &flow.weights.sizes(plan),
+            entry,
+            &consts,
+        )?;
         let log_q = ctx.kernel(Shader::FlowLogQ, "log_q", &consts)?;
 
         let mut uniforms = Vec::new();
-        // One uniform per (layer, coupling step), indexed [layer][step]: a step's weights are
-        // addressed from uniform offsets only (see docs/ARCHITECTURE.md, "lavapipe").
+        // One uniform and one weights binding per (layer, coupling step), indexed [layer][step].
         let kk = plan.layout.couplings;
         let mut layer_uniforms = Vec::new();
         for (li, layer) in plan.layers.iter().enumerate() {
@@ -213,7 +219,7 @@ impl FlowPass {
                 ctx.grid(batch as u64, 1),
             )
         };
-        let mut dispatches = Vec::new();
+        let mut dispatches = vec![flow.weights.pack().clone()];
         if let Some(u) = &before {
             dispatches.push(log_q_dispatch(u)?);
         }
@@ -228,16 +234,16 @@ impl FlowPass {
             };
             for k in steps {
                 let (u, n_blocks) = &layer_uniforms[li * kk + k];
-                dispatches.push(ctx.dispatch(
+                dispatches.push(ctx.dispatch_resources(
                     &coupling,
                     &[
-                        (0, u),
-                        (1, &state.buffer),
-                        (2, &flow.params.buffer),
-                        (3, &flow.blocks.buffer),
-                        (4, &flow.mask_buf.buffer),
-                        (5, &partial.buffer),
-                        (6, &steps_buf.buffer),
+                        (0, u.as_entire_binding()),
+                        (1, state.buffer.as_entire_binding()),
+                        (2, flow.weights.binding(plan, li, k)),
+                        (3, flow.blocks.buffer.as_entire_binding()),
+                        (4, flow.mask_buf.buffer.as_entire_binding()),
+                        (5, partial.buffer.as_entire_binding()),
+                        (6, steps_buf.buffer.as_entire_binding()),
                     ],
                     ctx.grid((batch * n_blocks).div_ceil(ROWS_PER_INVOCATION) as u64, WG),
                 )?);

@@ -193,15 +193,6 @@ impl FlowPlan {
         }
     }
 
-    /// The sizes the coupling kernels are specialised for: `H` (hidden width), `M` (hidden
-    /// layers); see `gpu::shaders`.
-    pub fn sizes(&self) -> Vec<(&'static str, u32)> {
-        vec![
-            ("H", self.layout.hidden as u32),
-            ("M", self.layout.mlp_layers as u32),
-        ]
-    }
-
     pub fn n_params(&self) -> usize {
         self.layers.len() * self.layout.layer_size()
     }

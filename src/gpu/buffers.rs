@@ -64,6 +64,25 @@ impl GpuContext {
 
     /// A zero-filled storage buffer of `len` elements.
     pub fn storage<T: Pod>(&self, label: &str, len: usize) -> Result<GpuBuffer<T>, GpuError> {
+        self.storage_with(label, len, wgpu::BufferUsages::empty())
+    }
+
+    /// A zero-filled storage buffer of `len` elements whose ranges can also be bound as
+    /// uniforms (each range within the uniform binding limit; see [`GpuContext::dispatch_resources`]).
+    pub fn storage_uniform<T: Pod>(
+        &self,
+        label: &str,
+        len: usize,
+    ) -> Result<GpuBuffer<T>, GpuError> {
+        self.storage_with(label, len, wgpu::BufferUsages::UNIFORM)
+    }
+
+    fn storage_with<T: Pod>(
+        &self,
+        label: &str,
+        len: usize,
+        extra: wgpu::BufferUsages,
+    ) -> Result<GpuBuffer<T>, GpuError> {
         // Zero-length bindings are invalid; keep one element so empty inputs still bind.
         let bytes = (len.max(1) * std::mem::size_of::<T>()) as u64;
         self.check_buffer_size(label, bytes, false)?;
@@ -71,7 +90,7 @@ impl GpuContext {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size: bytes.next_multiple_of(4),
-                usage: STORAGE_USAGE,
+                usage: STORAGE_USAGE | extra,
                 mapped_at_creation: false,
             })
         })?;

@@ -19,6 +19,13 @@ pub struct GpuOptions {
     /// Sets the loop-iteration budget per invocation (see [`GpuContext::loop_budget`]), so that
     /// tests reach the paths that respect it. `None`: the adapter's own.
     pub loop_budget: Option<u64>,
+    /// Largest coupling step (bytes of weights) the flow kernels bind as a uniform rather than
+    /// as storage, so that tests reach both variants. `None`: the adapter's uniform binding limit.
+    pub uniform_weights_bytes: Option<u64>,
+    /// Whether a backward pass sums each invocation's weight gradients in place (see
+    /// [`GpuContext::accumulate_gradients`]), so that tests reach both shapes. `None`: the
+    /// adapter's choice.
+    pub accumulate_gradients: Option<bool>,
 }
 
 /// Loop iterations llvmpipe (Mesa's CPU rasteriser, behind lavapipe) runs per invocation: its
@@ -49,6 +56,14 @@ pub struct GpuContext {
     /// Loop iterations one invocation may run, where the driver caps them (llvmpipe); stages
     /// split their work to stay within it or refuse a configuration that cannot.
     pub loop_budget: Option<u64>,
+    /// Largest coupling step (bytes of weights) bound as a uniform (see
+    /// [`GpuOptions::uniform_weights_bytes`]).
+    pub uniform_weights_bytes: u64,
+    /// Whether backward passes of narrow MLPs sum each invocation's weight gradients in private
+    /// accumulators rather than writing per-row factors for a separate reduction: on CPU
+    /// adapters (lavapipe), where memory traffic costs more than arithmetic and private arrays
+    /// live in cache; not on GPUs, where hundreds of accumulators per invocation would spill.
+    pub accumulate_gradients: bool,
     pub(crate) kernels: KernelCache,
 }
 
@@ -147,6 +162,13 @@ impl GpuContext {
         let llvmpipe = info.name.to_lowercase().contains("llvmpipe")
             || info.driver_info.to_lowercase().contains("llvmpipe");
         let loop_budget = opts.loop_budget.or(llvmpipe.then_some(LLVMPIPE_LOOP_LIMIT));
+        let accumulate_gradients = opts
+            .accumulate_gradients
+            .unwrap_or(info.device_type == wgpu::DeviceType::Cpu);
+        let uniform_weights_bytes = opts
+            .uniform_weights_bytes
+            .unwrap_or(limits.max_uniform_buffer_binding_size)
+            .min(limits.max_uniform_buffer_binding_size);
         Ok(Arc::new(Self {
             device,
             queue,
@@ -159,6 +181,8 @@ impl GpuContext {
                 .clamp(1, MAX_WORKGROUPS_PER_DIM),
             row_budget_bytes: opts.row_budget_bytes.unwrap_or(ROW_BUDGET_BYTES).max(4),
             loop_budget,
+            uniform_weights_bytes,
+            accumulate_gradients,
             kernels: KernelCache::default(),
         }))
     }

@@ -82,8 +82,16 @@ pub(crate) struct KernelCache {
     kernels: Mutex<HashMap<CacheKey, Arc<Kernel>>>,
 }
 
-/// Parses and validates a shader at its validation sizes with naga.
+/// Parses and validates a shader with naga at its validation sizes and with each of its
+/// `#if` switches flipped; returns the module at the validation sizes.
 pub fn validate_shader(shader: Shader) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
+    for (name, v) in shader.sizes() {
+        if shader.raw().contains(&format!("#if {name}")) {
+            let flipped = [(*name, u32::from(*v == 0))];
+            validate_source(&shader.source_with(&flipped))
+                .map_err(|e| format!("with {name} = {}: {e}", flipped[0].1))?;
+        }
+    }
     validate_source(&shader.source())
 }
 
@@ -267,14 +275,29 @@ impl GpuContext {
         Ok(entry)
     }
 
-    /// Binds `buffers` (binding index, buffer) to `kernel`; they must be exactly the bindings it uses.
+    /// Binds `buffers` (binding index, whole buffer) to `kernel`; they must be exactly the
+    /// bindings it uses.
     pub fn dispatch(
         &self,
         kernel: &Arc<Kernel>,
         buffers: &[(u32, &wgpu::Buffer)],
         workgroups: [u32; 3],
     ) -> Result<Dispatch, GpuError> {
-        let mut given: Vec<u32> = buffers.iter().map(|b| b.0).collect();
+        let resources: Vec<(u32, wgpu::BindingResource)> = buffers
+            .iter()
+            .map(|(binding, buffer)| (*binding, buffer.as_entire_binding()))
+            .collect();
+        self.dispatch_resources(kernel, &resources, workgroups)
+    }
+
+    /// [`GpuContext::dispatch`] with any binding resource, e.g. a range of a buffer.
+    pub fn dispatch_resources(
+        &self,
+        kernel: &Arc<Kernel>,
+        resources: &[(u32, wgpu::BindingResource)],
+        workgroups: [u32; 3],
+    ) -> Result<Dispatch, GpuError> {
+        let mut given: Vec<u32> = resources.iter().map(|b| b.0).collect();
         given.sort_unstable();
         let wanted: Vec<u32> = kernel.bindings.iter().map(|b| b.0).collect();
         if given != wanted {
@@ -283,11 +306,11 @@ impl GpuContext {
                 message: format!("uses bindings {wanted:?} but was given {given:?}"),
             });
         }
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
+        let entries: Vec<wgpu::BindGroupEntry> = resources
             .iter()
-            .map(|(binding, buffer)| wgpu::BindGroupEntry {
+            .map(|(binding, resource)| wgpu::BindGroupEntry {
                 binding: *binding,
-                resource: buffer.as_entire_binding(),
+                resource: resource.clone(),
             })
             .collect();
         let bind_group = self.scoped(&kernel.name, || {

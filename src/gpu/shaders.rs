@@ -3,7 +3,9 @@
 //! stage declares its variant, file stem, libraries, and the sizes it is specialised for: a
 //! stage with `{H = 8, M = 2}` is compiled per pipeline with `const H: u32 = ...;` in front, so
 //! its loops have fixed trip counts and its private arrays their exact size (WGSL `override`
-//! constants cannot size arrays); the listed values are the ones `validate_shader` checks.
+//! constants cannot size arrays); the listed values are the ones `validate_shader` checks. A size
+//! also selects lines: `#if NAME` ... `#else` ... `#endif` keeps the first branch when NAME is
+//! nonzero (WGSL cannot choose a binding's type by a constant; see lib/weights.wgsl).
 
 macro_rules! registry {
     ($($variant:ident => $file:literal $([$($lib:literal),*])? $({$($c:ident = $v:literal),*})?),* $(,)?) => {
@@ -35,6 +37,16 @@ macro_rules! registry {
                 self.source_with(self.sizes())
             }
 
+            /// The stage's libraries and file as written, before specialisation.
+            pub fn raw(self) -> String {
+                match self {
+                    $(Shader::$variant => [
+                        $($(include_str!(concat!("../../shaders/lib/", $lib, ".wgsl")),)*)?
+                        include_str!(concat!("../../shaders/", $file, ".wgsl")),
+                    ].join("\n")),*
+                }
+            }
+
             /// The stage's source specialised for `sizes` (each of [`Shader::sizes`], in any
             /// order; a size not given keeps its validation value).
             pub fn source_with(self, sizes: &[(&str, u32)]) -> String {
@@ -46,13 +58,14 @@ macro_rules! registry {
                         format!("const {name}: u32 = {v}u;\n")
                     })
                     .collect();
-                let body = match self {
-                    $(Shader::$variant => [
-                        $($(include_str!(concat!("../../shaders/lib/", $lib, ".wgsl")),)*)?
-                        include_str!(concat!("../../shaders/", $file, ".wgsl")),
-                    ].join("\n")),*
-                };
-                preamble + &body
+                let body = self.raw();
+                preamble + &select_lines(&body, &|name| {
+                    sizes
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .or_else(|| self.sizes().iter().find(|(n, _)| *n == name))
+                        .map(|s| s.1 != 0)
+                })
             }
         }
     };
@@ -62,10 +75,56 @@ registry! {
     Rng => "rng",
     TargetTransform => "target_transform",
     TargetLogProb => "target_log_prob",
-    FlowCoupling => "flow_coupling" ["layer", "mlp_layout", "mlp"] {H = 8, M = 2},
+    FlowPack => "flow_pack",
+    FlowCoupling => "flow_coupling" ["layer", "mlp_layout", "weights", "mlp"] {H = 8, M = 2, UW = 1},
     FlowLogQ => "flow_log_q",
-    FlowBackward => "flow_backward" ["layer", "mlp_layout", "mlp"] {H = 8, M = 2},
+    FlowBackward => "flow_backward" ["layer", "mlp_layout", "weights", "mlp"] {H = 8, M = 2, UW = 1, GA = 1},
     GradReduce => "grad_reduce" ["mlp_layout"],
     Loss => "loss",
     Adam => "adam",
+}
+
+/// Keeps the lines of `source` whose `#if NAME` / `#else` / `#endif` conditions hold (nesting
+/// allowed); `value` gives a size's truth, and a name it does not know is a bug in the registry.
+fn select_lines(source: &str, value: &dyn Fn(&str) -> Option<bool>) -> String {
+    let mut keep: Vec<bool> = Vec::new();
+    let mut out = String::with_capacity(source.len());
+    for line in source.lines() {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix("#if ") {
+            let v = value(name.trim())
+                .unwrap_or_else(|| panic!("`#if {name}` names no size of the stage"));
+            keep.push(v);
+        } else if t == "#else" {
+            let top = keep.last_mut().expect("`#else` without `#if`");
+            *top = !*top;
+        } else if t == "#endif" {
+            keep.pop().expect("`#endif` without `#if`");
+        } else if keep.iter().all(|k| *k) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(keep.is_empty(), "`#if` without `#endif`");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::select_lines;
+
+    #[test]
+    fn conditional_lines_follow_the_sizes() {
+        let src = "a\n#if X\nb\n#if Y\nc\n#else\nd\n#endif\n#else\ne\n#endif\nf\n";
+        let run = |x: bool, y: bool| {
+            select_lines(src, &|n| match n {
+                "X" => Some(x),
+                "Y" => Some(y),
+                _ => None,
+            })
+        };
+        assert_eq!(run(true, true), "a\nb\nc\nf\n");
+        assert_eq!(run(true, false), "a\nb\nd\nf\n");
+        assert_eq!(run(false, true), "a\ne\nf\n");
+    }
 }
