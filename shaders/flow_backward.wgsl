@@ -76,20 +76,30 @@ fn acc_grad(p: u32, d: vec4<f32>, x: vec4<f32>) {
 
 // Writes the partial sums of the MLP at `base` (and, with `scale`, the tanh scale after it)
 // to the invocation's slot, in the same unrolled loop shapes that accumulated them.
+fn write_hidden(at: u32, base: u32, l: u32) {
+    let w = base + 3u * H + (l - 1u) * (H * H + H);
+    for (var j = 0u; j < H; j++) {
+        for (var i = 0u; i < H; i++) {
+            partials[at + w + j * H + i] = gacc[w + j * H + i];
+        }
+        partials[at + w + H * H + j] = gacc[w + H * H + j];
+    }
+}
+
 fn write_mlp(at: u32, base: u32, scale: bool) {
     for (var j = 0u; j < H; j++) {
         partials[at + base + 2u * j] = gacc[base + 2u * j];
         partials[at + base + 2u * j + 1u] = gacc[base + 2u * j + 1u];
         partials[at + base + 2u * H + j] = gacc[base + 2u * H + j];
     }
-    for (var l = 1u; l < M; l++) {
-        let w = base + 3u * H + (l - 1u) * (H * H + H);
-        for (var j = 0u; j < H; j++) {
-            for (var i = 0u; i < H; i++) {
-                partials[at + w + j * H + i] = gacc[w + j * H + i];
-            }
-            partials[at + w + H * H + j] = gacc[w + H * H + j];
-        }
+    if M > 1u {
+        write_hidden(at, base, 1u);
+    }
+    if M > 2u {
+        write_hidden(at, base, 2u);
+    }
+    if M > 3u {
+        write_hidden(at, base, 3u);
     }
     let o = base + mlp_out_offset(H, M);
     for (var i = 0u; i < H; i++) {
@@ -119,31 +129,60 @@ fn put(i: u32, v: vec4<f32>) {
 #endif
 
 // The s-MLP's activations, kept while the t-MLP's are in `acts`.
-var<private> acts_s: array<vec4<f32>, H * M>;
+var<private> acts_s: array<array<vec4<f32>, H>, M>;
+
+// The deltas of the layer being carried back (d loss / d pre-activation).
+var<private> delta: array<vec4<f32>, H>;
+
+// Back through hidden layer l >= 1 of the MLP at `base` (constant l, as in mlp_forward): its
+// weights' gradient contributions, then `delta` becomes layer l - 1's deltas.
+fn hidden_backward(base: u32, l: u32, rb: u32) {
+    let nh = n_hidden();
+    let w = base + 3u * H + (l - 1u) * (H * H + H);
+    let p_a = rb + factors_hidden(H, l);
+    for (var j = 0u; j < nh; j++) {
+#if GA
+        for (var i = 0u; i < nh; i++) {
+            acc_grad(w + j * H + i, delta[j], acts[l - 1u][i]);
+        }
+        acc_grad(w + H * H + j, delta[j], vec4<f32>(1.0));
+#else
+        put(p_a + j, acts[l - 1u][j]);
+        put(p_a + H + j, delta[j]);
+#endif
+    }
+    var g2: array<vec4<f32>, H>;
+    for (var i = 0u; i < nh; i++) {
+        var acc = vec4<f32>(0.0);
+        for (var j = 0u; j < nh; j++) {
+            acc += wt(w + j * H + i) * delta[j];
+        }
+        g2[i] = acc * elu_grad(acts[l - 1u][i]);
+    }
+    delta = g2;
+}
 
 // Backward through the MLP at `base` whose activations are in `acts`, from the output gradient
 // d_out; writes the row factors at offset `rb` of each row and returns the gradient with respect
 // to the input.
 fn mlp_backward(base: u32, x: Pair, d_out: Pair, rb: u32) -> Pair {
     let nh = n_hidden();
-    var g: array<vec4<f32>, H>;
-    var g2: array<vec4<f32>, H>;
 #if GA
 #else
     put(rb, x.x);
     put(rb + 1u, x.y);
 #endif
     let w_out = base + mlp_out_offset(H, M);
-    let last = (M - 1u) * H;
     let p_last = rb + factors_last(H, M);
     for (var i = 0u; i < nh; i++) {
+        let a = acts[M - 1u][i];
 #if GA
-        acc_grad(w_out + i, d_out.x, acts[last + i]);
-        acc_grad(w_out + H + i, d_out.y, acts[last + i]);
+        acc_grad(w_out + i, d_out.x, a);
+        acc_grad(w_out + H + i, d_out.y, a);
 #else
-        put(p_last + i, acts[last + i]);
+        put(p_last + i, a);
 #endif
-        g[i] = (wt(w_out + i) * d_out.x + wt(w_out + H + i) * d_out.y) * elu_grad(acts[last + i]);
+        delta[i] = (wt(w_out + i) * d_out.x + wt(w_out + H + i) * d_out.y) * elu_grad(a);
     }
 #if GA
     acc_grad(w_out + 2u * H, d_out.x, vec4<f32>(1.0));
@@ -152,42 +191,26 @@ fn mlp_backward(base: u32, x: Pair, d_out: Pair, rb: u32) -> Pair {
     put(p_last + H, d_out.x);
     put(p_last + H + 1u, d_out.y);
 #endif
-    for (var l = M - 1u; l > 0u; l--) {
-        let w = base + 3u * H + (l - 1u) * (H * H + H);
-        let p_a = rb + factors_hidden(H, l);
-        for (var j = 0u; j < nh; j++) {
-#if GA
-            for (var i = 0u; i < nh; i++) {
-                acc_grad(w + j * H + i, g[j], acts[(l - 1u) * H + i]);
-            }
-            acc_grad(w + H * H + j, g[j], vec4<f32>(1.0));
-#else
-            put(p_a + j, acts[(l - 1u) * H + j]);
-            put(p_a + H + j, g[j]);
-#endif
-        }
-        for (var i = 0u; i < nh; i++) {
-            var acc = vec4<f32>(0.0);
-            for (var j = 0u; j < nh; j++) {
-                acc += wt(w + j * H + i) * g[j];
-            }
-            g2[i] = acc * elu_grad(acts[(l - 1u) * H + i]);
-        }
-        for (var i = 0u; i < nh; i++) {
-            g[i] = g2[i];
-        }
+    if M > 3u {
+        hidden_backward(base, 3u, rb);
+    }
+    if M > 2u {
+        hidden_backward(base, 2u, rb);
+    }
+    if M > 1u {
+        hidden_backward(base, 1u, rb);
     }
     var d_in = Pair(vec4<f32>(0.0), vec4<f32>(0.0));
     for (var j = 0u; j < nh; j++) {
 #if GA
-        acc_grad(base + 2u * j, g[j], x.x);
-        acc_grad(base + 2u * j + 1u, g[j], x.y);
-        acc_grad(base + 2u * H + j, g[j], vec4<f32>(1.0));
+        acc_grad(base + 2u * j, delta[j], x.x);
+        acc_grad(base + 2u * j + 1u, delta[j], x.y);
+        acc_grad(base + 2u * H + j, delta[j], vec4<f32>(1.0));
 #else
-        put(rb + 2u + j, g[j]);
+        put(rb + 2u + j, delta[j]);
 #endif
-        d_in.x += wt(base + 2u * j) * g[j];
-        d_in.y += wt(base + 2u * j + 1u) * g[j];
+        d_in.x += wt(base + 2u * j) * delta[j];
+        d_in.y += wt(base + 2u * j + 1u) * delta[j];
     }
     return d_in;
 }
@@ -229,21 +252,19 @@ fn backward_quad(first: u32, end: u32) {
     let u1 = (mask >> 2u) & 3u;
     let k0 = (mask >> 4u) & 3u;
     let k1 = (mask >> 6u) & 3u;
-    let keep = Pair(v[k0], v[k1]);
+    let keep = Pair(pick(v, k0), pick(v, k1));
     let ms = mlp_size(H, M);
     let base_s = 0u;
     let base_t = ms + 2u;
 
     let o = mlp_forward(base_s, keep.x, keep.y);
-    for (var i = 0u; i < H * M; i++) {
-        acts_s[i] = acts[i];
-    }
+    acts_s = acts;
     let th = Pair(s_tanh(o.x), s_tanh(o.y));
     let scale = s_scale(base_s);
     let s = Pair(scale.x * th.x, scale.y * th.y);
     let t = mlp_forward(base_t, keep.x, keep.y);
-    let au = Pair(a[u0], a[u1]);
-    let u = Pair(v[u0], v[u1]);
+    let au = Pair(pick(a, u0), pick(a, u1));
+    let u = Pair(pick(v, u0), pick(v, u1));
     var ds: Pair;
     var dt: Pair;
     var e: Pair;
@@ -256,8 +277,8 @@ fn backward_quad(first: u32, end: u32) {
         ds = Pair(-au.x * (u.x - t.x) * e.x - g, -au.y * (u.y - t.y) * e.y - g);
         dt = Pair(-au.x * e.x, -au.y * e.y);
     }
-    a[u0] = au.x * e.x;
-    a[u1] = au.y * e.y;
+    a = place(a, u0, au.x * e.x);
+    a = place(a, u1, au.y * e.y);
 
     let f_mlp = factors_size(H, M);
     let dk_t = mlp_backward(base_t, keep, dt, f_mlp + 2u);
@@ -268,13 +289,11 @@ fn backward_quad(first: u32, end: u32) {
     put(f_mlp, ds.x * th.x);
     put(f_mlp + 1u, ds.y * th.y);
 #endif
-    for (var i = 0u; i < H * M; i++) {
-        acts[i] = acts_s[i];
-    }
+    acts = acts_s;
     let d_o = Pair(ds.x * scale.x * (1.0 - th.x * th.x), ds.y * scale.y * (1.0 - th.y * th.y));
     let dk_s = mlp_backward(base_s, keep, d_o, 0u);
-    a[k0] += dk_s.x + dk_t.x;
-    a[k1] += dk_s.y + dk_t.y;
+    a = place(a, k0, pick(a, k0) + dk_s.x + dk_t.x);
+    a = place(a, k1, pick(a, k1) + dk_s.y + dk_t.y);
     for (var r = 0u; r < 4u; r++) {
         if on[r] {
             for (var j = 0u; j < 4u; j++) {

@@ -35,11 +35,14 @@ fn run(gid: vec3<u32>, nwg: vec3<u32>, forward: bool) {
     }
     let n_real = min(rows - first, 4u);
     let k = lay.k;
+    // Loops run to the constant 4 (and test the row inside) so that every index is a constant.
     if lay.save_steps != 0u {
-        for (var r = 0u; r < n_real; r++) {
-            let at = ((lay.row_offset + row[r]) * lay.couplings + k) * 4u;
-            for (var j = 0u; j < 4u; j++) {
-                steps[at + j] = v[j][r];
+        for (var r = 0u; r < 4u; r++) {
+            if r < n_real {
+                let at = ((lay.row_offset + row[r]) * lay.couplings + k) * 4u;
+                for (var j = 0u; j < 4u; j++) {
+                    steps[at + j] = v[j][r];
+                }
             }
         }
     }
@@ -49,24 +52,31 @@ fn run(gid: vec3<u32>, nwg: vec3<u32>, forward: bool) {
     let k0 = (mask >> 4u) & 3u;
     let k1 = (mask >> 6u) & 3u;
     let scale = s_scale(0u);
-    let o = mlp_forward(0u, v[k0], v[k1]);
+    let keep = Pair(pick(v, k0), pick(v, k1));
+    let o = mlp_forward(0u, keep.x, keep.y);
     let s = Pair(scale.x * s_tanh(o.x), scale.y * s_tanh(o.y));
-    let t = mlp_forward(mlp_size(H, M) + 2u, v[k0], v[k1]);
+    let t = mlp_forward(mlp_size(H, M) + 2u, keep.x, keep.y);
+    let u = Pair(pick(v, u0), pick(v, u1));
     var ld: vec4<f32>;
     if forward {
-        v[u0] = v[u0] * exp(s.x) + t.x;
-        v[u1] = v[u1] * exp(s.y) + t.y;
+        v = place(v, u0, u.x * exp(s.x) + t.x);
+        v = place(v, u1, u.y * exp(s.y) + t.y);
         ld = s.x + s.y;
     } else {
-        v[u0] = (v[u0] - t.x) * exp(-s.x);
-        v[u1] = (v[u1] - t.y) * exp(-s.y);
+        v = place(v, u0, (u.x - t.x) * exp(-s.x));
+        v = place(v, u1, (u.y - t.y) * exp(-s.y));
         ld = -(s.x + s.y);
     }
-    for (var r = 0u; r < n_real; r++) {
-        state[site[r][u0]] = v[u0][r];
-        state[site[r][u1]] = v[u1][r];
-        let slot = row[r] / lay.n_blocks * lay.ld_stride + row[r] % lay.n_blocks;
-        ld_partial[slot] += ld[r];
+    for (var r = 0u; r < 4u; r++) {
+        if r < n_real {
+            for (var j = 0u; j < 4u; j++) {
+                if j == u0 || j == u1 {
+                    state[site[r][j]] = v[j][r];
+                }
+            }
+            let slot = row[r] / lay.n_blocks * lay.ld_stride + row[r] % lay.n_blocks;
+            ld_partial[slot] += ld[r];
+        }
     }
 }
 

@@ -29,3 +29,18 @@ struct Layer {
 }
 
 @group(0) @binding(0) var<uniform> lay: Layer;
+
+// Element i of a block's four values (four rows each), by selects: an array indexed by a value
+// the compiler cannot see lives in scratch memory on lavapipe (see lib/mlp.wgsl).
+fn pick(v: array<vec4<f32>, 4>, i: u32) -> vec4<f32> {
+    return select(select(v[0], v[1], i == 1u), select(v[2], v[3], i == 3u), i >= 2u);
+}
+
+// The four values with element i replaced by x.
+fn place(v: array<vec4<f32>, 4>, i: u32, x: vec4<f32>) -> array<vec4<f32>, 4> {
+    var w = v;
+    for (var j = 0u; j < 4u; j++) {
+        w[j] = select(w[j], x, j == i);
+    }
+    return w;
+}

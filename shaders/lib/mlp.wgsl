@@ -17,8 +17,11 @@ fn n_hidden() -> u32 {
     return lay.hidden;
 }
 
-// Hidden activations of the last mlp_forward, hidden layer l at [l * H, (l + 1) * H).
-var<private> acts: array<vec4<f32>, H * M>;
+// Hidden activations of the last mlp_forward, [layer][unit]. Every index into it must be a
+// constant after the compiler unrolls the H-loops (an exact-size inner array lets it see that
+// they walk the whole array): one index it cannot resolve, and lavapipe keeps the whole array in
+// scratch memory, where every access is a gather or scatter per invocation.
+var<private> acts: array<array<vec4<f32>, H>, M>;
 
 struct Pair {
     x: vec4<f32>,
@@ -34,26 +37,41 @@ fn elu_grad(a: vec4<f32>) -> vec4<f32> {
     return select(a + 1.0, vec4<f32>(1.0), a > vec4<f32>(0.0));
 }
 
+// Hidden layer l >= 1 of the MLP at `base`, from layer l - 1's activations.
+fn hidden_forward(base: u32, l: u32) {
+    let nh = n_hidden();
+    let off = base + 3u * H + (l - 1u) * (H * H + H);
+    for (var j = 0u; j < nh; j++) {
+        var acc = vec4<f32>(wt(off + H * H + j));
+        for (var i = 0u; i < nh; i++) {
+            acc += wt(off + j * H + i) * acts[l - 1u][i];
+        }
+        acts[l][j] = elu(acc);
+    }
+}
+
 // The MLP at `base` on (x0, x1), linear output; leaves the hidden activations in `acts`.
 fn mlp_forward(base: u32, x0: vec4<f32>, x1: vec4<f32>) -> Pair {
     let nh = n_hidden();
     for (var j = 0u; j < nh; j++) {
-        acts[j] = elu(wt(base + 2u * j) * x0 + wt(base + 2u * j + 1u) * x1 + wt(base + 2u * H + j));
+        acts[0][j] = elu(wt(base + 2u * j) * x0 + wt(base + 2u * j + 1u) * x1 + wt(base + 2u * H + j));
     }
-    for (var l = 1u; l < M; l++) {
-        let off = base + 3u * H + (l - 1u) * (H * H + H);
-        for (var j = 0u; j < nh; j++) {
-            var acc = vec4<f32>(wt(off + H * H + j));
-            for (var i = 0u; i < nh; i++) {
-                acc += wt(off + j * H + i) * acts[(l - 1u) * H + i];
-            }
-            acts[l * H + j] = elu(acc);
-        }
+    // One call per layer with a constant index rather than a loop over layers: such a loop is
+    // too big for the compiler to unroll, and its index would reach `acts`. The conditions are
+    // constants, so the calls past M vanish (MAX_MLP_LAYERS = 4).
+    if M > 1u {
+        hidden_forward(base, 1u);
+    }
+    if M > 2u {
+        hidden_forward(base, 2u);
+    }
+    if M > 3u {
+        hidden_forward(base, 3u);
     }
     let off = base + mlp_out_offset(H, M);
     var o = Pair(vec4<f32>(wt(off + 2u * H)), vec4<f32>(wt(off + 2u * H + 1u)));
     for (var i = 0u; i < nh; i++) {
-        let a = acts[(M - 1u) * H + i];
+        let a = acts[M - 1u][i];
         o.x += wt(off + i) * a;
         o.y += wt(off + H + i) * a;
     }
