@@ -14,6 +14,7 @@ use neuralrg_gpu::config::{
 use neuralrg_gpu::flow::{Arch, FlowPlan};
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
 use neuralrg_gpu::io::checkpoint::Checkpoint;
+use neuralrg_gpu::io::lock::DirLock;
 use neuralrg_gpu::io::write_atomic;
 use neuralrg_gpu::physics::IsingTarget;
 use neuralrg_gpu::sample::{self, draw::mean_stderr, Model};
@@ -248,7 +249,9 @@ struct TrainArgs {
     temperature: TemperatureArgs,
     #[command(flatten)]
     flow: FlowArgs,
-    /// Training steps (with --resume: steps to run on top of the checkpoint's). [default: 2000]
+    /// Training steps in all: the run's total, counted from step 0. With --resume, the run
+    /// continues to its recorded total, or to this one if given (which extends it).
+    /// [default: 2000]
     #[arg(long)]
     steps: Option<u64>,
     /// Samples per step. [default: 64]
@@ -402,7 +405,7 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
                 bail!("--resume continues in its own directory; drop --out");
             }
             let ck = Checkpoint::load(dir)?;
-            // "More steps": the count on the command line is in addition to the checkpoint's.
+            // --steps is the run's total; without it the run goes on to its recorded total.
             let config = ck.config.with_overrides(cli)?;
             (config, Some(ck), dir.clone())
         }
@@ -417,24 +420,42 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
             (config, None, dir)
         }
     };
-    let steps = args.steps.unwrap_or(config.train.steps);
-    if steps == 0 {
+    let total = config.train.steps;
+    if total == 0 {
         bail!("--steps must be at least 1");
+    }
+    // The lock first: a second process on the directory is told who owns it.
+    let lock = DirLock::acquire(&dir)?;
+    let from = resume.as_ref().map_or(0, |c| c.step);
+    // Runs resumed by older versions recorded the last increment, not the total.
+    if total < from && args.steps.is_some() {
+        bail!(
+            "--steps {total} is below the {from} steps {} already holds: --steps is the run's \
+             total, so give more than {from} to extend it",
+            dir.display()
+        );
+    }
+    if total <= from {
+        println!(
+            "{} is complete at step {from} (its --steps); give --steps above {from} to extend it",
+            dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
     }
     train::run::check_run_dir(&dir, resume.is_some())?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    // A second Ctrl-C while saving still waits for the save: the checkpoint write is atomic.
+    // SIGINT, SIGTERM (cluster pre-emption, `docker stop`) and SIGHUP all save and stop after
+    // the current step; a second signal while saving still waits for the atomic write.
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     let ctx = GpuContext::new(gpu)?;
-    let from = resume.as_ref().map_or(0, |c| c.step);
     eprintln!(
         "training L = {} at beta = {:.6} on {}: steps {} -> {}, batch {}, into {}",
         config.lattice,
         config.beta,
         ctx.info.name,
         from,
-        from + steps,
+        total,
         config.train.batch,
         dir.display()
     );
@@ -444,7 +465,8 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
         resume,
         RunOptions {
             dir: dir.clone(),
-            steps,
+            lock,
+            steps: total - from,
             quiet: args.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()),
             stop: &stop,
         },
@@ -478,12 +500,23 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     );
     if summary.interrupted {
         eprintln!(
-            "interrupted: checkpoint saved at step {}",
-            summary.completed_steps
+            "interrupted: checkpoint saved at step {} of {total}; continue with\n  neuralrg-gpu train --resume {}",
+            summary.completed_steps,
+            shell_quote(&dir.display().to_string())
         );
         return Ok(ExitCode::from(130));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `s` as one shell word (single-quoted when it holds anything but plain path characters).
+fn shell_quote(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
 }
 
 fn run_bench(args: &BenchArgs, gpu: &GpuOptions) -> Result<()> {

@@ -164,12 +164,13 @@ fn resume_continues_bit_for_bit() {
     let (a, b) = (fresh_dir("resume-a"), fresh_dir("resume-b"));
     let small = ["--steps", "100", "--batch", "16", "--save-every", "30"];
     train(&a, &small);
+    // --steps is the run's total: 100 more.
     run_ok(&[
         "train",
         "--resume",
         a.to_str().unwrap(),
         "--steps",
-        "100",
+        "200",
         "--quiet",
     ]);
     train(
@@ -246,10 +247,10 @@ fn resuming_a_symmetric_run_from_an_older_checkpoint_truncates_the_log_and_match
     train_to(&a, "10", false);
     let ck = a.join("checkpoint.safetensors");
     let at_10 = std::fs::read(&ck).unwrap();
-    train_to(&a, "10", true);
+    train_to(&a, "20", true);
     std::fs::write(&ck, at_10).unwrap();
     assert_eq!(metrics::read(&a).unwrap().last().unwrap().step, 20);
-    train_to(&a, "20", true);
+    train_to(&a, "30", true);
     let (sa, sb) = (run_state(&a), run_state(&b));
     assert_eq!(sa.4, 30);
     assert!(
@@ -421,60 +422,180 @@ fn a_config_file_is_read_and_flags_win() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The flags of the long runs the signal and lock tests interrupt.
+const LONG_FLOW: [&str; 8] = [
+    "train",
+    "--lattice",
+    "4",
+    "--hidden",
+    "8",
+    "--couplings",
+    "4",
+    "--quiet",
+];
+const LONG_LOGGING: [&str; 4] = ["--log-every", "1", "--save-every", "100000"];
+
+/// Starts a 100,000-step run into `dir` and waits until it has logged 5 steps.
 #[cfg(unix)]
-#[test]
-fn ctrl_c_saves_a_checkpoint_and_exits_130() {
-    let dir = fresh_dir("sigint");
-    // The interrupted run and the uninterrupted one it is compared with share these flags.
-    let flow = [
-        "train",
-        "--lattice",
-        "4",
-        "--hidden",
-        "8",
-        "--couplings",
-        "4",
-        "--quiet",
-    ];
-    let logging = ["--log-every", "1", "--save-every", "100000"];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))
-        .args(flow)
-        .args(logging)
-        .args(["--steps", "100000", "--out", dir.to_str().unwrap()])
+fn start_long_run(dir: &Path) -> std::process::Child {
+    let mut args = LONG_FLOW.to_vec();
+    args.extend(LONG_LOGGING);
+    args.extend(["--steps", "100000", "--out", dir.to_str().unwrap()]);
+    start_run(&args, dir, 5)
+}
+
+/// Starts `neuralrg-gpu ARGS` and waits until `dir`'s metrics.jsonl has `lines` lines.
+#[cfg(unix)]
+fn start_run(args: &[&str], dir: &Path, lines: usize) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))
+        .args(args)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let metrics_file = dir.join("metrics.jsonl");
     let started = std::time::Instant::now();
-    while std::fs::read_to_string(&metrics_file).map_or(0, |t| t.lines().count()) < 5 {
+    while std::fs::read_to_string(&metrics_file).map_or(0, |t| t.lines().count()) < lines {
         assert!(started.elapsed().as_secs() < 120, "training did not start");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    child
+}
+
+#[cfg(unix)]
+fn signal(child: &std::process::Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
         .status()
         .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
-    let ck = Checkpoint::load(&dir).unwrap();
-    let last = metrics::read(&dir).unwrap().last().unwrap().step;
-    assert!(
-        ck.step >= 5 && ck.step >= last,
-        "checkpoint at step {} after {last} logged steps",
-        ck.step
-    );
-    // Resuming after the interruption gives what an uninterrupted run of the same length does.
+    assert!(status.success());
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_sigterm_and_sighup_save_a_checkpoint_print_the_resume_command_and_exit_130() {
+    for name in ["INT", "TERM", "HUP"] {
+        let dir = fresh_dir(&format!("sig{name}"));
+        let child = start_long_run(&dir);
+        signal(&child, name);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(130), "SIG{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("neuralrg-gpu train --resume {}", dir.display())),
+            "SIG{name}: {err}"
+        );
+        let ck = Checkpoint::load(&dir).unwrap();
+        let last = metrics::read(&dir).unwrap().last().unwrap().step;
+        assert!(
+            ck.step >= 5 && ck.step >= last,
+            "SIG{name}: checkpoint at step {} after {last} logged steps",
+            ck.step
+        );
+        if name == "INT" {
+            // Resuming after the interruption gives what an uninterrupted run of the same length
+            // does (--steps is the run's total).
+            let total = (ck.step + 7).to_string();
+            let d = dir.to_str().unwrap();
+            run_ok(&["train", "--resume", d, "--steps", &total, "--quiet"]);
+            let whole = fresh_dir("sigint-whole");
+            let mut args = LONG_FLOW.to_vec();
+            args.extend(LONG_LOGGING);
+            args.extend(["--steps", &total, "--out", whole.to_str().unwrap()]);
+            run_ok(&args);
+            assert_eq!(run_state(&dir), run_state(&whole));
+            std::fs::remove_dir_all(whole).unwrap();
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_process_is_refused_a_run_directory_in_use_and_the_first_runs_on() {
+    // A finished 5-step run, resumed towards 100,000 steps: the run that holds the directory.
+    let dir = fresh_dir("locked");
     let d = dir.to_str().unwrap();
-    run_ok(&["train", "--resume", d, "--steps", "7", "--quiet"]);
-    let total = (ck.step + 7).to_string();
-    let whole = fresh_dir("sigint-whole");
-    let mut args = flow.to_vec();
-    args.extend(logging);
-    args.extend(["--steps", &total, "--out", whole.to_str().unwrap()]);
+    let mut first = LONG_FLOW.to_vec();
+    first.extend(LONG_LOGGING);
+    first.extend(["--steps", "5", "--out", d]);
+    run_ok(&first);
+    let child = start_run(
+        &["train", "--resume", d, "--steps", "100000", "--quiet"],
+        &dir,
+        10,
+    );
+    let config = std::fs::read(dir.join("config.toml")).unwrap();
+    let mut fresh = LONG_FLOW.to_vec();
+    fresh.extend(["--steps", "10", "--out", d]);
+    for args in [fresh, vec!["train", "--resume", d, "--quiet"]] {
+        let out = neuralrg(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "in use by another neuralrg-gpu process (PID {})",
+                child.id()
+            )),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read(dir.join("config.toml")).unwrap(), config);
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    // The first run's files are whole: the checkpoint loads and every metrics line parses.
+    let ck = Checkpoint::load(&dir).unwrap();
+    assert_eq!(metrics::read(&dir).unwrap().last().unwrap().step, ck.step);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn steps_is_the_runs_total_and_a_fresh_run_needs_an_empty_directory() {
+    let dir = fresh_dir("total");
+    let d = dir.to_str().unwrap();
+    let mut args = vec!["train"];
+    args.extend(TINY);
+    args.extend(["5", "--steps", "10", "--out", d]);
     run_ok(&args);
-    assert_eq!(run_state(&dir), run_state(&whole));
-    for d in [dir, whole] {
+    assert_eq!(metrics::read(&dir).unwrap().last().unwrap().step, 10);
+    let ck = dir.join("checkpoint.safetensors");
+    let at_10 = std::fs::read(&ck).unwrap();
+    // Below or at the run's own step: refused, or reported complete; nothing written.
+    let out = neuralrg(&["train", "--resume", d, "--steps", "5"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--steps is the run's total"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = run_ok(&["train", "--resume", d, "--quiet"]);
+    assert!(done.contains("is complete at step 10"), "{done}");
+    assert_eq!(std::fs::read(&ck).unwrap(), at_10);
+    // Extending to a total of 20; config.toml records it, and the elapsed time goes on.
+    run_ok(&["train", "--resume", d, "--steps", "20", "--quiet"]);
+    let ck20 = Checkpoint::load(&dir).unwrap();
+    assert_eq!(ck20.step, 20);
+    assert_eq!(ck20.config.train.steps, 20);
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(config.contains("steps = 20"), "{config}");
+    let log = metrics::read(&dir).unwrap();
+    let (at10, at20) = (&log[1], &log[3]);
+    assert_eq!((at10.step, at20.step), (10, 20));
+    assert!(at20.elapsed_s > at10.elapsed_s, "{log:?}");
+    assert!(ck20.elapsed_s >= at20.elapsed_s, "{log:?}");
+    // A fresh run into a directory with anything in it is refused, and the files stay.
+    let other = fresh_dir("occupied");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), b"mine").unwrap();
+    let mut args = vec!["train"];
+    args.extend(TINY);
+    args.extend(["5", "--steps", "10", "--out", other.to_str().unwrap()]);
+    let out = neuralrg(&args);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not empty"));
+    assert_eq!(std::fs::read(other.join("notes.txt")).unwrap(), b"mine");
+    for d in [dir, other] {
         std::fs::remove_dir_all(d).unwrap();
     }
 }

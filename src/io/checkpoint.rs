@@ -30,6 +30,9 @@ pub struct Checkpoint {
     pub config: RunConfig,
     /// Completed training steps.
     pub step: u64,
+    /// Training time so far, in seconds, summed over the run's sessions (0 in checkpoints
+    /// written before it was recorded).
+    pub elapsed_s: f64,
     pub params: Vec<f32>,
     pub adam_m: Vec<f32>,
     pub adam_v: Vec<f32>,
@@ -58,6 +61,7 @@ impl Checkpoint {
                 "format": FORMAT,
                 "config": serde_json::to_string(&self.config).expect("config serialises"),
                 "step": self.step.to_string(),
+                "elapsed_s": self.elapsed_s.to_string(),
                 "rng": format!("philox4x32-10 seed {} stream {} counter {}", self.config.train.seed, crate::streams::TRAIN, self.step),
             }),
         );
@@ -131,6 +135,14 @@ impl Checkpoint {
         let config: RunConfig =
             serde_json::from_str(text("config")?).map_err(|e| format!("bad config: {e}"))?;
         let step: u64 = text("step")?.parse().map_err(|_| "bad step".to_string())?;
+        let elapsed_s = match meta.get("elapsed_s") {
+            None => 0.0,
+            Some(v) => v
+                .as_str()
+                .and_then(|t| t.parse::<f64>().ok())
+                .filter(|t| t.is_finite() && *t >= 0.0)
+                .ok_or("bad elapsed_s")?,
+        };
         let tensor = |name: &str, dtype: &str| -> Result<&[u8], String> {
             let t = header.get(name).ok_or(format!("no tensor {name:?}"))?;
             if t.get("dtype").and_then(Value::as_str) != Some(dtype) {
@@ -157,6 +169,7 @@ impl Checkpoint {
         };
         let ck = Checkpoint {
             step,
+            elapsed_s,
             params: f32s(tensor("params", "F32")?),
             adam_m: f32s(tensor("adam_m", "F32")?),
             adam_v: f32s(tensor("adam_v", "F32")?),
@@ -201,6 +214,7 @@ mod tests {
         let p = params::init(&plan, 1);
         Checkpoint {
             step: 7,
+            elapsed_s: 12.5,
             adam_m: p.iter().map(|x| x * 0.5).collect(),
             adam_v: p.iter().map(|x| x * x).collect(),
             masks: params::masks(&plan, 1),

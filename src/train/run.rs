@@ -1,5 +1,6 @@
 //! The PDD training loop (Algorithm 1) around [`TrainStep`]: run directory, metrics, progress,
-//! periodic atomic checkpoints, resume, Ctrl-C, and NaN detection.
+//! periodic atomic checkpoints, resume, interruption (SIGINT, SIGTERM, SIGHUP), NaN detection,
+//! and one owner per run directory (an exclusive lock).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +14,7 @@ use crate::config::RunConfig;
 use crate::flow::{params, FlowPlan};
 use crate::gpu::{GpuContext, GpuError};
 use crate::io::checkpoint::{Checkpoint, FILE_NAME as CHECKPOINT};
+use crate::io::lock::{DirLock, LockError, LOCK_FILE};
 use crate::io::write_atomic;
 use crate::physics::IsingTarget;
 
@@ -20,17 +22,21 @@ use crate::physics::IsingTarget;
 pub enum TrainError {
     #[error(transparent)]
     Gpu(#[from] GpuError),
-    #[error(
-        "training produced a non-finite {what} at step {step}; stopped. The last good checkpoint \
-         (step {last_saved}) is intact: lower --lr or set --clip-grad and --resume"
-    )]
+    #[error("training produced a non-finite {what} at step {step}; stopped. {kept}")]
     NonFinite {
         step: u64,
         what: &'static str,
-        last_saved: u64,
+        /// What the run directory still holds, and what to do.
+        kept: String,
     },
     #[error("{0} already holds a checkpoint: --resume it, or choose another --out")]
     Exists(String),
+    #[error(
+        "{0} is not empty and holds no checkpoint to resume: choose another --out, or remove it"
+    )]
+    NotEmpty(String),
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error("writing {path}: {message}")]
     Io { path: String, message: String },
 }
@@ -55,17 +61,33 @@ pub struct Summary {
 
 pub struct RunOptions<'a> {
     pub dir: PathBuf,
+    /// The directory's lock, taken before anything was checked or written there; held until
+    /// training returns.
+    pub lock: DirLock,
     /// Steps to run now.
     pub steps: u64,
     pub quiet: bool,
-    /// Set by Ctrl-C: save and stop after the current step.
+    /// Set by SIGINT, SIGTERM or SIGHUP: save and stop after the current step.
     pub stop: &'a AtomicBool,
 }
 
-/// A fresh run may not overwrite a directory that already holds a checkpoint.
+/// A fresh run needs a new or empty directory (its lock file aside): one that holds a checkpoint
+/// is resumed instead, and anything else might be another run's files.
 pub fn check_run_dir(dir: &Path, resuming: bool) -> Result<(), TrainError> {
-    if !resuming && dir.join(CHECKPOINT).exists() {
+    if resuming {
+        return Ok(());
+    }
+    if dir.join(CHECKPOINT).exists() {
         return Err(TrainError::Exists(dir.display().to_string()));
+    }
+    let occupied = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .any(|e| e.file_name() != LOCK_FILE),
+        Err(_) => false,
+    };
+    if occupied {
+        return Err(TrainError::NotEmpty(dir.display().to_string()));
     }
     Ok(())
 }
@@ -79,13 +101,18 @@ pub fn train(
 ) -> Result<Summary, TrainError> {
     let dir = &opts.dir;
     check_run_dir(dir, resume.is_some())?;
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    opts.lock.remove_stale_temporaries().map_err(io_err(dir))?;
     let target = IsingTarget::new(config.lattice, config.beta).expect("validated config");
     let plan = FlowPlan::new(config.flow_config().expect("validated config"));
     let t = &config.train;
-    let (start, params, masks) = match &resume {
-        Some(ck) => (ck.step, ck.params.clone(), ck.masks.clone()),
-        None => (0, params::init(&plan, t.seed), params::masks(&plan, t.seed)),
+    let (start, elapsed_before, params, masks) = match &resume {
+        Some(ck) => (ck.step, ck.elapsed_s, ck.params.clone(), ck.masks.clone()),
+        None => (
+            0,
+            0.0,
+            params::init(&plan, t.seed),
+            params::masks(&plan, t.seed),
+        ),
     };
     let mut trainer = TrainStep::new(
         ctx,
@@ -109,10 +136,12 @@ pub fn train(
     }
     .map_err(io_err(dir))?;
 
+    let began = Instant::now();
     let save = |trainer: &TrainStep, step: u64| -> Result<(), TrainError> {
         let ck = Checkpoint {
             config: config.clone(),
             step,
+            elapsed_s: elapsed_before + began.elapsed().as_secs_f64(),
             params: ctx.read(&trainer.flow.params)?,
             adam_m: ctx.read(trainer.moments().0)?,
             adam_v: ctx.read(trainer.moments().1)?,
@@ -135,7 +164,6 @@ pub fn train(
         .expect("valid template")
         .progress_chars("=> "),
     );
-    let began = Instant::now();
     let end = start + opts.steps;
     let mut last = None;
     let mut completed = start;
@@ -156,10 +184,18 @@ pub fn train(
             } else {
                 "gradient"
             };
+            let kept = if last_saved > 0 {
+                format!(
+                    "The last good checkpoint (step {last_saved}) is intact: lower --lr or set \
+                     --clip-grad and --resume"
+                )
+            } else {
+                "No checkpoint was written: lower --lr or set --clip-grad and start again".into()
+            };
             return Err(TrainError::NonFinite {
                 step: done,
                 what,
-                last_saved,
+                kept,
             });
         }
         last = Some(stats);
@@ -175,7 +211,7 @@ pub fn train(
                     rel_error: rel(stats.loss),
                     grad_norm: stats.grad_norm,
                     lr: t.adam.lr,
-                    elapsed_s: elapsed,
+                    elapsed_s: elapsed_before + elapsed,
                     samples_per_s: (done - start) as f64 * t.batch as f64 / elapsed,
                     loss_sym: sym.then_some(stats.objective),
                     loss_sym_stderr: sym.then_some(stats.objective_stderr),
