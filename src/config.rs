@@ -220,7 +220,19 @@ impl PartialRunConfig {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        toml::from_str(&text).map_err(|e| err(e.message().to_string()))
+        toml::from_str(&text).map_err(|e| {
+            // One line: where, then what (toml's own message spans several lines).
+            let what = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            err(match e.span() {
+                Some(span) => {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!("line {line}, column {column}: {what}")
+                }
+                None => what,
+            })
+        })
     }
 
     /// Fills the gaps with defaults and validates everything.

@@ -39,15 +39,19 @@ struct Cli {
     command: Command,
 }
 
+// Negative numbers are values, never flags, so that `--steps -1` is refused by the option's own
+// check (naming it and its range) rather than as an unknown argument.
 #[derive(Subcommand)]
 enum Command {
     /// Print the GPU adapter, the limits that bound lattice and batch sizes, and optional features.
+    #[command(allow_negative_numbers = true)]
     Info {
         /// One JSON object on stdout instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Exact free energy of the target: Kaufman's ln Z of the Ising torus and -ln Z of eq. (7).
+    #[command(allow_negative_numbers = true)]
     Exact {
         #[command(flatten)]
         lattice: LatticeArgs,
@@ -63,6 +67,7 @@ enum Command {
     /// `shifted`, `blocks` (the 4 site indices of every block, site (x, y) = y * L + x, in the
     /// order the bijector sees them), `kept_after` and `param_offset`): what another
     /// implementation needs to rebuild the same network.
+    #[command(allow_negative_numbers = true)]
     Plan {
         #[command(flatten)]
         lattice: LatticeArgs,
@@ -78,9 +83,11 @@ enum Command {
     /// metrics.jsonl (one JSON object per logged step) and checkpoint.safetensors (every
     /// --save-every steps, at the end, and on Ctrl-C). Values come from the command line, else
     /// --config FILE (TOML, same names as config.toml), else the defaults.
+    #[command(allow_negative_numbers = true)]
     Train(Box<TrainArgs>),
     /// Estimate the variational free energy of a trained flow with its error and the relative
     /// error to the exact -ln Z.
+    #[command(allow_negative_numbers = true)]
     Eval {
         /// A run directory (or its checkpoint.safetensors).
         #[arg(long, value_name = "DIR")]
@@ -106,6 +113,7 @@ enum Command {
     /// for the symmetric objective). The defaults (L = 32, batch 1024, the default flow) suit a
     /// hardware GPU; on a CPU adapter start small, e.g. `-L 16 --batch 64 --hidden 10
     /// --mlp-layers 3`.
+    #[command(allow_negative_numbers = true)]
     Bench(Box<BenchArgs>),
     /// Draw samples x = g(z) from a flow and write them with ln q(x) and ln pi(x) to a .npz file.
     ///
@@ -114,6 +122,7 @@ enum Command {
     /// (batch,). All float32. A model trained with --symmetric samples q_sym: signs flipped with
     /// probability 1/2 and ln_q = ln q_sym.
     #[command(group(ArgGroup::new("source").required(true).args(["init", "checkpoint"])))]
+    #[command(allow_negative_numbers = true)]
     Sample {
         /// Use freshly initialised parameters (the identity flow unless --perturb is given).
         #[arg(long)]
@@ -400,14 +409,19 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
         cli = cli.or(PartialRunConfig::from_file(file)?);
     }
     let (config, resume, dir): (RunConfig, Option<Checkpoint>, PathBuf) = match &args.resume {
-        Some(dir) => {
-            if args.out.as_ref().is_some_and(|o| o != dir) {
+        Some(given) => {
+            // The run directory; the path of its checkpoint file names it too.
+            let dir = match given.is_file() {
+                true => given.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                false => given.clone(),
+            };
+            if args.out.as_ref().is_some_and(|o| *o != dir) {
                 bail!("--resume continues in its own directory; drop --out");
             }
-            let ck = Checkpoint::load(dir)?;
+            let ck = Checkpoint::load(&dir)?;
             // --steps is the run's total; without it the run goes on to its recorded total.
             let config = ck.config.with_overrides(cli)?;
-            (config, Some(ck), dir.clone())
+            (config, Some(ck), dir)
         }
         None => {
             let config = cli.resolve()?;
@@ -449,16 +463,6 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     // the current step; a second signal while saving still waits for the atomic write.
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     let ctx = GpuContext::new(gpu)?;
-    eprintln!(
-        "training L = {} at beta = {:.6} on {}: steps {} -> {}, batch {}, into {}",
-        config.lattice,
-        config.beta,
-        ctx.info.name,
-        from,
-        total,
-        config.train.batch,
-        dir.display()
-    );
     let summary = train::train(
         &ctx,
         &config,
@@ -545,7 +549,7 @@ fn run_bench(args: &BenchArgs, gpu: &GpuOptions) -> Result<()> {
         profile: args.profile,
     };
     let adapters: Vec<Option<String>> = if args.all_adapters {
-        GpuContext::adapter_names().into_iter().map(Some).collect()
+        GpuContext::adapter_names()?.into_iter().map(Some).collect()
     } else {
         vec![gpu.adapter.clone()]
     };
@@ -747,7 +751,15 @@ fn main() -> ExitCode {
                 .take_while(|l| !l.trim().is_empty())
                 .map(str::trim)
                 .collect();
-            eprintln!("{} (see --help)", first.join(" "));
+            let mut line = first.join(" ");
+            // Counts and sizes are whole numbers from 0 up; say so instead of Rust's parse error.
+            if line.contains("invalid digit found in string") {
+                line = line.replace(
+                    "invalid digit found in string",
+                    "a whole number from 0 up is expected",
+                );
+            }
+            eprintln!("{line} (see --help)");
             return ExitCode::from(2);
         }
     };

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use common::formats::{read_npy, read_zip};
@@ -103,6 +104,47 @@ fn bad_input_gives_one_line_naming_the_flag_and_a_nonzero_exit() {
     ] {
         refused(args, names);
     }
+}
+
+#[test]
+fn messages_name_what_to_change() {
+    let dir = std::env::temp_dir().join(format!("neuralrg-cli-msg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    // Negative numbers reach the option's own check instead of passing for unknown flags.
+    refused(
+        &["train", "-L", "4", "--steps", "-1"],
+        &["--steps", "-1", "whole number"],
+    );
+    refused(
+        &["train", "-L", "4", "--beta1", "-0.5"],
+        &["--beta1", "[0, 1)"],
+    );
+    // A flow too big for the adapter names the flow's flags, not the batch.
+    let big = d("big");
+    refused(
+        &["train", "-L", "4", "--couplings", "5000", "--out", &big],
+        &["flow params", "--couplings"],
+    );
+    assert!(!Path::new(&big).exists(), "a failed run left its directory");
+    // A malformed config file: the line and column, on one line.
+    let toml = d("bad.toml");
+    std::fs::write(&toml, "lattice = 4\nbatch = = 3\n").unwrap();
+    refused(
+        &["train", "--config", &toml, "--out", &d("never")],
+        &["bad.toml", "line 2, column 9"],
+    );
+    // An unknown backend in WGPU_BACKEND is named.
+    let out = Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))
+        .arg("info")
+        .env("WGPU_BACKEND", "bogus")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("WGPU_BACKEND=\"bogus\""), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

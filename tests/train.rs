@@ -572,8 +572,10 @@ fn steps_is_the_runs_total_and_a_fresh_run_needs_an_empty_directory() {
     let done = run_ok(&["train", "--resume", d, "--quiet"]);
     assert!(done.contains("is complete at step 10"), "{done}");
     assert_eq!(std::fs::read(&ck).unwrap(), at_10);
-    // Extending to a total of 20; config.toml records it, and the elapsed time goes on.
-    run_ok(&["train", "--resume", d, "--steps", "20", "--quiet"]);
+    // Extending to a total of 20 (the checkpoint file names its run directory too); config.toml
+    // records the total, and the elapsed time goes on.
+    let file = ck.to_str().unwrap();
+    run_ok(&["train", "--resume", file, "--steps", "20", "--quiet"]);
     let ck20 = Checkpoint::load(&dir).unwrap();
     assert_eq!(ck20.step, 20);
     assert_eq!(ck20.config.train.steps, 20);

@@ -27,6 +27,18 @@ const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
+/// The flags a buffer's size depends on, from its label: the parameter-sized buffers (the
+/// parameters, their packed copy, Adam's moments, gradients and their partial sums) grow with the
+/// flow, every other one with the batch and the lattice.
+fn advice_for(label: &str) -> &'static str {
+    const PER_PARAMETER: [&str; 5] = ["param", "weights", "adam", "grad", "partial sums"];
+    if label != "grad log pi" && PER_PARAMETER.iter().any(|p| label.contains(p)) {
+        "reduce --hidden, --mlp-layers, --couplings or --depth"
+    } else {
+        "reduce --batch or --lattice"
+    }
+}
+
 impl GpuContext {
     /// Refuses a buffer the adapter cannot hold, naming the size and the limit.
     pub fn check_buffer_size(
@@ -56,6 +68,7 @@ impl GpuContext {
                     bytes,
                     limit,
                     limit_name,
+                    advice: advice_for(label),
                 });
             }
         }

@@ -67,6 +67,25 @@ pub struct GpuContext {
     pub(crate) kernels: KernelCache,
 }
 
+/// Refuses a `WGPU_BACKEND` that names no backend wgpu knows, before wgpu ignores it with a
+/// warning and finds no adapter.
+fn check_backend_variable() -> Result<(), GpuError> {
+    const NAMES: [&str; 11] = [
+        "vulkan", "vk", "dx12", "d3d12", "metal", "mtl", "opengl", "gles", "gl", "webgpu", "noop",
+    ];
+    match std::env::var("WGPU_BACKEND") {
+        Ok(value)
+            if !value
+                .to_lowercase()
+                .split(',')
+                .any(|b| NAMES.contains(&b.trim())) =>
+        {
+            Err(GpuError::BadBackendVariable { value })
+        }
+        _ => Ok(()),
+    }
+}
+
 fn device_rank(t: wgpu::DeviceType) -> u8 {
     match t {
         wgpu::DeviceType::DiscreteGpu => 0,
@@ -102,15 +121,17 @@ impl GpuContext {
     }
 
     /// The names of the adapters [`GpuContext::new`] can choose from.
-    pub fn adapter_names() -> Vec<String> {
-        Self::enumerate()
+    pub fn adapter_names() -> Result<Vec<String>, GpuError> {
+        check_backend_variable()?;
+        Ok(Self::enumerate()
             .0
             .iter()
             .map(|a| a.get_info().name)
-            .collect()
+            .collect())
     }
 
     pub fn new(opts: &GpuOptions) -> Result<Arc<Self>, GpuError> {
+        check_backend_variable()?;
         let (adapters, tried) = Self::enumerate();
         if adapters.is_empty() {
             let mut backends = tried

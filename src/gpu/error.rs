@@ -20,14 +20,21 @@ pub enum GpuError {
     OutOfMemory { context: String },
     #[error(
         "buffer {label:?} needs {bytes} bytes but the adapter allows at most {limit} bytes ({limit_name}); \
-         reduce --batch or --lattice"
+         {advice}"
     )]
     BufferTooLarge {
         label: String,
         bytes: u64,
         limit: u64,
         limit_name: &'static str,
+        /// Which flags to change: the buffer's size depends on them.
+        advice: &'static str,
     },
+    #[error(
+        "WGPU_BACKEND={value:?} names no backend: use vulkan, metal, dx12 or gl (several \
+         separated by commas), or unset it"
+    )]
+    BadBackendVariable { value: String },
     #[error(
         "kernel {kernel} would run {iterations} loop iterations per GPU thread, but {adapter} stops \
          every thread's loops after {limit} (results would be wrong); {advice}, or use a hardware GPU"

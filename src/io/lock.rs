@@ -24,11 +24,30 @@ pub enum LockError {
     Io { path: String, message: String },
 }
 
-/// An exclusive lock on a run directory, released when dropped.
+/// An exclusive lock on a run directory, released when dropped. A directory the lock created
+/// and nothing else wrote into (a command that failed before training) is removed with it.
 #[derive(Debug)]
 pub struct DirLock {
     _file: File,
     path: PathBuf,
+    created: bool,
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let dir = self.path.parent().expect("the lock file has a directory");
+        let only_the_lock = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .all(|e| e.file_name() == LOCK_FILE)
+            })
+            .unwrap_or(false);
+        if self.created && only_the_lock {
+            let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }
 
 impl DirLock {
@@ -39,6 +58,7 @@ impl DirLock {
             path: path.display().to_string(),
             message: e.to_string(),
         };
+        let created = !dir.exists();
         std::fs::create_dir_all(dir).map_err(io)?;
         let mut file = OpenOptions::new()
             .read(true)
@@ -67,7 +87,11 @@ impl DirLock {
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         write!(file, "{}", std::process::id()).map_err(io)?;
         file.flush().map_err(io)?;
-        Ok(Self { _file: file, path })
+        Ok(Self {
+            _file: file,
+            path,
+            created,
+        })
     }
 
     /// Removes the temporary files an interrupted atomic write left in the directory (only the
@@ -100,7 +124,12 @@ mod tests {
             "{err}"
         );
         drop(first);
-        DirLock::acquire(&dir).unwrap();
+        // It created the directory and nothing else was written: gone with the lock.
+        assert!(!dir.exists());
+        let again = DirLock::acquire(&dir).unwrap();
+        std::fs::write(dir.join("metrics.jsonl"), b"{}\n").unwrap();
+        drop(again);
+        assert!(dir.join("metrics.jsonl").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -150,6 +150,17 @@ pub fn train(
         ck.save(dir).map_err(io_err(&dir.join(CHECKPOINT)))
     };
 
+    // Once everything is allocated: a configuration the adapter cannot hold fails in one line.
+    eprintln!(
+        "training L = {} at beta = {:.6} on {}: steps {} -> {}, batch {}, into {}",
+        config.lattice,
+        config.beta,
+        ctx.info.name,
+        start,
+        start + opts.steps,
+        t.batch,
+        dir.display()
+    );
     let neg_ln_z = target.neg_ln_z();
     let rel = |f: f64| (f - neg_ln_z) / neg_ln_z.abs();
     let bar = if opts.quiet {
