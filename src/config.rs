@@ -17,6 +17,11 @@ pub enum ConfigError {
     BadTemperature(f64),
     #[error("--lattice must be at least 2 (got {0})")]
     LatticeTooSmall(usize),
+    #[error(
+        "--lattice must be at most {max} (got {0}): larger lattices do not fit in memory",
+        max = crate::physics::ising::MAX_LATTICE
+    )]
+    LatticeTooLarge(usize),
 }
 
 /// beta from `--beta` or `--temperature` (beta = 1/T); the critical beta_c when neither is given.
@@ -31,10 +36,12 @@ pub fn resolve_beta(beta: Option<f64>, temperature: Option<f64>) -> Result<f64, 
     }
 }
 
-/// Any lattice the Ising target is defined on (L >= 2).
+/// Any lattice the Ising target is defined on (L >= 2) and memory can hold.
 pub fn check_lattice(l: usize) -> Result<usize, ConfigError> {
     if l < 2 {
         Err(ConfigError::LatticeTooSmall(l))
+    } else if l > crate::physics::ising::MAX_LATTICE {
+        Err(ConfigError::LatticeTooLarge(l))
     } else {
         Ok(l)
     }

@@ -155,7 +155,7 @@ enum Command {
 /// `neuralrg-gpu bench`.
 #[derive(Args)]
 struct BenchArgs {
-    /// Linear lattice size L, a power of two >= 4.
+    /// Linear lattice size L, a power of two from 4 to 4096.
     #[arg(
         long,
         short = 'L',
@@ -194,7 +194,8 @@ struct BenchArgs {
 
 #[derive(Args)]
 struct LatticeArgs {
-    /// Linear lattice size L (N = L x L sites, periodic). The flow needs a power of two >= 4.
+    /// Linear lattice size L (N = L x L sites, periodic), 2 to 4096. The flow needs a power of
+    /// two >= 4.
     #[arg(long, short = 'L', value_name = "L", allow_hyphen_values = true)]
     lattice: usize,
 }
@@ -251,7 +252,7 @@ impl FlowArgs {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// Linear lattice size L, a power of two >= 4.
+    /// Linear lattice size L, a power of two from 4 to 4096.
     #[arg(long, short = 'L', value_name = "L", allow_hyphen_values = true)]
     lattice: Option<usize>,
     #[command(flatten)]

@@ -90,6 +90,13 @@ fn bad_input_gives_one_line_naming_the_flag_and_a_nonzero_exit() {
         (&[e, "--lattice", "0"][..], &["--lattice", "at least 2"][..]),
         (&[e, "--lattice", "1"], &["--lattice", "at least 2"]),
         (&[e, "--lattice", "-4"], &["--lattice", "-4"]),
+        // Beyond memory: refused at once, before any allocation.
+        (&[e, "--lattice", "65536"], &["--lattice", "at most 4096"]),
+        (
+            &[e, "--lattice", "4294967296"],
+            &["--lattice", "at most 4096"],
+        ),
+        (&["plan", "--lattice", "65536"], &["--lattice", "4096"]),
         (&[e, "-L", "4", "--beta", "-0.3"], &["--beta", "positive"]),
         (&[e, "-L", "4", "--beta", "0"], &["--beta", "positive"]),
         (&[e, "-L", "4", "--beta", "NaN"], &["--beta", "finite"]),

@@ -42,7 +42,10 @@ pub struct FlowConfig {
 
 #[derive(Debug, Error, PartialEq)]
 pub enum PlanError {
-    #[error("--lattice must be a power of two and at least 4 for the flow (got {0})")]
+    #[error(
+        "--lattice must be a power of two from 4 to {max} for the flow (got {0})",
+        max = crate::physics::ising::MAX_LATTICE
+    )]
     Lattice(usize),
     #[error("--depth must be between 1 and {max} (log2 L) for --arch {arch} (got {depth})")]
     Depth {
@@ -70,7 +73,8 @@ impl FlowConfig {
         hidden: usize,
         mlp_layers: usize,
     ) -> Result<Self, PlanError> {
-        if lattice < 4 || !lattice.is_power_of_two() {
+        if lattice < 4 || !lattice.is_power_of_two() || lattice > crate::physics::ising::MAX_LATTICE
+        {
             return Err(PlanError::Lattice(lattice));
         }
         let levels = lattice.trailing_zeros() as usize;
