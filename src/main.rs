@@ -81,8 +81,10 @@ enum Command {
     ///
     /// Writes to the run directory (--out): config.toml (the resolved configuration),
     /// metrics.jsonl (one JSON object per logged step) and checkpoint.safetensors (every
-    /// --save-every steps, at the end, and on Ctrl-C). Values come from the command line, else
-    /// --config FILE (TOML, same names as config.toml), else the defaults.
+    /// --save-every steps, at the end, and on SIGINT/SIGTERM/SIGHUP, which stop the run after
+    /// the current step and print the command that continues it). One process owns a run
+    /// directory at a time. Values come from the command line, else --config FILE (TOML, same
+    /// names as config.toml), else the defaults.
     #[command(allow_negative_numbers = true)]
     Train(Box<TrainArgs>),
     /// Estimate the variational free energy of a trained flow with its error and the relative

@@ -422,23 +422,20 @@ fn a_config_file_is_read_and_flags_win() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The flags of the long runs the signal and lock tests interrupt.
-const LONG_FLOW: [&str; 8] = [
-    "train",
-    "--lattice",
-    "4",
-    "--hidden",
-    "8",
-    "--couplings",
-    "4",
-    "--quiet",
-];
+/// The flags of the long runs the signal and lock tests interrupt: TINY's flow at the default
+/// learning rate.
+fn long_flow() -> Vec<&'static str> {
+    let mut flags = vec!["train"];
+    flags.extend(&TINY[..6]);
+    flags.push("--quiet");
+    flags
+}
 const LONG_LOGGING: [&str; 4] = ["--log-every", "1", "--save-every", "100000"];
 
 /// Starts a 100,000-step run into `dir` and waits until it has logged 5 steps.
 #[cfg(unix)]
 fn start_long_run(dir: &Path) -> std::process::Child {
-    let mut args = LONG_FLOW.to_vec();
+    let mut args = long_flow();
     args.extend(LONG_LOGGING);
     args.extend(["--steps", "100000", "--out", dir.to_str().unwrap()]);
     start_run(&args, dir, 5)
@@ -499,7 +496,7 @@ fn sigint_sigterm_and_sighup_save_a_checkpoint_print_the_resume_command_and_exit
             let d = dir.to_str().unwrap();
             run_ok(&["train", "--resume", d, "--steps", &total, "--quiet"]);
             let whole = fresh_dir("sigint-whole");
-            let mut args = LONG_FLOW.to_vec();
+            let mut args = long_flow();
             args.extend(LONG_LOGGING);
             args.extend(["--steps", &total, "--out", whole.to_str().unwrap()]);
             run_ok(&args);
@@ -516,7 +513,7 @@ fn a_second_process_is_refused_a_run_directory_in_use_and_the_first_runs_on() {
     // A finished 5-step run, resumed towards 100,000 steps: the run that holds the directory.
     let dir = fresh_dir("locked");
     let d = dir.to_str().unwrap();
-    let mut first = LONG_FLOW.to_vec();
+    let mut first = long_flow();
     first.extend(LONG_LOGGING);
     first.extend(["--steps", "5", "--out", d]);
     run_ok(&first);
@@ -526,7 +523,7 @@ fn a_second_process_is_refused_a_run_directory_in_use_and_the_first_runs_on() {
         10,
     );
     let config = std::fs::read(dir.join("config.toml")).unwrap();
-    let mut fresh = LONG_FLOW.to_vec();
+    let mut fresh = long_flow();
     fresh.extend(["--steps", "10", "--out", d]);
     for args in [fresh, vec!["train", "--resume", d, "--quiet"]] {
         let out = neuralrg(&args);
