@@ -5,15 +5,20 @@ use thiserror::Error;
 
 use crate::flow::plan::{Arch, FlowConfig, PlanError};
 use crate::physics::exact::BETA_C;
+use crate::physics::ising::{MAX_BETA, MIN_BETA};
 use crate::train::{AdamConfig, Objective};
 
 #[derive(Debug, Error, PartialEq)]
 pub enum ConfigError {
     #[error("give either --beta or --temperature, not both")]
     BetaAndTemperature,
-    #[error("--beta must be a positive finite number (got {0})")]
+    #[error("--beta must be a positive finite number from {MIN_BETA:e} to {MAX_BETA:e} (got {0})")]
     BadBeta(f64),
-    #[error("--temperature must be a positive finite number (got {0})")]
+    #[error(
+        "--temperature must be a positive finite number from {lo:e} to {hi:e} (got {0})",
+        lo = 1.0 / MAX_BETA,
+        hi = 1.0 / MIN_BETA
+    )]
     BadTemperature(f64),
     #[error("--lattice must be at least 2 (got {0})")]
     LatticeTooSmall(usize),
@@ -28,9 +33,9 @@ pub enum ConfigError {
 pub fn resolve_beta(beta: Option<f64>, temperature: Option<f64>) -> Result<f64, ConfigError> {
     match (beta, temperature) {
         (Some(_), Some(_)) => Err(ConfigError::BetaAndTemperature),
-        (Some(b), None) if b.is_finite() && b > 0.0 => Ok(b),
+        (Some(b), None) if (MIN_BETA..=MAX_BETA).contains(&b) => Ok(b),
         (Some(b), None) => Err(ConfigError::BadBeta(b)),
-        (None, Some(t)) if t.is_finite() && t > 0.0 => Ok(1.0 / t),
+        (None, Some(t)) if (1.0 / MAX_BETA..=1.0 / MIN_BETA).contains(&t) => Ok(1.0 / t),
         (None, Some(t)) => Err(ConfigError::BadTemperature(t)),
         (None, None) => Ok(BETA_C),
     }
@@ -327,9 +332,9 @@ impl RunConfig {
                 "non-negative",
             ),
             (
-                self.beta.is_finite() && self.beta > 0.0,
+                (MIN_BETA..=MAX_BETA).contains(&self.beta),
                 "beta",
-                "a positive number",
+                "from 1e-6 to 1e6",
             ),
         ];
         for (ok, what, rule) in checks {

@@ -33,6 +33,14 @@ pub const BETA_C: f64 = 0.440_686_793_509_771_5;
 pub fn ln_z_ising(l: usize, beta: f64) -> f64 {
     assert!(l >= 2, "ln_z_ising needs L >= 2, got {l}");
     let lf = l as f64;
+    if beta >= FROZEN_BETA {
+        // Deep in the ordered phase sinh 2K overflows (at K ~ 355); there Z = 2 e^{2 N K}
+        // (1 + N e^{-8K} + ...): two ground states, and N single flips that break 4 bonds each.
+        // At K = 20 the next term is below 1e-62 relative for any N the program accepts, and
+        // Kaufman's form agrees to rounding (tested).
+        let n = lf * lf;
+        return 2.0 * n * beta + std::f64::consts::LN_2 + (n * (-8.0 * beta).exp()).ln_1p();
+    }
     let s2k = (2.0 * beta).sinh();
     let gamma = |k: usize| -> f64 {
         if k == 0 {
@@ -68,6 +76,9 @@ pub fn ln_z_ising(l: usize, beta: f64) -> f64 {
         .sum();
     -std::f64::consts::LN_2 + 0.5 * lf * lf * (2.0 * s2k).ln() + max + sum.ln()
 }
+
+/// From here on ln_z_ising uses the low-temperature expansion instead of Kaufman's products.
+const FROZEN_BETA: f64 = 20.0;
 
 /// ln(2 cosh y) without overflow for large |y|.
 fn ln_2cosh(y: f64) -> f64 {
@@ -281,10 +292,22 @@ mod tests {
 
     #[test]
     fn finite_for_all_sizes_and_temperatures() {
-        for l in [2, 3, 5, 16, 31, 32, 33, 64, 127, 255, 256] {
-            for beta in BETAS {
+        let extremes = [1e-6, 1e-3, 19.999, 20.0, 355.0, 1e3, 1e6];
+        for l in [2, 3, 5, 16, 31, 32, 33, 64, 127, 255, 256, 4096] {
+            for beta in BETAS.into_iter().chain(extremes) {
                 assert!(ln_z_ising(l, beta).is_finite(), "L={l} beta={beta}");
+                let t = crate::physics::IsingTarget::new(l, beta).unwrap();
+                assert!(t.neg_ln_z().is_finite(), "-ln Z at L={l} beta={beta}");
             }
+        }
+    }
+
+    #[test]
+    fn the_low_temperature_form_continues_kaufmans() {
+        for l in [2, 3, 8, 33, 256] {
+            let below = ln_z_ising(l, FROZEN_BETA * (1.0 - 1e-12));
+            let at = ln_z_ising(l, FROZEN_BETA);
+            assert!(rel_err(at, below) < 1e-11, "L={l}: {below} -> {at}");
         }
     }
 }

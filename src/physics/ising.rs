@@ -20,6 +20,12 @@ pub const MIN_EIGENVALUE: f64 = 0.1;
 /// host memory before any check of the adapter's limits could refuse them.
 pub const MAX_LATTICE: usize = 4096;
 
+/// The range of inverse temperatures any command accepts (temperatures likewise, 1e-6 to 1e6):
+/// far beyond any physics of interest on both sides, and inside it -ln Z stays finite in f64
+/// (it grows like N beta; Kaufman's products lose f64 range below beta ~ 1e-150).
+pub const MIN_BETA: f64 = 1e-6;
+pub const MAX_BETA: f64 = 1e6;
+
 #[derive(Debug, Error, PartialEq)]
 pub enum TargetError {
     #[error("--lattice must be at least 2 (got {0})")]
@@ -29,7 +35,8 @@ pub enum TargetError {
     )]
     LatticeTooLarge(usize),
     #[error(
-        "beta must be a positive finite number (got {0}); the temperature T = 1/beta likewise"
+        "beta must be between {MIN_BETA:e} and {MAX_BETA:e} (got {0}); the temperature T = 1/beta \
+         likewise"
     )]
     BadBeta(f64),
 }
@@ -69,7 +76,7 @@ impl IsingTarget {
         if l > MAX_LATTICE {
             return Err(TargetError::LatticeTooLarge(l));
         }
-        if !(beta.is_finite() && beta > 0.0) {
+        if !(MIN_BETA..=MAX_BETA).contains(&beta) {
             return Err(TargetError::BadBeta(beta));
         }
         let lf = l as f64;
@@ -79,8 +86,11 @@ impl IsingTarget {
                 2.0 * beta * ((TAU * a / lf).cos() + (TAU * b / lf).cos())
             })
             .collect();
-        let alpha = MIN_EIGENVALUE - k_eig.iter().cloned().fold(f64::INFINITY, f64::min);
-        let eigenvalues: Vec<f64> = k_eig.iter().map(|k| k + alpha).collect();
+        let k_min = k_eig.iter().cloned().fold(f64::INFINITY, f64::min);
+        let alpha = MIN_EIGENVALUE - k_min;
+        // (k - k_min) + lambda_min rather than k + alpha: exact for the smallest eigenvalue even
+        // when beta is so large that alpha swamps lambda_min.
+        let eigenvalues: Vec<f64> = k_eig.iter().map(|k| (k - k_min) + MIN_EIGENVALUE).collect();
         let ln_det_a = eigenvalues.iter().map(|e| e.ln()).sum();
         Ok(Self {
             lattice: Lattice::new(l),
