@@ -300,7 +300,13 @@ impl RunConfig {
     pub fn validate(&self) -> Result<(), RunConfigError> {
         let t = &self.train;
         let a = &t.adam;
-        let checks: [(bool, &'static str, &'static str); 11] = [
+        // TOML integers (config.toml, checkpoints) stop at 2^63 - 1.
+        let toml_max = i64::MAX as u64;
+        let checks: [(bool, &'static str, &'static str); 15] = [
+            (t.steps <= toml_max, "--steps", "at most 2^63 - 1"),
+            (t.seed <= toml_max, "--seed", "at most 2^63 - 1"),
+            (t.save_every <= toml_max, "--save-every", "at most 2^63 - 1"),
+            (t.log_every <= toml_max, "--log-every", "at most 2^63 - 1"),
             (
                 t.batch >= 2,
                 "--batch",

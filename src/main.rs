@@ -687,6 +687,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if !(perturb.is_finite() && perturb >= 0.0) {
                 bail!("--perturb must be a non-negative number (got {perturb})");
             }
+            if checkpoint.is_some() && perturb != 0.0 {
+                bail!("--perturb perturbs a fresh flow (--init); drop it with --checkpoint");
+            }
             check_output(&out, "npz")?;
             let ck = checkpoint.as_deref().map(Checkpoint::load).transpose()?;
             let config = match &ck {
@@ -706,13 +709,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 None => Model::init(&ctx, &config, perturb)?,
             };
             let samples = sample::draw(&ctx, &model, batch, seed, 0)?;
+            let terms = samples.free_energy_terms();
+            let broken = terms.iter().filter(|t| !t.is_finite()).count();
+            if broken > 0 {
+                bail!(
+                    "the flow gave non-finite densities for {broken} of {batch} samples (a \
+                     --perturb this large breaks it, or the checkpoint is damaged); nothing written"
+                );
+            }
             let bytes = samples.to_npz().map_err(anyhow::Error::msg)?;
             write_atomic(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
-            let (f, err) = mean_stderr(&samples.free_energy_terms());
+            let (f, err) = mean_stderr(&terms);
             let exact = model.target.neg_ln_z();
             println!("wrote {batch} samples to {}", out.display());
+            let spread = match batch {
+                1 => "from one sample, no standard error".to_string(),
+                _ => format!("+/- {err:.6}"),
+            };
             println!(
-                "variational free energy {f:.6} +/- {err:.6} (exact -ln Z {exact:.6}, relative error {:.3e})",
+                "variational free energy {f:.6} {spread} (exact -ln Z {exact:.6}, relative error {:.3e})",
                 (f - exact) / exact.abs()
             );
         }

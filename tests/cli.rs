@@ -141,6 +141,62 @@ fn messages_name_what_to_change() {
         &["train", "--config", &toml, "--out", &d("never")],
         &["bad.toml", "line 2, column 9"],
     );
+    // Seeds and counts TOML cannot store are refused by name, before anything is written.
+    let seeded = d("seed");
+    refused(
+        &[
+            "train",
+            "-L",
+            "4",
+            "--seed",
+            "18446744073709551615",
+            "--out",
+            &seeded,
+        ],
+        &["--seed", "2^63"],
+    );
+    assert!(!Path::new(&seeded).exists());
+    // --perturb belongs to a fresh flow; one so large it breaks the flow writes nothing.
+    refused(
+        &[
+            "sample",
+            "--checkpoint",
+            &d("none"),
+            "--perturb",
+            "0.5",
+            "--out",
+            &d("a.npz"),
+        ],
+        &["--perturb", "--checkpoint"],
+    );
+    let npz = d("b.npz");
+    refused(
+        &[
+            "sample",
+            "--init",
+            "-L",
+            "4",
+            "--perturb",
+            "1e30",
+            "--out",
+            &npz,
+        ],
+        &["non-finite", "--perturb", "nothing written"],
+    );
+    assert!(!Path::new(&npz).exists());
+    // One sample has no standard error, and the output says so instead of printing 0.
+    let one = neuralrg(&[
+        "sample",
+        "--init",
+        "-L",
+        "4",
+        "--batch",
+        "1",
+        "--out",
+        &d("c.npz"),
+    ]);
+    assert!(one.status.success());
+    assert!(String::from_utf8_lossy(&one.stdout).contains("no standard error"));
     // An unknown backend in WGPU_BACKEND is named.
     let out = Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))
         .arg("info")
