@@ -91,6 +91,17 @@ fn complement(pair: [u32; 2]) -> [u32; 2] {
     [c.next().unwrap(), c.next().unwrap()]
 }
 
+/// Whether `m` is a mask [`masks`] can produce: four 2-bit block positions that are a
+/// permutation of 0..4, nothing above them.
+pub fn is_valid_mask(m: u32) -> bool {
+    let (u, k) = unpack_mask(m);
+    let mut seen = [false; 4];
+    for i in u.into_iter().chain(k) {
+        seen[i] = true;
+    }
+    m >> 8 == 0 && seen.iter().all(|s| *s)
+}
+
 /// Unpacks a mask into (update pair, keep pair).
 pub fn unpack_mask(m: u32) -> ([usize; 2], [usize; 2]) {
     let f = |shift: u32| ((m >> shift) & 3) as usize;

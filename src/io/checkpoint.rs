@@ -9,7 +9,7 @@ use thiserror::Error;
 
 use super::atomic::write_atomic;
 use crate::config::RunConfig;
-use crate::flow::FlowPlan;
+use crate::flow::{params, FlowPlan};
 
 pub const FILE_NAME: &str = "checkpoint.safetensors";
 const FORMAT: &str = "neuralrg-gpu checkpoint 1";
@@ -134,6 +134,8 @@ impl Checkpoint {
         }
         let config: RunConfig =
             serde_json::from_str(text("config")?).map_err(|e| format!("bad config: {e}"))?;
+        // Every size and rate within the command line's bounds before anything is sized by it.
+        config.validate().map_err(|e| format!("bad config: {e}"))?;
         let step: u64 = text("step")?.parse().map_err(|_| "bad step".to_string())?;
         let elapsed_s = match meta.get("elapsed_s") {
             None => 0.0,
@@ -193,6 +195,21 @@ impl Checkpoint {
         if ck.masks.len() != plan.layers.len() * plan.layout.couplings {
             return Err("masks do not fit the configured flow".into());
         }
+        if let Some(i) = ck.masks.iter().position(|m| !params::is_valid_mask(*m)) {
+            return Err(format!("masks[{i}] is not a coupling mask"));
+        }
+        for (name, v) in [
+            ("params", &ck.params),
+            ("adam_m", &ck.adam_m),
+            ("adam_v", &ck.adam_v),
+        ] {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(format!("{name}[{i}] is not finite ({})", v[i]));
+            }
+        }
+        if let Some(i) = ck.adam_v.iter().position(|x| *x < 0.0) {
+            return Err(format!("adam_v[{i}] is negative (a second moment)"));
+        }
         Ok(ck)
     }
 }
@@ -201,7 +218,6 @@ impl Checkpoint {
 mod tests {
     use super::*;
     use crate::config::PartialRunConfig;
-    use crate::flow::params;
 
     fn example() -> Checkpoint {
         let config = PartialRunConfig {
@@ -241,5 +257,20 @@ mod tests {
         let mut wrong = example();
         wrong.params.pop();
         assert!(Checkpoint::from_bytes(&wrong.to_bytes()).is_err());
+        // Well-formed files with values no run can produce, each refused with what is wrong.
+        type Spoil = fn(&mut Checkpoint);
+        let cases: [(Spoil, &str); 5] = [
+            (|c| c.params[3] = f32::NAN, "params[3] is not finite"),
+            (|c| c.adam_v[0] = -1.0, "adam_v[0] is negative"),
+            (|c| c.masks[1] = 0b00_00_01_00, "masks[1]"),
+            (|c| c.config.beta = -0.3, "beta"),
+            (|c| c.config.train.batch = 0, "--batch"),
+        ];
+        for (spoil, what) in cases {
+            let mut c = example();
+            spoil(&mut c);
+            let err = Checkpoint::from_bytes(&c.to_bytes()).unwrap_err();
+            assert!(err.contains(what), "{what}: {err}");
+        }
     }
 }
