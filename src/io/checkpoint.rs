@@ -12,7 +12,9 @@ use crate::config::RunConfig;
 use crate::flow::{params, FlowPlan};
 
 pub const FILE_NAME: &str = "checkpoint.safetensors";
-const FORMAT: &str = "neuralrg-gpu checkpoint 1";
+/// Version 2 carries a checksum; version 1 (before it) is still read.
+const FORMAT: &str = "neuralrg-gpu checkpoint 2";
+const FORMAT_V1: &str = "neuralrg-gpu checkpoint 1";
 
 #[derive(Debug, Error)]
 pub enum CheckpointError {
@@ -37,6 +39,41 @@ pub struct Checkpoint {
     pub adam_m: Vec<f32>,
     pub adam_v: Vec<f32>,
     pub masks: Vec<u32>,
+}
+
+/// Tensor names, in the order their data is stored.
+const TENSORS: [&str; 4] = ["adam_m", "adam_v", "masks", "params"];
+
+/// Metadata fields the checksum covers: all but the checksum itself.
+const CHECKED_META: [&str; 5] = ["format", "config", "step", "elapsed_s", "rng"];
+
+/// CRC-32 over the checked metadata fields, every tensor's header entry and all tensor data, each
+/// exactly as stored, so that any damaged byte outside the padding is caught on loading.
+fn checksum(meta: &Value, header: &BTreeMap<String, Value>, data: &[u8]) -> u32 {
+    let mut input = Vec::with_capacity(data.len() + 4096);
+    for key in CHECKED_META {
+        input.extend_from_slice(
+            meta.get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .as_bytes(),
+        );
+        input.push(0);
+    }
+    for name in TENSORS {
+        input.extend_from_slice(name.as_bytes());
+        input.push(0);
+        input.extend_from_slice(
+            header
+                .get(name)
+                .map(Value::to_string)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        input.push(0);
+    }
+    input.extend_from_slice(data);
+    super::npy::crc32(&input)
 }
 
 impl Checkpoint {
@@ -73,15 +110,17 @@ impl Checkpoint {
             );
             offset += bytes.len();
         }
+        let data: Vec<u8> = tensors.iter().flat_map(|t| t.2.iter().copied()).collect();
+        let sorted: BTreeMap<String, Value> = header.clone().into_iter().collect();
+        let crc = checksum(&header["__metadata__"], &sorted, &data);
+        header["__metadata__"]["crc32"] = Value::String(format!("{crc:08x}"));
         let mut head = serde_json::to_string(&Value::Object(header)).expect("header serialises");
         // The data starts 8-byte aligned.
         head.push_str(&" ".repeat((8 - head.len() % 8) % 8));
         let mut out = Vec::with_capacity(8 + head.len() + offset);
         out.extend_from_slice(&(head.len() as u64).to_le_bytes());
         out.extend_from_slice(head.as_bytes());
-        for (_, _, bytes, _) in &tensors {
-            out.extend_from_slice(bytes);
-        }
+        out.extend_from_slice(&data);
         out
     }
 
@@ -129,8 +168,19 @@ impl Checkpoint {
                 .and_then(Value::as_str)
                 .ok_or(format!("metadata lacks {key:?}"))
         };
-        if text("format")? != FORMAT {
-            return Err(format!("unknown format {:?}", text("format")?));
+        let format = text("format")?;
+        if format != FORMAT && format != FORMAT_V1 {
+            return Err(format!("unknown format {format:?}"));
+        }
+        if format == FORMAT {
+            let stored = text("crc32")?;
+            let computed = format!("{:08x}", checksum(meta, &header, data));
+            if stored != computed {
+                return Err(format!(
+                    "its checksum does not match (stored {stored}, computed {computed}): the file \
+                     was damaged after it was written"
+                ));
+            }
         }
         let config: RunConfig =
             serde_json::from_str(text("config")?).map_err(|e| format!("bad config: {e}"))?;
@@ -246,6 +296,43 @@ mod tests {
         let head_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         assert_eq!((8 + head_len) % 8, 0);
         assert_eq!(Checkpoint::from_bytes(&bytes).unwrap(), ck);
+    }
+
+    #[test]
+    fn every_damaged_byte_is_refused() {
+        let config = PartialRunConfig {
+            lattice: Some(4),
+            flow: crate::config::PartialFlow {
+                hidden: Some(2),
+                couplings: Some(1),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        let plan = FlowPlan::new(config.flow_config().unwrap());
+        let p = params::init(&plan, 1);
+        let ck = Checkpoint {
+            step: 3,
+            elapsed_s: 1.5,
+            adam_m: p.iter().map(|x| x * 0.5).collect(),
+            adam_v: p.iter().map(|x| x * x).collect(),
+            masks: params::masks(&plan, 1),
+            params: p,
+            config,
+        };
+        let bytes = ck.to_bytes();
+        assert_eq!(Checkpoint::from_bytes(&bytes).unwrap(), ck);
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x01;
+            assert!(
+                Checkpoint::from_bytes(&bad).is_err(),
+                "byte {i} of {} flipped and accepted",
+                bytes.len()
+            );
+        }
     }
 
     #[test]

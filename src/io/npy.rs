@@ -28,8 +28,8 @@ pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
     out
 }
 
-/// CRC-32 (IEEE), as zip requires.
-fn crc32(data: &[u8]) -> u32 {
+/// CRC-32 (IEEE), as zip requires; checkpoints use it too.
+pub(crate) fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in data {
         crc ^= b as u32;
