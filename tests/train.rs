@@ -598,3 +598,48 @@ fn steps_is_the_runs_total_and_a_fresh_run_needs_an_empty_directory() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+#[test]
+fn a_damaged_checkpoint_is_refused_by_eval_sample_and_resume() {
+    let dir = fresh_dir("damaged");
+    train(&dir, &["--steps", "3"]);
+    let ck = dir.join("checkpoint.safetensors");
+    let good = std::fs::read(&ck).unwrap();
+    let head_len = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let d = dir.to_str().unwrap();
+    let npz = dir.join("s.npz");
+    // A byte in the header's metadata, one in the first tensor's data, and the last byte.
+    for at in [8 + head_len / 2, 8 + head_len + 5, good.len() - 1] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x10;
+        std::fs::write(&ck, &bad).unwrap();
+        for args in [
+            vec!["eval", "--checkpoint", d, "--samples", "8"],
+            vec![
+                "sample",
+                "--checkpoint",
+                d,
+                "--batch",
+                "4",
+                "--out",
+                npz.to_str().unwrap(),
+            ],
+            vec!["train", "--resume", d, "--steps", "6", "--quiet"],
+        ] {
+            let out = neuralrg(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "byte {at}: {args:?} accepted it");
+            assert!(
+                err.contains("checkpoint.safetensors") && err.contains("corrupt"),
+                "byte {at}: {args:?}: {err}"
+            );
+            assert_eq!(
+                std::fs::read(&ck).unwrap(),
+                bad,
+                "{args:?} changed the file"
+            );
+        }
+        assert!(!npz.exists());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
