@@ -414,9 +414,10 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     let (config, resume, dir): (RunConfig, Option<Checkpoint>, PathBuf) = match &args.resume {
         Some(given) => {
             // The run directory; the path of its checkpoint file names it too.
-            let dir = match given.is_file() {
-                true => given.parent().unwrap_or(Path::new(".")).to_path_buf(),
-                false => given.clone(),
+            let dir = if given.is_file() {
+                given.parent().unwrap_or(Path::new(".")).to_path_buf()
+            } else {
+                given.clone()
             };
             if args.out.as_ref().is_some_and(|o| *o != dir) {
                 bail!("--resume continues in its own directory; drop --out");
