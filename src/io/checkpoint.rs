@@ -269,9 +269,11 @@ mod tests {
     use super::*;
     use crate::config::PartialRunConfig;
 
-    fn example() -> Checkpoint {
+    /// A checkpoint of a flow at L = 4 with `flow`'s settings (the defaults where unset).
+    fn checkpoint(flow: crate::config::PartialFlow) -> Checkpoint {
         let config = PartialRunConfig {
             lattice: Some(4),
+            flow,
             ..Default::default()
         }
         .resolve()
@@ -289,6 +291,20 @@ mod tests {
         }
     }
 
+    /// The default flow.
+    fn example() -> Checkpoint {
+        checkpoint(Default::default())
+    }
+
+    /// A tiny flow (hidden 2, one coupling): a few kilobytes.
+    fn small() -> Checkpoint {
+        checkpoint(crate::config::PartialFlow {
+            hidden: Some(2),
+            couplings: Some(1),
+            ..Default::default()
+        })
+    }
+
     #[test]
     fn round_trips_and_is_valid_safetensors() {
         let ck = example();
@@ -296,32 +312,6 @@ mod tests {
         let head_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         assert_eq!((8 + head_len) % 8, 0);
         assert_eq!(Checkpoint::from_bytes(&bytes).unwrap(), ck);
-    }
-
-    /// A checkpoint of a tiny flow (hidden 2, one coupling): a few kilobytes.
-    fn small() -> Checkpoint {
-        let config = PartialRunConfig {
-            lattice: Some(4),
-            flow: crate::config::PartialFlow {
-                hidden: Some(2),
-                couplings: Some(1),
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .resolve()
-        .unwrap();
-        let plan = FlowPlan::new(config.flow_config().unwrap());
-        let p = params::init(&plan, 1);
-        Checkpoint {
-            step: 3,
-            elapsed_s: 1.5,
-            adam_m: p.iter().map(|x| x * 0.5).collect(),
-            adam_v: p.iter().map(|x| x * x).collect(),
-            masks: params::masks(&plan, 1),
-            params: p,
-            config,
-        }
     }
 
     #[test]
