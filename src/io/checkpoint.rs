@@ -1,10 +1,12 @@
 //! Checkpoints in the safetensors format: the parameters, Adam's moments and the coupling masks
 //! as tensors, the resolved configuration and the step in the metadata. Written atomically.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::Path;
 
-use serde_json::{json, Value};
+use safetensors::tensor::{Metadata, TensorInfo, TensorView};
+use safetensors::{Dtype, SafeTensors};
+use serde_json::json;
 use thiserror::Error;
 
 use super::atomic::write_atomic;
@@ -47,81 +49,87 @@ const TENSORS: [&str; 4] = ["adam_m", "adam_v", "masks", "params"];
 /// Metadata fields the checksum covers: all but the checksum itself.
 const CHECKED_META: [&str; 5] = ["format", "config", "step", "elapsed_s", "rng"];
 
-/// CRC-32 over the checked metadata fields, every tensor's header entry and all tensor data, each
-/// exactly as stored, so that any damaged byte outside the padding is caught on loading.
-fn checksum(meta: &Value, header: &BTreeMap<String, Value>, data: &[u8]) -> u32 {
-    let mut input = Vec::with_capacity(data.len() + 4096);
+/// A tensor's header entry as the checksum sees it: the JSON object of its dtype, shape and
+/// offsets (the form format 2 has always used, so older format-2 files still verify).
+fn header_entry(info: &TensorInfo) -> String {
+    json!({"dtype": info.dtype, "shape": info.shape, "data_offsets": [info.data_offsets.0, info.data_offsets.1]})
+        .to_string()
+}
+
+/// CRC-32 over the checked metadata fields, every tensor's header entry and all tensor data, so
+/// that any damaged byte outside the padding is caught on loading.
+fn checksum(meta: &HashMap<String, String>, header: &Metadata, data: &[u8]) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
     for key in CHECKED_META {
-        input.extend_from_slice(
-            meta.get(key)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .as_bytes(),
-        );
-        input.push(0);
+        crc.update(meta.get(key).map_or("", String::as_str).as_bytes());
+        crc.update(&[0]);
     }
     for name in TENSORS {
-        input.extend_from_slice(name.as_bytes());
-        input.push(0);
-        input.extend_from_slice(
+        crc.update(name.as_bytes());
+        crc.update(&[0]);
+        crc.update(
             header
-                .get(name)
-                .map(Value::to_string)
+                .info(name)
+                .map(header_entry)
                 .unwrap_or_default()
                 .as_bytes(),
         );
-        input.push(0);
+        crc.update(&[0]);
     }
-    input.extend_from_slice(data);
-    super::npy::crc32(&input)
+    crc.update(data);
+    crc.finalize()
 }
 
 impl Checkpoint {
-    /// The safetensors bytes.
+    /// The safetensors bytes, written by the `safetensors` crate.
     pub fn to_bytes(&self) -> Vec<u8> {
         let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let tensors: [(&str, &str, Vec<u8>, usize); 4] = [
-            ("adam_m", "F32", f32s(&self.adam_m), self.adam_m.len()),
-            ("adam_v", "F32", f32s(&self.adam_v), self.adam_v.len()),
+        let tensors: [(&str, Dtype, Vec<u8>, usize); 4] = [
+            ("adam_m", Dtype::F32, f32s(&self.adam_m), self.adam_m.len()),
+            ("adam_v", Dtype::F32, f32s(&self.adam_v), self.adam_v.len()),
             (
                 "masks",
-                "U32",
+                Dtype::U32,
                 self.masks.iter().flat_map(|x| x.to_le_bytes()).collect(),
                 self.masks.len(),
             ),
-            ("params", "F32", f32s(&self.params), self.params.len()),
+            ("params", Dtype::F32, f32s(&self.params), self.params.len()),
         ];
-        let mut header = serde_json::Map::new();
-        header.insert(
-            "__metadata__".into(),
-            json!({
-                "format": FORMAT,
-                "config": serde_json::to_string(&self.config).expect("config serialises"),
-                "step": self.step.to_string(),
-                "elapsed_s": self.elapsed_s.to_string(),
-                "rng": format!("philox4x32-10 seed {} stream {} counter {}", self.config.train.seed, crate::streams::TRAIN, self.step),
-            }),
-        );
-        let mut offset = 0;
-        for (name, dtype, bytes, len) in &tensors {
-            header.insert(
-                name.to_string(),
-                json!({"dtype": dtype, "shape": [len], "data_offsets": [offset, offset + bytes.len()]}),
-            );
-            offset += bytes.len();
-        }
-        let data: Vec<u8> = tensors.iter().flat_map(|t| t.2.iter().copied()).collect();
-        let sorted: BTreeMap<String, Value> = header.clone().into_iter().collect();
-        let crc = checksum(&header["__metadata__"], &sorted, &data);
-        header["__metadata__"]["crc32"] = Value::String(format!("{crc:08x}"));
-        let mut head = serde_json::to_string(&Value::Object(header)).expect("header serialises");
-        // The data starts 8-byte aligned.
-        head.push_str(&" ".repeat((8 - head.len() % 8) % 8));
-        let mut out = Vec::with_capacity(8 + head.len() + offset);
-        out.extend_from_slice(&(head.len() as u64).to_le_bytes());
-        out.extend_from_slice(head.as_bytes());
-        out.extend_from_slice(&data);
-        out
+        let mut meta: HashMap<String, String> = [
+            ("format", FORMAT.to_string()),
+            (
+                "config",
+                serde_json::to_string(&self.config).expect("config serialises"),
+            ),
+            ("step", self.step.to_string()),
+            ("elapsed_s", self.elapsed_s.to_string()),
+            (
+                "rng",
+                format!(
+                    "philox4x32-10 seed {} stream {} counter {}",
+                    self.config.train.seed,
+                    crate::streams::TRAIN,
+                    self.step
+                ),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let serialize = |meta: &HashMap<String, String>| {
+            let views = tensors.iter().map(|(name, dtype, bytes, len)| {
+                let view = TensorView::new(*dtype, vec![*len], bytes).expect("sizes match");
+                (*name, view)
+            });
+            safetensors::serialize(views, Some(meta.clone())).expect("a checkpoint serialises")
+        };
+        // The checksum covers the tensors' offsets, which the writer chooses: write once to
+        // learn them (they do not depend on the metadata), then again with the checksum.
+        let draft = serialize(&meta);
+        let (n, header) = SafeTensors::read_metadata(&draft).expect("just written");
+        let crc = checksum(&meta, &header, &draft[8 + n..]);
+        meta.insert("crc32".into(), format!("{crc:08x}"));
+        serialize(&meta)
     }
 
     /// Writes `dir/checkpoint.safetensors` atomically.
@@ -152,20 +160,14 @@ impl Checkpoint {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        let head_len = bytes
-            .get(..8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
-            .ok_or("shorter than a safetensors header")?;
-        let head = bytes
-            .get(8..8usize.saturating_add(head_len))
-            .ok_or("truncated header")?;
-        let data = &bytes[8 + head_len..];
-        let header: BTreeMap<String, Value> =
-            serde_json::from_slice(head).map_err(|e| format!("unreadable header: {e}"))?;
-        let meta = header.get("__metadata__").ok_or("no metadata")?;
+        // The crate checks the header's size and JSON, the dtypes and shapes against the
+        // offsets, and that the tensors are contiguous and cover the data exactly.
+        let (n, header) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+        let data = &bytes[8 + n..];
+        let meta = header.metadata().as_ref().ok_or("no metadata")?;
         let text = |key: &str| {
             meta.get(key)
-                .and_then(Value::as_str)
+                .map(String::as_str)
                 .ok_or(format!("metadata lacks {key:?}"))
         };
         let format = text("format")?;
@@ -189,30 +191,25 @@ impl Checkpoint {
         let step: u64 = text("step")?.parse().map_err(|_| "bad step".to_string())?;
         let elapsed_s = match meta.get("elapsed_s") {
             None => 0.0,
-            Some(v) => v
-                .as_str()
-                .and_then(|t| t.parse::<f64>().ok())
+            Some(t) => t
+                .parse::<f64>()
+                .ok()
                 .filter(|t| t.is_finite() && *t >= 0.0)
                 .ok_or("bad elapsed_s")?,
         };
-        let tensor = |name: &str, dtype: &str| -> Result<&[u8], String> {
-            let t = header.get(name).ok_or(format!("no tensor {name:?}"))?;
-            if t.get("dtype").and_then(Value::as_str) != Some(dtype) {
-                return Err(format!("tensor {name:?} is not {dtype}"));
+        let tensor = |name: &str, dtype: Dtype| -> Result<&[u8], String> {
+            let info = header.info(name).ok_or(format!("no tensor {name:?}"))?;
+            if info.dtype != dtype {
+                return Err(format!("tensor {name:?} is not {dtype:?}"));
             }
-            let offs: Vec<usize> = t
-                .get("data_offsets")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_u64().map(|x| x as usize))
-                        .collect()
-                })
-                .unwrap_or_default();
-            match offs[..] {
-                [a, b] if a <= b && b <= data.len() && (b - a) % 4 == 0 => Ok(&data[a..b]),
-                _ => Err(format!("tensor {name:?} has bad offsets")),
+            if info.shape.len() != 1 {
+                return Err(format!("tensor {name:?} is not one-dimensional"));
             }
+            let (a, b) = info.data_offsets;
+            if a % 4 != 0 || (8 + n) % 8 != 0 {
+                return Err(format!("tensor {name:?} is not aligned"));
+            }
+            Ok(&data[a..b])
         };
         let f32s = |b: &[u8]| {
             b.chunks_exact(4)
@@ -222,10 +219,10 @@ impl Checkpoint {
         let ck = Checkpoint {
             step,
             elapsed_s,
-            params: f32s(tensor("params", "F32")?),
-            adam_m: f32s(tensor("adam_m", "F32")?),
-            adam_v: f32s(tensor("adam_v", "F32")?),
-            masks: tensor("masks", "U32")?
+            params: f32s(tensor("params", Dtype::F32)?),
+            adam_m: f32s(tensor("adam_m", Dtype::F32)?),
+            adam_v: f32s(tensor("adam_v", Dtype::F32)?),
+            masks: tensor("masks", Dtype::U32)?
                 .chunks_exact(4)
                 .map(|c| u32::from_le_bytes(c.try_into().expect("4")))
                 .collect(),
@@ -312,6 +309,26 @@ mod tests {
         let head_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         assert_eq!((8 + head_len) % 8, 0);
         assert_eq!(Checkpoint::from_bytes(&bytes).unwrap(), ck);
+    }
+
+    /// Files written before the `safetensors` crate wrote them (by the hand-written writer of
+    /// formats 1 and 2) still load, and their checksum still verifies.
+    #[test]
+    fn earlier_files_still_load() {
+        for (bytes, step) in [
+            (
+                &include_bytes!("../../tests/data/checkpoint-format1.safetensors")[..],
+                5,
+            ),
+            (
+                &include_bytes!("../../tests/data/checkpoint-format2.safetensors")[..],
+                3,
+            ),
+        ] {
+            let ck = Checkpoint::from_bytes(bytes).unwrap();
+            assert_eq!((ck.step, ck.config.lattice), (step, 4));
+            assert_eq!(Checkpoint::from_bytes(&ck.to_bytes()).unwrap(), ck);
+        }
     }
 
     #[test]
