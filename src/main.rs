@@ -315,6 +315,14 @@ struct TrainArgs {
     /// No progress bar (it is also off when stderr is not a terminal).
     #[arg(long)]
     quiet: bool,
+    /// A step with a non-finite loss or gradient is rolled back (to the state before the
+    /// previous update) and retried at half the learning rate, up to N times in a session; then
+    /// training stops with the last good state checkpointed.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    max_rollbacks: u32,
+    /// Testing only: put a NaN into the parameters before step K.
+    #[arg(long, value_name = "K", hide = true)]
+    inject_nan_at: Option<u64>,
 }
 
 impl TrainArgs {
@@ -477,6 +485,8 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
             steps: total - from,
             quiet: args.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()),
             stop: &stop,
+            max_rollbacks: args.max_rollbacks,
+            inject_nan_at: args.inject_nan_at,
         },
     )?;
     if let Some(s) = summary.last {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use neuralrg_gpu::io::checkpoint::Checkpoint;
-use neuralrg_gpu::train::metrics::{self, MetricsRecord};
+use neuralrg_gpu::train::metrics::{self, MetricsLine, MetricsRecord, RollbackRecord};
 
 fn neuralrg(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))
@@ -263,12 +263,68 @@ fn resuming_a_symmetric_run_from_an_older_checkpoint_truncates_the_log_and_match
     }
 }
 
+/// A NaN forced into the parameters before step 4 is rolled back: the run goes on at half the
+/// learning rate, logs the rollback, records the new rate, and stays deterministic.
 #[test]
-fn a_nan_stops_training_and_keeps_the_last_checkpoint() {
+fn a_nan_is_rolled_back_and_training_goes_on_at_half_the_rate() {
+    let (a, b) = (fresh_dir("rollback-a"), fresh_dir("rollback-b"));
+    let flags = ["--steps", "8", "--log-every", "1", "--inject-nan-at", "4"];
+    for d in [&a, &b] {
+        let mut args = vec!["train"];
+        args.extend(&TINY[..TINY.len() - 1]);
+        args.extend(flags);
+        args.extend(["--out", d.to_str().unwrap()]);
+        let out = neuralrg(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        // A NaN weight gives a NaN loss, or only a NaN gradient where max(NaN, 0) is 0.
+        assert!(
+            ["loss", "gradient"]
+                .iter()
+                .any(|w| err.contains(&format!("non-finite {w} at step 4: rolled back"))),
+            "{err}"
+        );
+    }
+    let lines = metrics::read_lines(&a).unwrap();
+    let rollbacks: Vec<_> = lines
+        .iter()
+        .filter_map(|l| match l {
+            MetricsLine::Rollback(r) => Some(r.clone()),
+            MetricsLine::Step(_) => None,
+        })
+        .collect();
+    assert_eq!(rollbacks.len(), 1);
+    let RollbackRecord { step, rollback, lr } = &rollbacks[0];
+    assert_eq!((*step, *lr), (4, 0.005));
+    assert!(rollback == "loss" || rollback == "gradient", "{rollback}");
+    let steps = metrics::read(&a).unwrap();
+    assert_eq!(
+        steps.iter().map(|r| (r.step, r.lr)).collect::<Vec<_>>(),
+        (1..=8)
+            .map(|s| (s, if s < 4 { 0.01 } else { 0.005 }))
+            .collect::<Vec<_>>()
+    );
+    assert!(steps.iter().all(|r| r.loss.is_finite()));
+    let ck = Checkpoint::load(&a).unwrap();
+    assert_eq!((ck.step, ck.config.train.adam.lr), (8, 0.005));
+    assert!(std::fs::read_to_string(a.join("config.toml"))
+        .unwrap()
+        .contains("lr = 0.005"));
+    assert_eq!(run_state(&a), run_state(&b), "rollbacks are deterministic");
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+/// Past --max-rollbacks training stops in one line with the last good state checkpointed. At an
+/// absurd learning rate every update after step 20 blows up, so each rollback returns to the
+/// state of step 20 and skips an update: the checkpoint ends a few steps on, holding exactly the
+/// state of step 20.
+#[test]
+fn past_the_rollback_limit_training_stops_with_the_last_good_state() {
     let dir = fresh_dir("nan");
     train(&dir, &["--steps", "20"]);
-    let ck = dir.join("checkpoint.safetensors");
-    let before = std::fs::read(&ck).unwrap();
+    let at_20 = Checkpoint::load(&dir).unwrap();
     let out = neuralrg(&[
         "train",
         "--resume",
@@ -277,28 +333,56 @@ fn a_nan_stops_training_and_keeps_the_last_checkpoint() {
         "50",
         "--lr",
         "1e30",
+        "--max-rollbacks",
+        "2",
         "--quiet",
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
     assert!(
-        err.contains("non-finite") && err.contains("at step"),
+        errors[0].contains("non-finite loss at step 24 after 2 rollbacks")
+            && errors[0].contains("The checkpoint holds the last good state, at step 23"),
         "{err}"
     );
+    let ck = Checkpoint::load(&dir).unwrap();
+    assert_eq!(ck.step, 23);
     assert_eq!(
-        err.trim()
-            .lines()
-            .filter(|l| l.starts_with("error"))
-            .count(),
-        1,
-        "{err}"
+        (ck.params, ck.adam_m, ck.adam_v),
+        (at_20.params, at_20.adam_m, at_20.adam_v)
     );
-    assert_eq!(
-        std::fs::read(&ck).unwrap(),
-        before,
-        "the checkpoint changed"
-    );
+    let rollbacks = metrics::read_lines(&dir)
+        .unwrap()
+        .into_iter()
+        .filter(|l| matches!(l, MetricsLine::Rollback(_)))
+        .count();
+    assert_eq!(rollbacks, 2);
     std::fs::remove_dir_all(&dir).unwrap();
+
+    let fresh = fresh_dir("nan-fresh");
+    let mut args = vec!["train"];
+    args.extend(&TINY[..TINY.len() - 1]);
+    args.extend([
+        "--steps",
+        "8",
+        "--inject-nan-at",
+        "6",
+        "--max-rollbacks",
+        "0",
+    ]);
+    args.extend(["--out", fresh.to_str().unwrap()]);
+    let out = neuralrg(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("at step 6 after 0 rollbacks") && err.contains("last good state, at step 5"),
+        "{err}"
+    );
+    let ck = Checkpoint::load(&fresh).unwrap();
+    assert_eq!(ck.step, 5);
+    assert!(ck.params.iter().all(|p| p.is_finite()));
+    std::fs::remove_dir_all(&fresh).unwrap();
 }
 
 #[test]

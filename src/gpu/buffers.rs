@@ -156,6 +156,28 @@ impl GpuContext {
         }
     }
 
+    /// Copies each source buffer into its destination of the same length, in one submission
+    /// (ordered after earlier and before later submissions).
+    pub fn copy<T: Pod>(
+        &self,
+        label: &str,
+        pairs: &[(&GpuBuffer<T>, &GpuBuffer<T>)],
+    ) -> Result<(), GpuError> {
+        self.scoped(label, || {
+            let mut enc = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+            for (from, to) in pairs {
+                assert_eq!(
+                    from.len, to.len,
+                    "copy between buffers of different lengths"
+                );
+                enc.copy_buffer_to_buffer(&from.buffer, 0, &to.buffer, 0, from.bytes());
+            }
+            self.queue.submit([enc.finish()]);
+        })
+    }
+
     /// Copies the whole buffer back to the host, waiting for all queued work first.
     pub fn read<T: Pod>(&self, buf: &GpuBuffer<T>) -> Result<Vec<T>, GpuError> {
         if buf.len == 0 {

@@ -33,6 +33,34 @@ pub struct MetricsRecord {
     pub rel_error_sym: Option<f64>,
 }
 
+/// A rollback after a non-finite step, logged among the step records: the step that was
+/// non-finite (counted like `step` above, so `step - 1` steps had completed), what was
+/// non-finite, and the learning rate from then on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackRecord {
+    pub step: u64,
+    /// "loss" or "gradient".
+    pub rollback: String,
+    pub lr: f64,
+}
+
+/// One line of metrics.jsonl.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MetricsLine {
+    Step(MetricsRecord),
+    Rollback(RollbackRecord),
+}
+
+impl MetricsLine {
+    pub fn step(&self) -> u64 {
+        match self {
+            Self::Step(r) => r.step,
+            Self::Rollback(r) => r.step,
+        }
+    }
+}
+
 /// Appends records, flushing each so that a crash loses at most the line being written.
 pub struct MetricsWriter {
     file: File,
@@ -54,7 +82,7 @@ impl MetricsWriter {
             let text = std::fs::read_to_string(&path)?;
             let kept: String = text
                 .lines()
-                .filter(|l| serde_json::from_str::<MetricsRecord>(l).is_ok_and(|r| r.step <= step))
+                .filter(|l| serde_json::from_str::<MetricsLine>(l).is_ok_and(|r| r.step() <= step))
                 .map(|l| format!("{l}\n"))
                 .collect();
             write_atomic(&path, kept.as_bytes())?;
@@ -64,15 +92,15 @@ impl MetricsWriter {
         })
     }
 
-    pub fn write(&mut self, r: &MetricsRecord) -> std::io::Result<()> {
+    pub fn write(&mut self, r: &MetricsLine) -> std::io::Result<()> {
         let line = serde_json::to_string(r).expect("records serialise");
         writeln!(self.file, "{line}")?;
         self.file.flush()
     }
 }
 
-/// All records of a metrics file.
-pub fn read(dir: &Path) -> std::io::Result<Vec<MetricsRecord>> {
+/// Every line of a metrics file.
+pub fn read_lines(dir: &Path) -> std::io::Result<Vec<MetricsLine>> {
     std::fs::read_to_string(dir.join(FILE_NAME))?
         .lines()
         .map(|l| {
@@ -80,4 +108,15 @@ pub fn read(dir: &Path) -> std::io::Result<Vec<MetricsRecord>> {
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
         })
         .collect()
+}
+
+/// The step records of a metrics file (rollbacks left out).
+pub fn read(dir: &Path) -> std::io::Result<Vec<MetricsRecord>> {
+    Ok(read_lines(dir)?
+        .into_iter()
+        .filter_map(|l| match l {
+            MetricsLine::Step(r) => Some(r),
+            MetricsLine::Rollback(_) => None,
+        })
+        .collect())
 }

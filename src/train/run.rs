@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use thiserror::Error;
 
-use super::metrics::{MetricsRecord, MetricsWriter};
+use super::metrics::{MetricsLine, MetricsRecord, MetricsWriter, RollbackRecord};
 use super::step::{StepStats, TrainStep};
 use crate::config::RunConfig;
 use crate::flow::{params, FlowPlan};
@@ -22,11 +22,15 @@ use crate::physics::IsingTarget;
 pub enum TrainError {
     #[error(transparent)]
     Gpu(#[from] GpuError),
-    #[error("training produced a non-finite {what} at step {step}; stopped. {kept}")]
+    #[error(
+        "training produced a non-finite {what} at step {step} after {rollbacks} rollbacks \
+         (--max-rollbacks; each halves the learning rate); stopped. {kept}"
+    )]
     NonFinite {
         step: u64,
         what: &'static str,
-        /// What the run directory still holds, and what to do.
+        rollbacks: u32,
+        /// What the run directory holds now, and what to do.
         kept: String,
     },
     #[error("{0} already holds a checkpoint: --resume it, or choose another --out")]
@@ -69,6 +73,10 @@ pub struct RunOptions<'a> {
     pub quiet: bool,
     /// Set by SIGINT, SIGTERM or SIGHUP: save and stop after the current step.
     pub stop: &'a AtomicBool,
+    /// Non-finite steps rolled back (each halving the learning rate) before training stops.
+    pub max_rollbacks: u32,
+    /// Fault injection for tests: a NaN in the parameters before this step (1-based).
+    pub inject_nan_at: Option<u64>,
 }
 
 /// A fresh run needs a new or empty directory (its lock file aside): one that holds a checkpoint
@@ -126,7 +134,7 @@ pub fn train(
         t.seed,
     )?;
     if let Some(ck) = &resume {
-        trainer.load(ctx, &ck.params, &ck.adam_m, &ck.adam_v);
+        trainer.load(ctx, &ck.params, &ck.adam_m, &ck.adam_v)?;
     }
     let config_path = dir.join("config.toml");
     write_atomic(&config_path, config.to_toml().as_bytes()).map_err(io_err(&config_path))?;
@@ -137,7 +145,9 @@ pub fn train(
     .map_err(io_err(dir))?;
 
     let began = Instant::now();
-    let save = |trainer: &TrainStep, step: u64| -> Result<(), TrainError> {
+    // The configuration as it goes on: a rollback halves the learning rate.
+    let mut config = config.clone();
+    let save = |trainer: &TrainStep, config: &RunConfig, step: u64| -> Result<(), TrainError> {
         let ck = Checkpoint {
             config: config.clone(),
             step,
@@ -180,54 +190,96 @@ pub fn train(
     let mut completed = start;
     let mut last_saved = start;
     let mut interrupted = false;
-    for step in start..end {
+    let mut rollbacks = 0;
+    let mut poison = opts.inject_nan_at;
+    let mut step = start;
+    while step < end {
         if opts.stop.load(Ordering::SeqCst) {
             interrupted = true;
             break;
         }
-        let stats = trainer.step(ctx, step)?;
-        let done = step + 1;
-        completed = done;
-        if !stats.is_finite() {
-            bar.abandon();
-            let what = if stats.grad_norm.is_finite() {
-                "loss"
-            } else {
-                "gradient"
-            };
-            let kept = if last_saved > 0 {
-                format!(
-                    "The last good checkpoint (step {last_saved}) is intact: lower --lr or set \
-                     --clip-grad and --resume"
-                )
-            } else {
-                "No checkpoint was written: lower --lr or set --clip-grad and start again".into()
-            };
-            return Err(TrainError::NonFinite {
-                step: done,
-                what,
-                kept,
-            });
+        if poison == Some(step + 1) {
+            poison = None;
+            trainer.poison(ctx);
         }
+        let stats = trainer.step(ctx, step)?;
+        if !stats.is_finite() {
+            let what = if stats.loss.is_finite() && stats.objective.is_finite() {
+                "gradient"
+            } else {
+                "loss"
+            };
+            // Back to the state before the previous update, at half the rate; step `step` is
+            // retried (its update skipped), so the step count and random streams go on as before.
+            trainer.roll_back(ctx, step)?;
+            rollbacks += 1;
+            if rollbacks > opts.max_rollbacks {
+                bar.abandon();
+                // The restored state has `step - 1` updates; save it if the checkpoint has fewer.
+                if step > last_saved + 1 {
+                    save(&trainer, &config, step)?;
+                    last_saved = step;
+                }
+                let kept = if dir.join(CHECKPOINT).exists() {
+                    format!(
+                        "The checkpoint holds the last good state, at step {last_saved}: lower \
+                         --lr or set --clip-grad, and --resume"
+                    )
+                } else {
+                    "No checkpoint was written: lower --lr or set --clip-grad and start again"
+                        .into()
+                };
+                return Err(TrainError::NonFinite {
+                    step: step + 1,
+                    what,
+                    rollbacks: opts.max_rollbacks,
+                    kept,
+                });
+            }
+            config.train.adam.lr /= 2.0;
+            trainer.set_lr(config.train.adam.lr);
+            write_atomic(&config_path, config.to_toml().as_bytes())
+                .map_err(io_err(&config_path))?;
+            metrics
+                .write(&MetricsLine::Rollback(RollbackRecord {
+                    step: step + 1,
+                    rollback: what.into(),
+                    lr: config.train.adam.lr,
+                }))
+                .map_err(io_err(dir))?;
+            bar.suspend(|| {
+                eprintln!(
+                    "non-finite {what} at step {}: rolled back one update and retrying at half \
+                     the learning rate, {:e} ({rollbacks} of {} rollbacks)",
+                    step + 1,
+                    config.train.adam.lr,
+                    opts.max_rollbacks
+                )
+            });
+            continue;
+        }
+        let done = step + 1;
+        step = done;
+        completed = done;
         last = Some(stats);
         let elapsed = began.elapsed().as_secs_f64();
         if done % t.log_every == 0 || done == end {
             let sym = config.train.symmetric;
             metrics
-                .write(&MetricsRecord {
+                .write(&MetricsLine::Step(MetricsRecord {
                     step: done,
                     loss: stats.loss,
                     loss_stderr: stats.loss_stderr,
                     neg_ln_z_exact: neg_ln_z,
                     rel_error: rel(stats.loss),
                     grad_norm: stats.grad_norm,
-                    lr: t.adam.lr,
+                    lr: config.train.adam.lr,
                     elapsed_s: elapsed_before + elapsed,
                     samples_per_s: (done - start) as f64 * t.batch as f64 / elapsed,
                     loss_sym: sym.then_some(stats.objective),
                     loss_sym_stderr: sym.then_some(stats.objective_stderr),
                     rel_error_sym: sym.then(|| rel(stats.objective)),
-                })
+                }))
                 .map_err(io_err(dir))?;
         }
         bar.set_message(format!(
@@ -238,12 +290,12 @@ pub fn train(
         ));
         bar.inc(1);
         if done % t.save_every == 0 || done == end {
-            save(&trainer, done)?;
+            save(&trainer, &config, done)?;
             last_saved = done;
         }
     }
     if last_saved < completed {
-        save(&trainer, completed)?;
+        save(&trainer, &config, completed)?;
     }
     bar.finish_and_clear();
     Ok(Summary {

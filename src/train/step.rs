@@ -54,6 +54,23 @@ impl Saved {
     }
 }
 
+/// A device copy of the trained state: parameters and Adam's moments.
+struct StateCopy {
+    params: GpuBuffer<f32>,
+    m: GpuBuffer<f32>,
+    v: GpuBuffer<f32>,
+}
+
+impl StateCopy {
+    fn new(ctx: &GpuContext, n_params: usize, slot: usize) -> Result<Self, GpuError> {
+        Ok(Self {
+            params: ctx.storage(&format!("rollback params {slot}"), n_params)?,
+            m: ctx.storage(&format!("rollback adam m {slot}"), n_params)?,
+            v: ctx.storage(&format!("rollback adam v {slot}"), n_params)?,
+        })
+    }
+}
+
 pub struct TrainStep {
     pub flow: Flow,
     pub batch: usize,
@@ -65,6 +82,9 @@ pub struct TrainStep {
     adam: AdamStage,
     /// Everything between the latent draw and Adam's update.
     gradient_dispatches: Vec<Dispatch>,
+    /// The state before step t (slot t % 2) and before step t - 1 (the other slot), so that a
+    /// non-finite step can go back to a state that gave a finite one.
+    rollback: [StateCopy; 2],
     _kept: KeptAlive,
 }
 
@@ -163,7 +183,12 @@ impl TrainStep {
         d.extend(bwd_gen.dispatches().cloned());
         d.push(adam.grad_norm.clone());
 
-        Ok(Self {
+        let n_params = flow.params.len;
+        let rollback = [
+            StateCopy::new(ctx, n_params, 0)?,
+            StateCopy::new(ctx, n_params, 1)?,
+        ];
+        let trainer = Self {
             flow,
             batch,
             objective,
@@ -172,6 +197,7 @@ impl TrainStep {
             loss,
             adam,
             gradient_dispatches: d,
+            rollback,
             _kept: KeptAlive {
                 _generation: gen,
                 _inference: inf,
@@ -179,13 +205,53 @@ impl TrainStep {
                 _scratch: scratch,
                 _backward: bwd_inf.into_iter().chain([bwd_gen]).collect(),
             },
-        })
+        };
+        trainer.remember_start(ctx)?;
+        Ok(trainer)
+    }
+
+    /// (live, slot) buffer pairs of rollback slot `slot`.
+    fn slot_pairs(&self, slot: usize) -> [(&GpuBuffer<f32>, &GpuBuffer<f32>); 3] {
+        let c = &self.rollback[slot];
+        [
+            (&self.flow.params, &c.params),
+            (&self.adam.m, &c.m),
+            (&self.adam.v, &c.v),
+        ]
+    }
+
+    /// Both rollback slots hold the current state (the run's start, or its checkpoint's).
+    fn remember_start(&self, ctx: &GpuContext) -> Result<(), GpuError> {
+        for slot in 0..2 {
+            ctx.copy("rollback snapshot", &self.slot_pairs(slot))?;
+        }
+        Ok(())
+    }
+
+    /// After a non-finite step `t`: restores the state from before step t - 1's update (the last
+    /// one whose step was finite), so that retrying step t skips the update that led here.
+    pub fn roll_back(&self, ctx: &GpuContext, t: u64) -> Result<(), GpuError> {
+        let back = self
+            .slot_pairs(((t + 1) % 2) as usize)
+            .map(|(live, copy)| (copy, live));
+        ctx.copy("rollback", &back)
+    }
+
+    /// The learning rate from the next step on (after a rollback).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.adam.config.lr = lr;
+    }
+
+    /// Fault injection for tests: a NaN in the first parameter.
+    pub fn poison(&self, ctx: &GpuContext) {
+        ctx.write(&self.flow.params, &[f32::NAN]);
     }
 
     /// Training step `t` (0-based): draws z with the stream (seed, streams::TRAIN, t), computes
     /// the gradient, applies Adam update t + 1, and returns the statistics of the batch it
     /// trained on.
     pub fn step(&mut self, ctx: &GpuContext, t: u64) -> Result<StepStats, GpuError> {
+        ctx.copy("rollback snapshot", &self.slot_pairs((t % 2) as usize))?;
         ctx.submit("train step", &self.dispatches(ctx, t))?;
         self.read_stats(ctx)
     }
@@ -238,9 +304,16 @@ impl TrainStep {
     }
 
     /// Replaces the parameters and Adam moments (resuming from a checkpoint).
-    pub fn load(&self, ctx: &GpuContext, params: &[f32], m: &[f32], v: &[f32]) {
+    pub fn load(
+        &self,
+        ctx: &GpuContext,
+        params: &[f32],
+        m: &[f32],
+        v: &[f32],
+    ) -> Result<(), GpuError> {
         ctx.write(&self.flow.params, params);
         ctx.write(&self.adam.m, m);
         ctx.write(&self.adam.v, v);
+        self.remember_start(ctx)
     }
 }
