@@ -157,14 +157,6 @@ pub fn draw(
     Sampler::new(ctx, model, batch, seed)?.draw(ctx, step)
 }
 
-/// Mean and standard error of a sample.
-pub fn mean_stderr(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (mean, (var / n).sqrt())
-}
-
 impl Samples {
     /// Per-sample ln q(x) - ln pi(x): its mean is the variational free energy (eq. 5).
     pub fn free_energy_terms(&self) -> Vec<f64> {
@@ -185,44 +177,4 @@ impl Samples {
             ("ln_pi", npy::npy_f32(&[self.batch], &self.ln_pi)),
         ])
     }
-}
-
-/// A variational free-energy estimate over many samples.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Estimate {
-    pub samples: usize,
-    pub free_energy: f64,
-    pub stderr: f64,
-    pub neg_ln_z_exact: f64,
-    pub rel_error: f64,
-}
-
-/// mean(ln q - ln pi) over the first `samples` draws of batches of `batch` (batch k uses step k).
-pub fn estimate(
-    ctx: &GpuContext,
-    model: &Model,
-    samples: usize,
-    batch: usize,
-    seed: u64,
-    mut progress: impl FnMut(usize),
-) -> Result<Estimate, GpuError> {
-    let mut sampler = Sampler::new(ctx, model, batch.min(samples), seed)?;
-    let mut terms = Vec::with_capacity(samples);
-    for k in 0.. {
-        if terms.len() >= samples {
-            break;
-        }
-        terms.extend(sampler.draw(ctx, k)?.free_energy_terms());
-        terms.truncate(samples);
-        progress(terms.len());
-    }
-    let (f, err) = mean_stderr(&terms);
-    let exact = model.target.neg_ln_z();
-    Ok(Estimate {
-        samples,
-        free_energy: f,
-        stderr: err,
-        neg_ln_z_exact: exact,
-        rel_error: (f - exact) / exact.abs(),
-    })
 }

@@ -1,5 +1,7 @@
-//! Using a flow: drawing samples x = g(z) with their densities.
+//! Using a flow: drawing samples x = g(z) with their densities, and free-energy estimates.
 
 pub mod draw;
+pub mod estimate;
 
-pub use draw::{draw, estimate, Estimate, Model, Sampler, Samples};
+pub use draw::{draw, Model, Sampler, Samples};
+pub use estimate::{estimate, Accumulator, Estimate, EstimateError};
