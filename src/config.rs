@@ -27,6 +27,17 @@ pub enum ConfigError {
         max = crate::physics::ising::MAX_LATTICE
     )]
     LatticeTooLarge(usize),
+    #[error("--batch must be at least {min} (got {batch})")]
+    BatchTooSmall { batch: usize, min: usize },
+    #[error(
+        "--batch must be at most {max} at L = {lattice} (got {batch}): a batch of more than \
+         2^36 values fits no adapter"
+    )]
+    BatchTooLarge {
+        batch: usize,
+        max: u64,
+        lattice: usize,
+    },
 }
 
 /// beta from `--beta` or `--temperature` (beta = 1/T); the critical beta_c when neither is given.
@@ -38,6 +49,26 @@ pub fn resolve_beta(beta: Option<f64>, temperature: Option<f64>) -> Result<f64, 
         (None, Some(t)) if (1.0 / MAX_BETA..=1.0 / MIN_BETA).contains(&t) => Ok(1.0 / t),
         (None, Some(t)) => Err(ConfigError::BadTemperature(t)),
         (None, None) => Ok(BETA_C),
+    }
+}
+
+/// The most values (batch x L^2) a batch may hold: 2^36, 256 GiB as f32, beyond any adapter's
+/// memory; it keeps every size product far from overflowing.
+pub const MAX_BATCH_VALUES: u128 = 1 << 36;
+
+/// A batch of `batch` lattices of L x L: at least `min`, and at most [`MAX_BATCH_VALUES`] values.
+pub fn check_batch(batch: usize, lattice: usize, min: usize) -> Result<(), ConfigError> {
+    let sites = (lattice as u128).pow(2).max(1);
+    if batch < min {
+        Err(ConfigError::BatchTooSmall { batch, min })
+    } else if batch as u128 * sites > MAX_BATCH_VALUES {
+        Err(ConfigError::BatchTooLarge {
+            batch,
+            max: (MAX_BATCH_VALUES / sites) as u64,
+            lattice,
+        })
+    } else {
+        Ok(())
     }
 }
 
@@ -348,6 +379,7 @@ impl RunConfig {
                 return Err(RunConfigError::Invalid(what, rule));
             }
         }
+        check_batch(t.batch, self.lattice, 2)?;
         self.flow_config()?;
         Ok(())
     }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod flow;
 pub mod gpu;
 pub mod io;
+pub mod memory;
 pub mod physics;
 pub mod reference;
 pub mod sample;

@@ -9,7 +9,8 @@ use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use neuralrg_gpu::config::{
-    check_lattice, resolve_beta, PartialFlow, PartialRunConfig, PartialTrain, RunConfig,
+    check_batch, check_lattice, resolve_beta, PartialFlow, PartialRunConfig, PartialTrain,
+    RunConfig,
 };
 use neuralrg_gpu::flow::{Arch, FlowPlan};
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
@@ -35,6 +36,11 @@ struct Cli {
     /// The backend can be forced with WGPU_BACKEND=vulkan|metal|dx12|gl.
     #[arg(long, global = true, value_name = "NAME")]
     adapter: Option<String>,
+    /// Device memory this command may take, e.g. 512M or 4G (for a GPU shared with others): a
+    /// configuration that needs more is refused before anything is allocated past it. On a CPU
+    /// adapter the host memory available is a limit too.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = neuralrg_gpu::memory::parse_size)]
+    memory_limit: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -529,6 +535,19 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Refuses a command whose host-side arrays (`bytes`) would not fit in the memory available.
+fn check_host_memory(bytes: u64, command: &str, advice: &str) -> Result<()> {
+    use neuralrg_gpu::memory::{host_available, human};
+    match host_available() {
+        Some(available) if bytes > available => bail!(
+            "{command} needs about {} of host memory for its output, but {} is available; {advice}",
+            human(bytes),
+            human(available)
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// `s` as one shell word (single-quoted when it holds anything but plain path characters).
 fn shell_quote(s: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c);
@@ -542,9 +561,6 @@ fn shell_quote(s: &str) -> String {
 fn run_bench(args: &BenchArgs, gpu: &GpuOptions) -> Result<()> {
     if args.reps == 0 {
         bail!("--reps must be at least 1");
-    }
-    if args.batch < 2 {
-        bail!("--batch must be at least 2 (the loss needs a standard error)");
     }
     let config = PartialRunConfig {
         lattice: Some(check_lattice(args.lattice)?),
@@ -605,6 +621,7 @@ fn run_bench(args: &BenchArgs, gpu: &GpuOptions) -> Result<()> {
 fn run(cli: Cli) -> Result<ExitCode> {
     let gpu = GpuOptions {
         adapter: cli.adapter,
+        memory_limit: cli.memory_limit,
         ..GpuOptions::default()
     };
     match cli.command {
@@ -654,10 +671,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             seed,
             json,
         } => {
-            if samples < 2 || batch == 0 {
-                bail!("--samples must be at least 2 and --batch at least 1");
+            if samples < 2 {
+                bail!("--samples must be at least 2");
             }
             let ck = Checkpoint::load(&checkpoint)?;
+            check_batch(batch, ck.config.lattice, 1)?;
             let ctx = GpuContext::new(&gpu)?;
             let model = Model::from_checkpoint(&ctx, &ck)?;
             let e = sample::estimate(&ctx, &model, samples, batch, seed, |done| {
@@ -703,9 +721,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 flow: flow.partial(),
                 ..Default::default()
             };
-            if batch == 0 {
-                bail!("--batch must be at least 1");
-            }
             if !(perturb.is_finite() && perturb >= 0.0) {
                 bail!("--perturb must be a non-negative number (got {perturb})");
             }
@@ -725,6 +740,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 .resolve()?,
             };
+            check_batch(batch, config.lattice, 1)?;
+            check_host_memory(
+                // The samples as read back, as .npy members, and as the archive.
+                3 * 4 * batch as u64 * (config.lattice as u64).pow(2),
+                "sample",
+                "reduce --batch",
+            )?;
             let ctx = GpuContext::new(&gpu)?;
             let model = match &ck {
                 Some(ck) => Model::from_checkpoint(&ctx, ck)?,

@@ -130,7 +130,7 @@ fn messages_name_what_to_change() {
     // A flow too big for the adapter names the flow's flags, not the batch.
     let big = d("big");
     refused(
-        &["train", "-L", "4", "--couplings", "5000", "--out", &big],
+        &["train", "-L", "4", "--couplings", "2000", "--out", &big],
         &["flow params", "--couplings"],
     );
     assert!(!Path::new(&big).exists(), "a failed run left its directory");
@@ -218,7 +218,7 @@ fn sizes_beyond_the_adapter_limits_are_refused_before_any_work() {
         "-L",
         "256",
         "--batch",
-        "100000",
+        "1000",
         "--out",
         "never.npz",
     ]);
@@ -230,6 +230,94 @@ fn sizes_beyond_the_adapter_limits_are_refused_before_any_work() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!std::path::Path::new("never.npz").exists());
+}
+
+/// Runs the program to completion; its stderr, its wall time and its peak resident memory (KiB).
+#[cfg(unix)]
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also reports the peak memory
+fn measured(args: &[&str]) -> (bool, String, f64, i64) {
+    use std::os::unix::process::ExitStatusExt;
+    let start = std::time::Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stderr = child.stderr.unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    // SAFETY: waits for our own child, writing into the two locals.
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let ok = std::process::ExitStatus::from_raw(status).success();
+    (ok, err, start.elapsed().as_secs_f64(), usage.ru_maxrss)
+}
+
+/// Sizes beyond memory (a --memory-limit, the host's memory, the batch and parameter bounds) are
+/// refused in one line within seconds, having allocated almost nothing, and write nothing.
+#[cfg(unix)]
+#[test]
+fn sizes_beyond_memory_are_refused_at_once_with_bounded_memory() {
+    let dir = std::env::temp_dir().join(format!("neuralrg-cli-mem-{}", std::process::id()));
+    let run = dir.join("run");
+    let npz = dir.with_extension("npz");
+    let (run, npz_path) = (run.to_str().unwrap(), npz.clone());
+    let npz = npz_path.to_str().unwrap();
+    let huge = "99999999999999999";
+    for (args, names) in [
+        (
+            &["--memory-limit", "1M", "train", "-L", "16", "--out", run][..],
+            &["--memory-limit", "1 MiB", "--couplings"][..],
+        ),
+        (
+            &["--memory-limit", "40M", "sample", "--init", "-L", "64"],
+            &["--memory-limit", "reduce --batch"],
+        ),
+        (
+            &[
+                "train",
+                "-L",
+                "16",
+                "--couplings",
+                "100000000",
+                "--out",
+                run,
+            ],
+            &["parameters", "--couplings"],
+        ),
+        (
+            &[
+                "sample", "--init", "-L", "16", "--batch", huge, "--out", npz,
+            ],
+            &["--batch", "2^36"],
+        ),
+        (
+            &[
+                "sample", "--init", "-L", "4096", "--batch", "4000", "--out", npz,
+            ],
+            &["host memory", "reduce --batch"],
+        ),
+    ] {
+        let mut args = args.to_vec();
+        if args.contains(&"sample") && !args.contains(&"--out") {
+            args.extend(["--batch", "1000", "--out", npz]);
+        }
+        let (ok, err, seconds, max_rss_kib) = measured(&args);
+        assert!(!ok, "{args:?} succeeded");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        for name in names {
+            assert!(err.contains(name), "{args:?}: {err:?} lacks {name:?}");
+        }
+        assert!(seconds < 10.0, "{args:?} took {seconds} s");
+        assert!(
+            max_rss_kib < 512 * 1024,
+            "{args:?} peaked at {max_rss_kib} KiB"
+        );
+        assert!(!dir.exists(), "{args:?} wrote into {}", dir.display());
+        assert!(!npz_path.exists(), "{args:?} wrote {npz}");
+    }
 }
 
 #[test]

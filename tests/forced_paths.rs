@@ -185,3 +185,62 @@ fn both_gradient_shapes_agree() {
         );
     }
 }
+
+/// The device-memory budget: a training step's buffers are counted, later steps allocate
+/// nothing more, and under a budget below that total the buffer that would pass it is refused
+/// (by name, with the flag to change) before it is created.
+#[test]
+fn the_memory_budget_counts_every_buffer_and_refuses_the_one_past_it() {
+    let plan = FlowPlan::new(FlowConfig::new(4, None, Arch::Mera, 2, 8, 2).unwrap());
+    let ctx = context(GpuOptions::default());
+    let before = ctx.allocated_bytes();
+    let (first, _) = run(&ctx, &plan, Objective::PLAIN);
+    let one_run = ctx.allocated_bytes() - before;
+    assert!(first.is_finite() && one_run > 0);
+    let target = IsingTarget::new(4, 0.44).unwrap();
+    let mut step = TrainStep::new(
+        &ctx,
+        plan.clone(),
+        &params::init(&plan, 1),
+        params::masks(&plan, 1),
+        &target,
+        BATCH,
+        Objective::PLAIN,
+        AdamConfig::default(),
+        1,
+    )
+    .unwrap();
+    let built = ctx.allocated_bytes();
+    for t in 0..3 {
+        step.step(&ctx, t).unwrap();
+    }
+    assert_eq!(
+        ctx.allocated_bytes(),
+        built,
+        "steps allocated device memory"
+    );
+
+    let small = context(GpuOptions {
+        memory_limit: Some(one_run / 2),
+        ..GpuOptions::default()
+    });
+    let err = TrainStep::new(
+        &small,
+        plan.clone(),
+        &params::init(&plan, 1),
+        params::masks(&plan, 1),
+        &target,
+        BATCH,
+        Objective::PLAIN,
+        AdamConfig::default(),
+        1,
+    )
+    .err()
+    .expect("a budget of half the need is refused")
+    .to_string();
+    assert!(
+        err.contains("--memory-limit") && err.contains("reduce --"),
+        "{err}"
+    );
+    assert!(small.allocated_bytes() <= one_run / 2);
+}

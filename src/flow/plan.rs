@@ -14,6 +14,11 @@ use super::params::ParamLayout;
 pub const MAX_HIDDEN: usize = 128;
 pub const MAX_MLP_LAYERS: usize = 4;
 
+/// The most parameters a flow may have: 2^27 (512 MiB per f32 copy, of which training keeps
+/// about a dozen between host and device). Far above any useful flow (the default at L = 16
+/// has 717,280), it keeps a mistyped size from allocating without bound.
+pub const MAX_PARAMS: usize = 1 << 27;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
@@ -57,6 +62,11 @@ pub enum PlanError {
     TebdDepth { depth: usize, max: usize },
     #[error("--couplings must be at least 1 (got 0)")]
     Couplings,
+    #[error(
+        "the flow would have {params} parameters, more than the {MAX_PARAMS} this program \
+         allows: reduce --couplings, --hidden, --mlp-layers or --depth"
+    )]
+    TooManyParams { params: String },
     #[error("--hidden must be between 1 and {MAX_HIDDEN} (got {0})")]
     Hidden(usize),
     #[error("--mlp-layers must be between 1 and {MAX_MLP_LAYERS} (got {0})")]
@@ -103,6 +113,19 @@ impl FlowConfig {
         }
         if mlp_layers == 0 || mlp_layers > MAX_MLP_LAYERS {
             return Err(PlanError::MlpLayers(mlp_layers));
+        }
+        let layers = match arch {
+            Arch::Tree => depth,
+            Arch::Mera | Arch::Tebd => 2 * depth,
+        };
+        let coupling = ParamLayout::new(1, hidden, mlp_layers).layer_size();
+        let params = couplings
+            .checked_mul(coupling)
+            .and_then(|p| p.checked_mul(layers));
+        if params.is_none_or(|p| p > MAX_PARAMS) {
+            return Err(PlanError::TooManyParams {
+                params: params.map_or("more than 2^64".into(), |p| p.to_string()),
+            });
         }
         Ok(Self {
             lattice,

@@ -30,7 +30,7 @@ const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 /// The flags a buffer's size depends on, from its label: the parameter-sized buffers (the
 /// parameters, their packed copy, Adam's moments, gradients and their partial sums) grow with the
 /// flow, every other one with the batch and the lattice.
-fn advice_for(label: &str) -> &'static str {
+pub(crate) fn advice_for(label: &str) -> &'static str {
     const PER_PARAMETER: [&str; 5] = ["param", "weights", "adam", "grad", "partial sums"];
     if label != "grad log pi" && PER_PARAMETER.iter().any(|p| label.contains(p)) {
         "reduce --hidden, --mlp-layers, --couplings or --depth"
@@ -99,6 +99,7 @@ impl GpuContext {
         // Zero-length bindings are invalid; keep one element so empty inputs still bind.
         let bytes = (len.max(1) * std::mem::size_of::<T>()) as u64;
         self.check_buffer_size(label, bytes, false)?;
+        self.reserve(label, bytes)?;
         let buffer = self.scoped(label, || {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -126,6 +127,7 @@ impl GpuContext {
     pub fn uniform<T: Pod>(&self, label: &str, value: &T) -> Result<wgpu::Buffer, GpuError> {
         let bytes = bytemuck::bytes_of(value);
         self.check_buffer_size(label, bytes.len() as u64, true)?;
+        self.reserve(label, bytes.len() as u64)?;
         self.scoped(label, || {
             self.device
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {

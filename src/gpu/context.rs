@@ -1,5 +1,6 @@
 //! Adapter selection, device creation with the adapter's own limits, and error scopes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::error::GpuError;
@@ -26,6 +27,28 @@ pub struct GpuOptions {
     /// [`GpuContext::accumulate_gradients`]), so that tests reach both shapes. `None`: the
     /// adapter's choice.
     pub accumulate_gradients: Option<bool>,
+    /// Device memory this program may allocate (`--memory-limit`): a configuration that needs
+    /// more is refused before the buffer that would pass it is created. `None`: no limit of our
+    /// own, but a CPU adapter is still held to the host memory available.
+    pub memory_limit: Option<u64>,
+}
+
+/// Where a device-memory budget comes from, for the message that refuses a configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BudgetSource {
+    /// `--memory-limit`.
+    Limit,
+    /// The host memory available when the context was made: a CPU adapter's device memory.
+    HostMemory,
+}
+
+impl std::fmt::Display for BudgetSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Limit => "set by --memory-limit",
+            Self::HostMemory => "of host memory available to this CPU adapter",
+        })
+    }
 }
 
 /// Loop iterations llvmpipe (Mesa's CPU rasteriser, behind lavapipe) runs per invocation: its
@@ -64,6 +87,11 @@ pub struct GpuContext {
     /// adapters (lavapipe), where memory traffic costs more than arithmetic and private arrays
     /// live in cache; not on GPUs, where hundreds of accumulators per invocation would spill.
     pub accumulate_gradients: bool,
+    /// The device memory buffers may take in all, and where that bound comes from.
+    pub memory_budget: Option<(u64, BudgetSource)>,
+    /// Bytes of every buffer created through this context so far (never decreased: stages live
+    /// as long as the command).
+    allocated: AtomicU64,
     pub(crate) kernels: KernelCache,
 }
 
@@ -111,6 +139,10 @@ impl GpuContext {
             tried.push(backends);
             let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
             desc.backends = backends;
+            // Where the driver reports a memory budget (Vulkan's VK_EXT_memory_budget), buffer
+            // creation beyond 95% of it fails with an out-of-memory error we report, rather
+            // than the device being lost.
+            desc.memory_budget_thresholds.for_resource_creation = Some(95);
             let instance = wgpu::Instance::new(desc);
             adapters = pollster::block_on(instance.enumerate_adapters(backends));
             if !adapters.is_empty() {
@@ -186,6 +218,15 @@ impl GpuContext {
         let accumulate_gradients = opts
             .accumulate_gradients
             .unwrap_or(info.device_type == wgpu::DeviceType::Cpu);
+        // A CPU adapter's buffers are host memory; leave a tenth for the host's own arrays.
+        let host = (info.device_type == wgpu::DeviceType::Cpu)
+            .then(crate::memory::host_available)
+            .flatten()
+            .map(|b| (b / 10 * 9, BudgetSource::HostMemory));
+        let memory_budget = match (opts.memory_limit.map(|b| (b, BudgetSource::Limit)), host) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        };
         let uniform_weights_bytes = opts
             .uniform_weights_bytes
             .unwrap_or(limits.max_uniform_buffer_binding_size)
@@ -204,8 +245,35 @@ impl GpuContext {
             loop_budget,
             uniform_weights_bytes,
             accumulate_gradients,
+            memory_budget,
+            allocated: AtomicU64::new(0),
             kernels: KernelCache::default(),
         }))
+    }
+
+    /// Counts `bytes` of a new buffer against the memory budget, refusing it (before it is
+    /// created) where it would pass the budget.
+    pub(crate) fn reserve(&self, label: &str, bytes: u64) -> Result<(), GpuError> {
+        let total = self.allocated.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        match self.memory_budget {
+            Some((budget, origin)) if total > budget => {
+                self.allocated.fetch_sub(bytes, Ordering::Relaxed);
+                Err(GpuError::DeviceMemory {
+                    label: label.to_string(),
+                    bytes: crate::memory::human(bytes),
+                    total: crate::memory::human(total),
+                    budget: crate::memory::human(budget),
+                    origin,
+                    advice: super::buffers::advice_for(label),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Bytes of all buffers created through this context.
+    pub fn allocated_bytes(&self) -> u64 {
+        self.allocated.load(Ordering::Relaxed)
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes and maps what they catch to typed errors.

@@ -31,6 +31,18 @@ pub enum GpuError {
         advice: &'static str,
     },
     #[error(
+        "buffer {label:?} ({bytes}) would bring this configuration's device memory to at least \
+         {total}, above the {budget} {origin}; {advice}"
+    )]
+    DeviceMemory {
+        label: String,
+        bytes: String,
+        total: String,
+        budget: String,
+        origin: super::context::BudgetSource,
+        advice: &'static str,
+    },
+    #[error(
         "WGPU_BACKEND={value:?} names no backend: use vulkan, metal, dx12 or gl (several \
          separated by commas), or unset it"
     )]

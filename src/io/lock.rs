@@ -25,12 +25,14 @@ pub enum LockError {
 }
 
 /// An exclusive lock on a run directory, released when dropped. A directory the lock created
-/// and nothing else wrote into (a command that failed before training) is removed with it.
+/// and nothing else wrote into (a command that failed before training) is removed with it, and
+/// so are the parents it created.
 #[derive(Debug)]
 pub struct DirLock {
     _file: File,
     path: PathBuf,
-    created: bool,
+    /// The directories `acquire` created, innermost first.
+    created: Vec<PathBuf>,
 }
 
 impl Drop for DirLock {
@@ -43,9 +45,13 @@ impl Drop for DirLock {
                     .all(|e| e.file_name() == LOCK_FILE)
             })
             .unwrap_or(false);
-        if self.created && only_the_lock {
+        if !self.created.is_empty() && only_the_lock {
             let _ = std::fs::remove_file(&self.path);
-            let _ = std::fs::remove_dir(dir);
+            for created in &self.created {
+                if std::fs::remove_dir(created).is_err() {
+                    break;
+                }
+            }
         }
     }
 }
@@ -58,7 +64,12 @@ impl DirLock {
             path: path.display().to_string(),
             message: e.to_string(),
         };
-        let created = !dir.exists();
+        let created: Vec<PathBuf> = dir
+            .ancestors()
+            .filter(|d| !d.as_os_str().is_empty())
+            .take_while(|d| !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
         std::fs::create_dir_all(dir).map_err(io)?;
         let mut file = OpenOptions::new()
             .read(true)
