@@ -477,6 +477,13 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     train::run::check_run_dir(&dir, resume.is_some())?;
+    // Saving a checkpoint holds the parameters and both moments, read back, as bytes, and
+    // serialised twice: 12 copies at 4 bytes.
+    check_host_memory(
+        48 * config.flow_config()?.n_params() as u64,
+        "training this flow",
+        "reduce --hidden, --mlp-layers, --couplings or --depth",
+    )?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     // SIGINT, SIGTERM (cluster pre-emption, `docker stop`) and SIGHUP all save and stop after
@@ -540,7 +547,7 @@ fn check_host_memory(bytes: u64, command: &str, advice: &str) -> Result<()> {
     use neuralrg_gpu::memory::{host_available, human};
     match host_available() {
         Some(available) if bytes > available => bail!(
-            "{command} needs about {} of host memory for its output, but {} is available; {advice}",
+            "{command} needs about {} of host memory, but {} is available; {advice}",
             human(bytes),
             human(available)
         ),
@@ -742,7 +749,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             check_batch(batch, config.lattice, 1)?;
             check_host_memory(
-                // The samples as read back, as .npy members, and as the archive.
+                // The samples as read back, as .npy members, and as the archive (the flow's
+                // parameters are checked by train).
                 3 * 4 * batch as u64 * (config.lattice as u64).pow(2),
                 "sample",
                 "reduce --batch",

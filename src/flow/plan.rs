@@ -114,27 +114,37 @@ impl FlowConfig {
         if mlp_layers == 0 || mlp_layers > MAX_MLP_LAYERS {
             return Err(PlanError::MlpLayers(mlp_layers));
         }
-        let layers = match arch {
-            Arch::Tree => depth,
-            Arch::Mera | Arch::Tebd => 2 * depth,
-        };
-        let coupling = ParamLayout::new(1, hidden, mlp_layers).layer_size();
-        let params = couplings
-            .checked_mul(coupling)
-            .and_then(|p| p.checked_mul(layers));
-        if params.is_none_or(|p| p > MAX_PARAMS) {
-            return Err(PlanError::TooManyParams {
-                params: params.map_or("more than 2^64".into(), |p| p.to_string()),
-            });
-        }
-        Ok(Self {
+        let config = Self {
             lattice,
             depth,
             arch,
             couplings,
             hidden,
             mlp_layers,
-        })
+        };
+        match config.checked_n_params() {
+            Some(p) if p <= MAX_PARAMS => Ok(config),
+            params => Err(PlanError::TooManyParams {
+                params: params.map_or("more than 2^64".into(), |p| p.to_string()),
+            }),
+        }
+    }
+
+    /// Parameters of the flow: one bijector per layer (saturating for a configuration that
+    /// did not come through [`FlowConfig::new`]).
+    pub fn n_params(&self) -> usize {
+        self.checked_n_params().unwrap_or(usize::MAX)
+    }
+
+    fn checked_n_params(&self) -> Option<usize> {
+        let layers = match self.arch {
+            Arch::Tree => self.depth,
+            Arch::Mera | Arch::Tebd => 2 * self.depth,
+        };
+        let coupling = ParamLayout::new(1, self.hidden, self.mlp_layers).layer_size();
+        self.couplings
+            .checked_mul(coupling)
+            .and_then(|p| p.checked_mul(layers))
     }
 
     pub fn n_sites(&self) -> usize {
@@ -221,7 +231,11 @@ impl FlowPlan {
     }
 
     pub fn n_params(&self) -> usize {
-        self.layers.len() * self.layout.layer_size()
+        debug_assert_eq!(
+            self.config.n_params(),
+            self.layers.len() * self.layout.layer_size()
+        );
+        self.config.n_params()
     }
 
     /// The largest number of blocks in any layer (the stride of the per-block log-det buffer).
