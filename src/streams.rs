@@ -9,6 +9,12 @@ use rand_chacha::ChaCha8Rng;
 pub const TRAIN: u32 = 0;
 /// Device stream of the latent draws for sampling and evaluation (step = the batch index).
 pub const SAMPLE: u32 = 1;
+/// Device stream of the HMC chains' starting points (step 0).
+pub const HMC_START: u32 = 2;
+/// Device stream of the HMC momenta (step = the trajectory).
+pub const HMC_MOMENTA: u32 = 3;
+/// Device stream of the HMC accept/reject uniforms (step = the trajectory).
+pub const HMC_ACCEPT: u32 = 4;
 
 /// The host's uses of randomness.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +27,10 @@ pub enum Host {
     Perturb,
     /// q_sym sampling: the sign flips of batch `step`.
     SignFlips { step: u64 },
+    /// Ising spins drawn given x, for |m| (one generator per sampler run).
+    Spins,
+    /// Flow Metropolis: the accept/reject uniforms.
+    Metropolis,
 }
 
 /// The host generator of `use_` under `seed`.
@@ -30,5 +40,7 @@ pub fn host(seed: u64, use_: Host) -> ChaCha8Rng {
         Host::Masks => seed ^ 0x6d61_736b,   // "mask"
         Host::Perturb => seed ^ 0x7065_7274, // "pert"
         Host::SignFlips { step } => seed ^ step.rotate_left(32) ^ 0x666c_6970, // "flip"
+        Host::Spins => seed ^ 0x7370_696e,   // "spin"
+        Host::Metropolis => seed ^ 0x6d65_7472, // "metr"
     })
 }

@@ -82,6 +82,7 @@ registry! {
     GradReduce => "grad_reduce" ["mlp_layout"],
     Loss => "loss",
     Adam => "adam",
+    Hmc => "hmc",
 }
 
 /// Keeps the lines of `source` whose `#if NAME` / `#else` / `#endif` conditions hold (nesting

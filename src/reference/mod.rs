@@ -4,5 +4,6 @@ pub mod adam;
 pub mod backward;
 pub mod dense;
 pub mod flow;
+pub mod hmc;
 pub mod rng;
 pub mod target;

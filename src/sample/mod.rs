@@ -2,6 +2,7 @@
 
 pub mod draw;
 pub mod estimate;
+pub mod hmc;
 
 pub use draw::{draw, Model, Sampler, Samples};
 pub use estimate::{estimate, Accumulator, Estimate, EstimateError};

@@ -1,0 +1,142 @@
+//! HMC on the device: the potentials and forces against the f64 twin (itself against central
+//! finite differences), and the leapfrog's reversibility, in latent and physical space.
+
+mod common;
+
+use neuralrg_gpu::config::{PartialFlow, PartialRunConfig, RunConfig};
+use neuralrg_gpu::flow::{params, FlowPlan};
+use neuralrg_gpu::reference::hmc as twin;
+use neuralrg_gpu::sample::hmc::{Hmc, Space};
+use neuralrg_gpu::sample::Model;
+
+const CHAINS: usize = 3;
+const N: usize = 16;
+
+/// A small L = 4 flow with perturbed parameters (a non-trivial map), and its twin's parameters
+/// and masks.
+fn model_config() -> RunConfig {
+    PartialRunConfig {
+        lattice: Some(4),
+        flow: PartialFlow {
+            hidden: Some(3),
+            couplings: Some(2),
+            ..PartialFlow::default()
+        },
+        ..PartialRunConfig::default()
+    }
+    .resolve()
+    .unwrap()
+}
+
+fn twin_params(config: &RunConfig) -> (FlowPlan, Vec<f64>, Vec<u32>) {
+    let plan = FlowPlan::new(config.flow_config().unwrap());
+    let seed = config.train.seed;
+    let mut p = params::init(&plan, seed);
+    params::perturb(&mut p, 0.3, seed);
+    let masks = params::masks(&plan, seed);
+    (plan, common::to_f64(&p), masks)
+}
+
+/// The twin's potential and gradient of one chain.
+fn twin_u(config: &RunConfig, space: Space, q: &[f64]) -> (f64, Vec<f64>) {
+    let target = neuralrg_gpu::physics::IsingTarget::new(4, config.beta).unwrap();
+    match space {
+        Space::Physical => twin::physical(&target, q),
+        Space::Latent => {
+            let (plan, p, masks) = twin_params(config);
+            twin::latent(&plan, &p, &masks, &target, q)
+        }
+    }
+}
+
+#[test]
+fn twin_gradients_equal_central_finite_differences() {
+    let config = model_config();
+    let q = common::random_vec(3, N, 1.2);
+    for space in [Space::Latent, Space::Physical] {
+        let (_, grad) = twin_u(&config, space, &q);
+        let h = 1e-5;
+        let fd: Vec<f64> = (0..N)
+            .map(|i| {
+                let mut a = q.clone();
+                let mut b = q.clone();
+                a[i] += h;
+                b[i] -= h;
+                (twin_u(&config, space, &a).0 - twin_u(&config, space, &b).0) / (2.0 * h)
+            })
+            .collect();
+        let err = common::rel_err(&grad, &fd);
+        assert!(
+            err < 1e-6,
+            "{space:?}: twin gradient vs finite differences {err}"
+        );
+    }
+}
+
+#[test]
+fn device_potentials_and_forces_match_the_twin() {
+    let ctx = common::gpu();
+    let config = model_config();
+    let model = Model::init(&ctx, &config, 0.3).unwrap();
+    let q = common::random_vec(4, CHAINS * N, 1.2);
+    for space in [Space::Latent, Space::Physical] {
+        let hmc = Hmc::new(&ctx, &model, space, CHAINS, 0.1, 3, 7).unwrap();
+        let (u, grad) = hmc
+            .potential_and_gradient(&ctx, &common::to_f32(&q))
+            .unwrap();
+        for c in 0..CHAINS {
+            let (tu, tg) = twin_u(&config, space, &q[c * N..(c + 1) * N]);
+            assert!(
+                (u[c] as f64 - tu).abs() < 1e-4 * tu.abs().max(1.0),
+                "{space:?} chain {c}: U {} vs twin {tu}",
+                u[c]
+            );
+            let g = common::to_f64(&grad[c * N..(c + 1) * N]);
+            let err = common::rel_err(&g, &tg);
+            assert!(err < 1e-4, "{space:?} chain {c}: force error {err}");
+        }
+    }
+}
+
+/// Forward n steps, negate the momenta, n steps more: back at the start; and the Hamiltonians
+/// and end points match the twin's leapfrog.
+#[test]
+fn leapfrog_is_reversible_and_matches_the_twin() {
+    let ctx = common::gpu();
+    let config = model_config();
+    let model = Model::init(&ctx, &config, 0.3).unwrap();
+    let z0 = common::to_f32(&common::random_vec(5, CHAINS * N, 1.0));
+    let p0 = common::to_f32(&common::random_vec(6, CHAINS * N, 1.0));
+    let (eps, steps) = (0.05, 8);
+    for space in [Space::Latent, Space::Physical] {
+        let mut hmc = Hmc::new(&ctx, &model, space, CHAINS, eps, steps, 7).unwrap();
+        let (q1, p1, h1) = hmc.integrate_from(&ctx, &z0, &p0).unwrap();
+        let back: Vec<f32> = p1.iter().map(|v| -v).collect();
+        let (q2, p2, h2) = hmc.integrate_from(&ctx, &q1, &back).unwrap();
+        let err_q = common::rel_err(&common::to_f64(&q2), &common::to_f64(&z0));
+        let err_p = common::rel_err(
+            &common::to_f64(&p2.iter().map(|v| -v).collect::<Vec<_>>()),
+            &common::to_f64(&p0),
+        );
+        assert!(err_q < 1e-4 && err_p < 1e-4, "{space:?}: {err_q} {err_p}");
+        // Energy is nearly conserved, and exactly reversed.
+        for c in 0..CHAINS {
+            assert!((h1[CHAINS + c] - h2[c]).abs() < 1e-3 * h1[c].abs().max(1.0));
+            let q = common::to_f64(&z0[c * N..(c + 1) * N]);
+            let p = common::to_f64(&p0[c * N..(c + 1) * N]);
+            let (tq, tp) = twin::leapfrog(&q, &p, eps, steps, |x| twin_u(&config, space, x).1);
+            let e = common::rel_err(&common::to_f64(&q1[c * N..(c + 1) * N]), &tq);
+            let ep = common::rel_err(&common::to_f64(&p1[c * N..(c + 1) * N]), &tp);
+            assert!(e < 1e-4 && ep < 1e-3, "{space:?} chain {c}: {e} {ep}");
+            let th = twin::hamiltonian(twin_u(&config, space, &q).0, &p);
+            assert!(
+                ((h1[c] as f64) - th).abs() < 1e-4 * th.abs().max(1.0),
+                "{space:?}"
+            );
+        }
+        // A zero step leaves the state as it was.
+        hmc.set_step_size(&ctx, 0.0);
+        let (q0, pz, _) = hmc.integrate_from(&ctx, &z0, &p0).unwrap();
+        assert_eq!((q0, pz), (z0.clone(), p0.clone()), "{space:?}");
+    }
+}
