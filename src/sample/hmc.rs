@@ -56,6 +56,16 @@ struct LatentForce {
     _backward: BackwardPass,
 }
 
+/// Where a leapfrog trajectory ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leapfrog {
+    /// Positions and momenta, [chains, N].
+    pub q: Vec<f32>,
+    pub p: Vec<f32>,
+    /// H at the start of the trajectory, then at its end ([2, chains]).
+    pub hamiltonians: Vec<f32>,
+}
+
 pub struct Hmc<'a> {
     model: &'a Model,
     pub space: Space,
@@ -390,18 +400,21 @@ impl<'a> Hmc<'a> {
         }
     }
 
-    /// Testing: the leapfrog alone from `state` with momenta `p` (no refresh, no decision);
-    /// returns the end points, the end momenta and H ([2, chains]: at the start, at the end).
+    /// Testing: the leapfrog alone from `state` with momenta `p` (no refresh, no decision).
     pub fn integrate_from(
         &self,
         ctx: &GpuContext,
         state: &[f32],
         p: &[f32],
-    ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>), GpuError> {
+    ) -> Result<Leapfrog, GpuError> {
         ctx.write(&self.state, state);
         ctx.write(&self.p, p);
         ctx.submit("hmc leapfrog", &self.integration())?;
-        Ok((ctx.read(&self.q)?, ctx.read(&self.p)?, ctx.read(&self.ham)?))
+        Ok(Leapfrog {
+            q: ctx.read(&self.q)?,
+            p: ctx.read(&self.p)?,
+            hamiltonians: ctx.read(&self.ham)?,
+        })
     }
 
     /// U and dU/dq at positions `q` ([chains, N]), as the leapfrog sees them.
