@@ -1,6 +1,7 @@
 //! NeuralRG on the GPU: Neural Network Renormalization Group flows (Li & Wang, 2018) for
 //! lattice statistical physics, with every numerical kernel in WGSL on wgpu.
 
+pub mod analysis;
 pub mod bench;
 pub mod config;
 pub mod flow;

@@ -21,6 +21,9 @@ use neuralrg_gpu::physics::IsingTarget;
 use neuralrg_gpu::sample::{self, Accumulator, Model};
 use neuralrg_gpu::train::{self, RunOptions};
 
+#[path = "cli/samplers.rs"]
+mod samplers;
+
 #[derive(Parser)]
 #[command(
     name = "neuralrg-gpu",
@@ -125,6 +128,29 @@ enum Command {
     /// --mlp-layers 3`.
     #[command(allow_negative_numbers = true)]
     Bench(Box<BenchArgs>),
+    /// Sample the Ising model exactly with Hybrid Monte Carlo (Algorithm 2), chains in the
+    /// flow's latent space (U(z) = -ln pi(g(z)) - ln|det dg/dz|) or in physical space.
+    ///
+    /// Reports the uniform structure factor, the energy per site (beside its exact value) and
+    /// |m| with error bars that account for autocorrelation, the acceptance, the integrated
+    /// autocorrelation time and the effective sample size per second. The step size adapts
+    /// towards --target-acceptance while thermalising and is frozen after, so the measured
+    /// chain is exact. `--json` keys: sampler, lattice, beta, samples, structure_factor(_err),
+    /// energy(_err), energy_exact, abs_m(_err), acceptance, tau_int, ess, ess_per_s, seconds,
+    /// step_size, force_evaluations.
+    #[command(allow_negative_numbers = true)]
+    Hmc(Box<samplers::HmcArgs>),
+    /// Sample the Ising model exactly with the flow: independence Metropolis (flow proposals
+    /// accepted with min(1, pi(x') q(x) / (pi(x) q(x')))) or importance reweighting of direct
+    /// samples, reported like `hmc`.
+    #[command(allow_negative_numbers = true)]
+    Mcmc(Box<samplers::McmcArgs>),
+    /// Wolff cluster Monte Carlo of the discrete Ising model on the CPU: the reference the
+    /// samplers are judged by. Reports <m^2>, <|m|> and the energy per site with error bars and
+    /// the exact energy (Kaufman). `--json` keys: lattice, beta, sweeps, m2(_err), abs_m(_err),
+    /// energy(_err), energy_exact, tau_int, seconds.
+    #[command(allow_negative_numbers = true)]
+    Reference(samplers::ReferenceArgs),
     /// Draw samples x = g(z) from a flow and write them with ln q(x) and ln pi(x) to a .npz file.
     ///
     /// Load them in Python with `d = numpy.load("samples.npz")`: d["x"] has shape (batch, L, L);
@@ -366,16 +392,16 @@ fn target(lattice: usize, t: &TemperatureArgs) -> Result<IsingTarget> {
 }
 
 /// Refuses an output path we could not write, before any GPU work.
-fn check_output(path: &Path, extension: &str) -> Result<()> {
+fn check_output(path: &Path, extension: &str, flag: &str) -> Result<()> {
     if path.extension().and_then(|e| e.to_str()) != Some(extension) {
-        bail!("--out must end in .{extension} (got {})", path.display());
+        bail!("{flag} must end in .{extension} (got {})", path.display());
     }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     if !dir.is_dir() {
-        bail!("the directory of --out does not exist: {}", dir.display());
+        bail!("the directory of {flag} does not exist: {}", dir.display());
     }
     Ok(())
 }
@@ -670,6 +696,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Train(args) => return run_train(&args, &gpu),
+        Command::Hmc(args) => samplers::run_hmc_command(&args, &gpu)?,
+        Command::Mcmc(args) => samplers::run_mcmc_command(&args, &gpu)?,
+        Command::Reference(args) => samplers::run_reference_command(&args)?,
         Command::Bench(args) => run_bench(&args, &gpu)?,
         Command::Eval {
             checkpoint,
@@ -734,7 +763,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if checkpoint.is_some() && perturb != 0.0 {
                 bail!("--perturb perturbs a fresh flow (--init); drop it with --checkpoint");
             }
-            check_output(&out, "npz")?;
+            check_output(&out, "npz", "--out")?;
             let ck = checkpoint.as_deref().map(Checkpoint::load).transpose()?;
             let config = match &ck {
                 Some(ck) => ck.config.with_overrides(cli)?,

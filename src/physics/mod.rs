@@ -4,6 +4,7 @@ pub mod exact;
 pub mod ising;
 pub mod lattice;
 pub mod target_stage;
+pub mod wolff;
 
 pub use ising::IsingTarget;
 pub use lattice::Lattice;

@@ -1,8 +1,11 @@
 //! Using a flow: drawing samples x = g(z) with their densities, and free-energy estimates.
 
+pub mod chains;
 pub mod draw;
 pub mod estimate;
 pub mod hmc;
+pub mod observables;
+pub mod reference;
 
 pub use draw::{draw, Model, Sampler, Samples};
 pub use estimate::{estimate, Accumulator, Estimate, EstimateError};

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cases;
+pub mod enumeration;
 pub mod formats;
 
 use std::sync::Arc;

@@ -1,0 +1,304 @@
+//! The command line of the exact samplers: `hmc`, `mcmc` and `reference`. Each validates its
+//! input before touching the GPU, reports one results block (or one JSON object), and writes its
+//! time series atomically.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+
+use neuralrg_gpu::config::check_lattice;
+use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
+use neuralrg_gpu::io::checkpoint::Checkpoint;
+use neuralrg_gpu::io::write_atomic;
+use neuralrg_gpu::sample::chains::{
+    run_flow_metropolis, run_hmc, run_reweight, ChainRun, SamplerReport, Schedule,
+};
+use neuralrg_gpu::sample::hmc::{Hmc, Space};
+use neuralrg_gpu::sample::{reference, Model};
+
+/// What every sampler command shares.
+#[derive(Args)]
+pub struct SamplerCommon {
+    /// A run directory (or its checkpoint.safetensors): the flow, its lattice and temperature.
+    #[arg(long, value_name = "DIR")]
+    checkpoint: PathBuf,
+    /// The lattice you expect; refused if the checkpoint's differs.
+    #[arg(long, short = 'L', value_name = "L")]
+    lattice: Option<usize>,
+    /// Seed of every random number of the run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// One JSON object on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Write the per-chain time series of the observables to this CSV file
+    /// (t,chain,structure_factor,energy,abs_m).
+    #[arg(long, value_name = "FILE.csv")]
+    series: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct HmcArgs {
+    #[command(flatten)]
+    common: SamplerCommon,
+    /// Where the chains move: the flow's latent space z (x = g(z)) or physical space x.
+    #[arg(long, value_enum, default_value_t = Space::Latent)]
+    space: Space,
+    /// Chains, one per batch row on the device.
+    #[arg(long, default_value_t = 16)]
+    chains: usize,
+    /// Measured trajectories per chain.
+    #[arg(long, default_value_t = 500)]
+    trajectories: usize,
+    /// Trajectories discarded first, while the step size adapts.
+    #[arg(long, default_value_t = 100)]
+    thermalise: usize,
+    /// Leapfrog step size (the start of the adaptation).
+    #[arg(long, default_value_t = 0.1, allow_hyphen_values = true)]
+    step_size: f64,
+    /// Leapfrog steps per trajectory.
+    #[arg(long, default_value_t = 10)]
+    leapfrog: usize,
+    /// Acceptance the step size adapts towards while thermalising; 0 keeps --step-size.
+    #[arg(long, default_value_t = 0.8, allow_hyphen_values = true)]
+    target_acceptance: f64,
+    /// Run latent and physical HMC with the same force evaluations and print them beside the
+    /// Wolff reference (Fig. 3b of the paper).
+    #[arg(long)]
+    compare: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Method {
+    /// Independence Metropolis with the flow as proposal: an exact Markov chain.
+    FlowMetropolis,
+    /// Importance reweighting of direct flow samples (no chain: error by jackknife).
+    Reweight,
+}
+
+#[derive(Args)]
+pub struct McmcArgs {
+    #[command(flatten)]
+    common: SamplerCommon,
+    #[arg(long, value_enum, default_value_t = Method::FlowMetropolis)]
+    method: Method,
+    /// Chains (flow Metropolis), or samples per batch (reweighting).
+    #[arg(long, default_value_t = 64)]
+    chains: usize,
+    /// Measured iterations per chain (reweighting: batches of --chains samples).
+    #[arg(long, default_value_t = 1000)]
+    iterations: usize,
+    /// Iterations discarded first (flow Metropolis).
+    #[arg(long, default_value_t = 100)]
+    thermalise: usize,
+}
+
+#[derive(Args)]
+pub struct ReferenceArgs {
+    /// Linear lattice size L (periodic), 2 to 4096.
+    #[arg(long, short = 'L', value_name = "L")]
+    lattice: usize,
+    #[command(flatten)]
+    temperature: super::TemperatureArgs,
+    /// Measured sweeps (a sweep flips about N spins in clusters).
+    #[arg(long, default_value_t = 10_000)]
+    sweeps: usize,
+    /// Sweeps discarded first.
+    #[arg(long, default_value_t = 1000)]
+    thermalise: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// One JSON object on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The checkpoint, checked against --lattice, and the series path checked before any work.
+fn load(common: &SamplerCommon) -> Result<Checkpoint> {
+    if let Some(path) = &common.series {
+        super::check_output(path, "csv", "--series")?;
+    }
+    let ck = Checkpoint::load(&common.checkpoint)?;
+    if let Some(l) = common.lattice {
+        if l != ck.config.lattice {
+            bail!(
+                "--lattice {l} does not match the checkpoint {}, trained at L = {}",
+                common.checkpoint.display(),
+                ck.config.lattice
+            );
+        }
+    }
+    Ok(ck)
+}
+
+fn at_least(value: usize, min: usize, flag: &str) -> Result<()> {
+    if value < min {
+        bail!("{flag} must be at least {min} (got {value})");
+    }
+    Ok(())
+}
+
+/// A progress line on stderr for text output.
+fn progress(json: bool, what: &'static str) -> impl FnMut(usize, usize) {
+    move |done, total| {
+        if !json && (done % 10 == 0 || done == total) {
+            eprint!("\r{what}: {done}/{total}");
+            if done == total {
+                eprintln!();
+            }
+        }
+    }
+}
+
+fn print(report: &impl serde::Serialize, text: String, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+fn write_series(path: Option<&Path>, csv: &str) -> Result<()> {
+    if let Some(p) = path {
+        write_atomic(p, csv.as_bytes()).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+pub fn run_hmc_command(args: &HmcArgs, gpu: &GpuOptions) -> Result<()> {
+    let c = &args.common;
+    if !(args.step_size.is_finite() && args.step_size > 0.0) {
+        bail!(
+            "--step-size must be a positive number (got {})",
+            args.step_size
+        );
+    }
+    if !(0.0..1.0).contains(&args.target_acceptance) {
+        bail!(
+            "--target-acceptance must be in [0, 1), 0 for a fixed step size (got {})",
+            args.target_acceptance
+        );
+    }
+    at_least(args.chains, 1, "--chains")?;
+    at_least(args.trajectories, 2, "--trajectories")?;
+    at_least(args.leapfrog, 1, "--leapfrog")?;
+    let ck = load(c)?;
+    let ctx = GpuContext::new(gpu)?;
+    let model = Model::from_checkpoint(&ctx, &ck)?;
+    let schedule = Schedule {
+        thermalise: args.thermalise,
+        measure: args.trajectories,
+        target_acceptance: (args.target_acceptance > 0.0).then_some(args.target_acceptance),
+    };
+    let run = |space: Space| -> Result<(SamplerReport, ChainRun)> {
+        let mut hmc = Hmc::new(
+            &ctx,
+            &model,
+            space,
+            args.chains,
+            args.step_size,
+            args.leapfrog,
+            c.seed,
+        )?;
+        let name = match space {
+            Space::Latent => "latent HMC",
+            Space::Physical => "physical HMC",
+        };
+        let run = run_hmc(&ctx, &mut hmc, &schedule, progress(c.json, name))?;
+        Ok((SamplerReport::from_chains(name, &model, &run), run))
+    };
+    if !args.compare {
+        let (report, chain) = run(args.space)?;
+        write_series(c.series.as_deref(), &chain.series.to_csv())?;
+        return print(&report, report.to_text(), c.json);
+    }
+    let (latent, latent_run) = run(Space::Latent)?;
+    let (physical, physical_run) = run(Space::Physical)?;
+    let l = model.target.lattice.l;
+    let wolff = reference::run(l, model.target.beta, 10_000, 1000, c.seed);
+    // The chain-averaged structure factor after every measured trajectory, both spaces.
+    let mean_at = |r: &ChainRun, t: usize| {
+        let v = &r.series.values[0];
+        v.iter().map(|chain| chain[t]).sum::<f64>() / v.len() as f64
+    };
+    let mut csv = String::from("t,latent_structure_factor,physical_structure_factor\n");
+    for t in 0..args.trajectories {
+        csv.push_str(&format!(
+            "{t},{},{}\n",
+            mean_at(&latent_run, t),
+            mean_at(&physical_run, t)
+        ));
+    }
+    write_series(c.series.as_deref(), &csv)?;
+    let text = format!(
+        "{}\n{}\n{}",
+        latent.to_text(),
+        physical.to_text(),
+        wolff.to_text()
+    );
+    print(
+        &serde_json::json!({"latent": latent, "physical": physical, "wolff": wolff}),
+        text,
+        c.json,
+    )
+}
+
+pub fn run_mcmc_command(args: &McmcArgs, gpu: &GpuOptions) -> Result<()> {
+    let c = &args.common;
+    at_least(args.chains, 1, "--chains")?;
+    at_least(args.iterations, 2, "--iterations")?;
+    if args.method == Method::Reweight && c.series.is_some() {
+        bail!("--series writes Markov chains; reweighting draws independent samples, drop it");
+    }
+    let ck = load(c)?;
+    neuralrg_gpu::config::check_batch(args.chains, ck.config.lattice, 1)?;
+    if args.method == Method::Reweight {
+        // Each sample keeps its three observables and its weight until the end.
+        super::check_host_memory(
+            32 * (args.chains as u64).saturating_mul(args.iterations as u64),
+            "reweighting",
+            "reduce --iterations",
+        )?;
+    }
+    let ctx = GpuContext::new(gpu)?;
+    let model = Model::from_checkpoint(&ctx, &ck)?;
+    let report = match args.method {
+        Method::FlowMetropolis => {
+            let schedule = Schedule {
+                thermalise: args.thermalise,
+                measure: args.iterations,
+                target_acceptance: None,
+            };
+            let run = run_flow_metropolis(
+                &ctx,
+                &model,
+                args.chains,
+                &schedule,
+                c.seed,
+                progress(c.json, "flow Metropolis"),
+            )?;
+            write_series(c.series.as_deref(), &run.series.to_csv())?;
+            SamplerReport::from_chains("flow Metropolis", &model, &run)
+        }
+        Method::Reweight => run_reweight(
+            &ctx,
+            &model,
+            args.chains * args.iterations,
+            args.chains,
+            c.seed,
+            progress(c.json, "reweighting"),
+        )?,
+    };
+    print(&report, report.to_text(), c.json)
+}
+
+pub fn run_reference_command(args: &ReferenceArgs) -> Result<()> {
+    let l = check_lattice(args.lattice)?;
+    let beta =
+        neuralrg_gpu::config::resolve_beta(args.temperature.beta, args.temperature.temperature)?;
+    at_least(args.sweeps, 2, "--sweeps")?;
+    let r = reference::run(l, beta, args.sweeps, args.thermalise, args.seed);
+    print(&r, r.to_text(), args.json)
+}
