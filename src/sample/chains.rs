@@ -68,7 +68,14 @@ pub struct SamplerReport {
     pub seconds: f64,
     pub step_size: Option<f64>,
     pub force_evaluations: Option<u64>,
+    /// Why the error bars may not be trusted, if they may not.
+    pub warning: Option<String>,
 }
+
+/// Chains shorter than this many autocorrelation times give unreliable errors (Sokal).
+const MIN_TAUS: f64 = 50.0;
+/// Reweighting with a smaller effective fraction rests on a few samples.
+const MIN_ESS_FRACTION: f64 = 0.01;
 
 impl SamplerReport {
     /// The report of a chain run, each observable summarised over all chains.
@@ -76,7 +83,8 @@ impl SamplerReport {
         let s: Vec<Summary> = run.series.values.iter().map(|v| summarize(v)).collect();
         let tau = s.iter().map(|x| x.tau_int).fold(0.5, f64::max);
         let ess = s.iter().map(|x| x.ess).fold(f64::INFINITY, f64::min);
-        Self::new(
+        let length = run.series.len() as f64;
+        let mut report = Self::new(
             sampler,
             model,
             [s[0].mean, s[1].mean, s[2].mean],
@@ -86,7 +94,14 @@ impl SamplerReport {
             tau,
             ess,
             run,
-        )
+        );
+        if length < MIN_TAUS * tau {
+            report.warning = Some(format!(
+                "the chains are {length} measurements long, under {MIN_TAUS} autocorrelation \
+                 times ({tau:.1} each): the error bars may be too small; measure longer"
+            ));
+        }
+        report
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -121,6 +136,7 @@ impl SamplerReport {
             seconds: run.seconds,
             step_size: run.step_size,
             force_evaluations: run.force_evaluations,
+            warning: None,
         }
     }
 
@@ -151,6 +167,9 @@ impl SamplerReport {
         ));
         if let Some(eps) = self.step_size {
             out.push_str(&format!(", step size {eps:.4}"));
+        }
+        if let Some(w) = &self.warning {
+            out.push_str(&format!("\n  warning: {w}"));
         }
         out
     }
@@ -295,7 +314,7 @@ pub fn run_reweight(
         step_size: None,
         force_evaluations: None,
     };
-    Ok(SamplerReport::new(
+    let mut report = SamplerReport::new(
         "reweight",
         model,
         [r[0].mean, r[1].mean, r[2].mean],
@@ -305,5 +324,14 @@ pub fn run_reweight(
         0.5,
         r[0].ess,
         &run,
-    ))
+    );
+    if r[0].ess < MIN_ESS_FRACTION * samples as f64 {
+        report.warning = Some(format!(
+            "the effective sample size is {:.1} of {samples} samples (under {}%): the values \
+             rest on a few heavy weights and their errors are unreliable; use hmc or more samples",
+            r[0].ess,
+            100.0 * MIN_ESS_FRACTION
+        ));
+    }
+    Ok(report)
 }

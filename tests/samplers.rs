@@ -1,0 +1,183 @@
+//! The exact samplers at L = 4, beta_c, against exact enumeration of the 2^16 spin states: HMC
+//! in latent and physical space, flow independence Metropolis and importance reweighting each
+//! give the structure factor, the energy and |m| within 3 of their error bars (fixed seeds).
+//! And the samplers' command lines: bad input is refused in one line, writing nothing.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use neuralrg_gpu::config::{PartialFlow, PartialRunConfig};
+use neuralrg_gpu::io::checkpoint::Checkpoint;
+use neuralrg_gpu::physics::exact::BETA_C;
+use neuralrg_gpu::sample::chains::{
+    run_flow_metropolis, run_hmc, run_reweight, SamplerReport, Schedule,
+};
+use neuralrg_gpu::sample::hmc::{Hmc, Space};
+use neuralrg_gpu::sample::Model;
+
+/// A flow trained at L = 4, beta_c with --symmetric (hidden 16, 6 couplings): a proposal good
+/// enough for flow Metropolis and reweighting to converge in a test's budget.
+const TRAINED: &str = "tests/data/l4-trained.safetensors";
+
+fn check(report: &SamplerReport) {
+    let exact = common::enumeration::ising_observables(4, BETA_C);
+    let got = [
+        (report.structure_factor, report.structure_factor_err),
+        (report.energy, report.energy_err),
+        (report.abs_m, report.abs_m_err),
+    ];
+    for (k, ((v, e), x)) in got.iter().zip(exact).enumerate() {
+        assert!(
+            (v - x).abs() < 3.0 * e && *e > 0.0,
+            "{}: observable {k} = {v} +/- {e}, exact {x}",
+            report.sampler
+        );
+    }
+    assert!((report.energy_exact - exact[1]).abs() < 1e-6);
+}
+
+#[test]
+fn hmc_in_both_spaces_samples_the_exact_distribution() {
+    let ctx = common::gpu();
+    // Latent HMC is exact for any flow: a perturbed untrained one keeps the test quick.
+    let config = PartialRunConfig {
+        lattice: Some(4),
+        flow: PartialFlow {
+            hidden: Some(3),
+            couplings: Some(2),
+            ..PartialFlow::default()
+        },
+        ..PartialRunConfig::default()
+    }
+    .resolve()
+    .unwrap();
+    let model = Model::init(&ctx, &config, 0.1).unwrap();
+    let schedule = Schedule {
+        thermalise: 50,
+        measure: 300,
+        target_acceptance: Some(0.8),
+    };
+    for space in [Space::Latent, Space::Physical] {
+        let mut hmc = Hmc::new(&ctx, &model, space, 16, 0.2, 8, 3).unwrap();
+        let run = run_hmc(&ctx, &mut hmc, &schedule, |_, _| {}).unwrap();
+        let report = SamplerReport::from_chains(&format!("{space:?} HMC"), &model, &run);
+        let acc = report.acceptance.unwrap();
+        assert!((0.6..0.95).contains(&acc), "{space:?}: acceptance {acc}");
+        check(&report);
+    }
+}
+
+#[test]
+fn flow_metropolis_and_reweighting_sample_the_exact_distribution() {
+    let ctx = common::gpu();
+    let ck = Checkpoint::load(Path::new(TRAINED)).unwrap();
+    let model = Model::from_checkpoint(&ctx, &ck).unwrap();
+    let schedule = Schedule {
+        thermalise: 100,
+        measure: 2000,
+        target_acceptance: None,
+    };
+    let run = run_flow_metropolis(&ctx, &model, 64, &schedule, 1, |_, _| {}).unwrap();
+    check(&SamplerReport::from_chains("flow Metropolis", &model, &run));
+    check(&run_reweight(&ctx, &model, 131_072, 4096, 1, |_, _| {}).unwrap());
+}
+
+fn neuralrg(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn bad_sampler_input_is_refused_in_one_line_writing_nothing() {
+    let csv = std::env::temp_dir().join(format!("neuralrg-samplers-{}.csv", std::process::id()));
+    let csv = csv.to_str().unwrap();
+    let hmc = |extra: &[&str]| {
+        let mut a = vec!["hmc", "--checkpoint", TRAINED, "--series", csv];
+        a.extend(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let cases: Vec<(Vec<String>, &[&str])> = vec![
+        (hmc(&["--lattice", "8"]), &["--lattice 8", "L = 4"]),
+        (hmc(&["--step-size", "0"]), &["--step-size", "positive"]),
+        (hmc(&["--step-size", "-0.1"]), &["--step-size"]),
+        (hmc(&["--step-size", "NaN"]), &["--step-size"]),
+        (hmc(&["--chains", "0"]), &["--chains", "at least 1"]),
+        (hmc(&["--trajectories", "0"]), &["--trajectories"]),
+        (
+            hmc(&["--target-acceptance", "1.5"]),
+            &["--target-acceptance"],
+        ),
+        (
+            vec![
+                "hmc",
+                "--checkpoint",
+                TRAINED,
+                "--series",
+                "/no/such/dir/s.csv",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            &["--series", "/no/such/dir"],
+        ),
+        (
+            ["mcmc", "--checkpoint", TRAINED, "--iterations", "0"]
+                .map(String::from)
+                .to_vec(),
+            &["--iterations"],
+        ),
+        (
+            ["mcmc", "--checkpoint", "/no/such/run", "--chains", "8"]
+                .map(String::from)
+                .to_vec(),
+            &["no checkpoint", "/no/such/run"],
+        ),
+        (
+            ["reference", "-L", "4", "--beta", "-1"]
+                .map(String::from)
+                .to_vec(),
+            &["--beta"],
+        ),
+    ];
+    for (args, names) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = neuralrg(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        for n in names {
+            assert!(err.contains(n), "{args:?}: {err:?} lacks {n:?}");
+        }
+        assert!(!Path::new(csv).exists(), "{args:?} wrote {csv}");
+    }
+}
+
+#[test]
+fn the_wolff_reference_prints_its_json_keys() {
+    let out = neuralrg(&["reference", "-L", "8", "--sweeps", "2000", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "lattice",
+        "beta",
+        "m2",
+        "m2_err",
+        "abs_m",
+        "abs_m_err",
+        "energy",
+        "energy_err",
+        "energy_exact",
+    ] {
+        assert!(v[key].is_number(), "{key} missing: {v}");
+    }
+    let (e, err, exact) = (
+        v["energy"].as_f64().unwrap(),
+        v["energy_err"].as_f64().unwrap(),
+        v["energy_exact"].as_f64().unwrap(),
+    );
+    assert!((e - exact).abs() < 4.0 * err, "{v}");
+}
