@@ -15,6 +15,8 @@ pub const HMC_START: u32 = 2;
 pub const HMC_MOMENTA: u32 = 3;
 /// Device stream of the HMC accept/reject uniforms (step = the trajectory).
 pub const HMC_ACCEPT: u32 = 4;
+/// Device stream of the spins drawn for |m| (step = the measurement).
+pub const OBSERVE: u32 = 5;
 
 /// The host's uses of randomness.
 #[derive(Debug, Clone, Copy)]

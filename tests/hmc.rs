@@ -148,3 +148,37 @@ fn leapfrog_is_reversible_and_matches_the_twin() {
         assert_eq!((still.q, still.p), (z0.clone(), p0.clone()), "{space:?}");
     }
 }
+
+/// The device's observables of the chains equal the host twin's, with the same spins drawn
+/// from the device stream (latent space: of x = g(z)).
+#[test]
+fn device_observables_match_the_twin() {
+    use neuralrg_gpu::reference::rng;
+    use neuralrg_gpu::sample::observables::measure;
+    let ctx = common::gpu();
+    let config = model_config();
+    let model = Model::init(&ctx, &config, 0.3).unwrap();
+    let z = common::to_f32(&common::random_vec(8, CHAINS * N, 1.5));
+    for space in [Space::Latent, Space::Physical] {
+        let mut hmc = Hmc::new(&ctx, &model, space, CHAINS, 0.1, 2, 9).unwrap();
+        ctx.write(&hmc.state, &z);
+        let x = hmc.configurations(&ctx).unwrap();
+        let got = hmc.observe(&ctx, 5).unwrap();
+        let bits = rng::bits(9, neuralrg_gpu::streams::OBSERVE, 5, CHAINS * N);
+        for c in 0..CHAINS {
+            let u: Vec<f32> = bits[c * N..(c + 1) * N]
+                .iter()
+                .map(|b| rng::uniform01(*b))
+                .collect();
+            let want = measure(&x[c * N..(c + 1) * N], 4, &u).values();
+            for k in 0..3 {
+                assert!(
+                    (got[3 * c + k] as f64 - want[k]).abs() < 1e-5,
+                    "{space:?} chain {c} observable {k}: {} vs {}",
+                    got[3 * c + k],
+                    want[k]
+                );
+            }
+        }
+    }
+}

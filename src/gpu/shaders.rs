@@ -83,6 +83,7 @@ registry! {
     Loss => "loss",
     Adam => "adam",
     Hmc => "hmc",
+    Observables => "observables",
 }
 
 /// Keeps the lines of `source` whose `#if NAME` / `#else` / `#endif` conditions hold (nesting

@@ -197,12 +197,11 @@ pub fn run_hmc(
     }
     let l = hmc.model().target.lattice.l;
     let mut series = ChainSeries::new(l, chains);
-    let mut spins = streams::host(hmc.seed(), streams::Host::Spins);
     let began = Instant::now();
     let mut accepted = 0;
     for t in schedule.thermalise..total {
         accepted += hmc.trajectory(ctx, t as u64)? as u64;
-        series.push(&hmc.configurations(ctx)?, &mut spins);
+        series.push_values(&hmc.observe(ctx, t as u64)?);
         progress(t + 1, total);
     }
     let proposals = (schedule.measure * chains) as u64;
@@ -299,7 +298,8 @@ pub fn run_reweight(
                 break;
             }
             log_w.push(draw.ln_pi[c] as f64 - draw.ln_q[c] as f64);
-            for (v, o) in values.iter_mut().zip(measure(xc, l, &mut spins).values()) {
+            let u: Vec<f32> = (0..n).map(|_| spins.random()).collect();
+            for (v, o) in values.iter_mut().zip(measure(xc, l, &u).values()) {
                 v.push(o);
             }
         }

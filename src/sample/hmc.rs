@@ -8,6 +8,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::draw::Model;
+use super::observables::ObservablesStage;
 use crate::flow::{BackwardIo, BackwardPass, BackwardScratch, Direction, FlowPass};
 use crate::gpu::rng::RngStage;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
@@ -97,6 +98,8 @@ pub struct Hmc<'a> {
     commit: Dispatch,
     /// Latent space: x = g(z) of the chains, for measurements.
     measure: Option<(GpuBuffer<f32>, FlowPass, Dispatch)>,
+    /// The observables of the chains' configurations.
+    observables: ObservablesStage,
 }
 
 impl<'a> Hmc<'a> {
@@ -211,6 +214,9 @@ impl<'a> Hmc<'a> {
         } else {
             None
         };
+        let measured = measure.as_ref().map_or(&state, |m| &m.0);
+        let observables =
+            ObservablesStage::new(ctx, measured, chains, flow.plan.config.lattice, seed)?;
         let mut start = RngStage::normals(ctx, &state, seed, streams::HMC_START)?;
         start.set_step(ctx, 0);
         ctx.submit("hmc start", &[&start.dispatch])?;
@@ -241,6 +247,7 @@ impl<'a> Hmc<'a> {
             decide,
             commit,
             measure,
+            observables,
         };
         hmc.set_step_size(ctx, step_size);
         Ok(hmc)
@@ -398,6 +405,19 @@ impl<'a> Hmc<'a> {
             }
             None => ctx.read(&self.state),
         }
+    }
+
+    /// The observables of the chains' configurations ([chains, 3], in
+    /// [`NAMES`](super::observables::NAMES) order), measurement `t` drawing its spins from the
+    /// device stream at step t.
+    pub fn observe(&mut self, ctx: &GpuContext, t: u64) -> Result<Vec<f32>, GpuError> {
+        let mut d: Vec<&Dispatch> = match &self.measure {
+            Some((_, pass, copy)) => std::iter::once(copy).chain(pass.dispatches()).collect(),
+            None => Vec::new(),
+        };
+        d.extend(self.observables.dispatches(ctx, t));
+        ctx.submit("hmc observables", &d)?;
+        ctx.read(&self.observables.values)
     }
 
     /// Testing: the leapfrog alone from `state` with momenta `p` (no refresh, no decision).

@@ -7,6 +7,10 @@
 
 use rand::Rng;
 
+use crate::gpu::rng::RngStage;
+use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
+use crate::streams;
+
 /// The observables' names, in the order of [`Observables::values`] (also the CSV columns and
 /// the JSON keys).
 pub const NAMES: [&str; 3] = ["structure_factor", "energy", "abs_m"];
@@ -28,10 +32,12 @@ impl Observables {
     }
 }
 
-/// The estimates of one L x L configuration `x` (row-major); `rng` draws the spins for |m|.
-pub fn measure(x: &[f32], l: usize, rng: &mut impl Rng) -> Observables {
+/// The estimates of one L x L configuration `x` (row-major); spin i is +1 where `uniforms[i]`
+/// is below (1 + tanh x_i) / 2.
+pub fn measure(x: &[f32], l: usize, uniforms: &[f32]) -> Observables {
     let n = l * l;
     assert_eq!(x.len(), n, "one configuration of L x L sites");
+    assert_eq!(uniforms.len(), n, "one uniform per site");
     let t: Vec<f64> = x.iter().map(|v| (*v as f64).tanh()).collect();
     let sum: f64 = t.iter().sum();
     let sum_sq: f64 = t.iter().map(|v| v * v).sum();
@@ -45,8 +51,9 @@ pub fn measure(x: &[f32], l: usize, rng: &mut impl Rng) -> Observables {
         .sum();
     let m: f64 = t
         .iter()
-        .map(|&ti| {
-            if rng.random::<f64>() < 0.5 * (1.0 + ti) {
+        .zip(uniforms)
+        .map(|(&ti, &u)| {
+            if (u as f64) < 0.5 * (1.0 + ti) {
                 1.0
             } else {
                 -1.0
@@ -89,17 +96,26 @@ impl ChainSeries {
         self.len() == 0
     }
 
-    /// Measures every chain's configuration in `x` ([chains, N]).
+    /// Measures every chain's configuration in `x` ([chains, N]), drawing the spins with `rng`.
     pub fn push(&mut self, x: &[f32], rng: &mut impl Rng) {
         let n = self.lattice * self.lattice;
         for (c, xc) in x.chunks_exact(n).enumerate() {
-            for (k, v) in measure(xc, self.lattice, rng)
-                .values()
-                .into_iter()
-                .enumerate()
-            {
-                self.values[k][c].push(v);
-            }
+            let u: Vec<f32> = (0..n).map(|_| rng.random()).collect();
+            let o = measure(xc, self.lattice, &u).values();
+            self.push_chain(c, o);
+        }
+    }
+
+    /// Adds every chain's values measured on the device ([chains, 3], [`NAMES`] order).
+    pub fn push_values(&mut self, values: &[f32]) {
+        for (c, o) in values.chunks_exact(NAMES.len()).enumerate() {
+            self.push_chain(c, [o[0] as f64, o[1] as f64, o[2] as f64]);
+        }
+    }
+
+    fn push_chain(&mut self, c: usize, values: [f64; 3]) {
+        for (k, v) in values.into_iter().enumerate() {
+            self.values[k][c].push(v);
         }
     }
 
@@ -118,6 +134,63 @@ impl ChainSeries {
     }
 }
 
+/// The observables of a batch of configurations on the device (`shaders/observables.wgsl`), the
+/// spins for |m| drawn from the device stream (seed, streams::OBSERVE, step).
+pub struct ObservablesStage {
+    /// [batch, 3] in [`NAMES`] order.
+    pub values: GpuBuffer<f32>,
+    rng: RngStage,
+    measure: Dispatch,
+    _bits: GpuBuffer<u32>,
+    _uniform: wgpu::Buffer,
+}
+
+impl ObservablesStage {
+    pub fn new(
+        ctx: &GpuContext,
+        x: &GpuBuffer<f32>,
+        batch: usize,
+        lattice: usize,
+        seed: u64,
+    ) -> Result<Self, GpuError> {
+        const WG: u32 = 64;
+        let n = lattice * lattice;
+        assert_eq!(x.len, batch * n, "x must hold batch x N values");
+        ctx.check_loops(
+            "observables::measure",
+            (n as u64).div_ceil(WG as u64) + WG.ilog2() as u64,
+            "use a smaller --lattice",
+        )?;
+        let bits = ctx.storage::<u32>("observables uniforms", batch * n)?;
+        let values = ctx.storage::<f32>("observables", batch * NAMES.len())?;
+        let uniform = ctx.uniform("observables", &[batch as u32, lattice as u32, 0, 0])?;
+        let kernel = ctx.kernel(Shader::Observables, "measure", &[("WG", WG as f64)])?;
+        let measure = ctx.dispatch(
+            &kernel,
+            &[
+                (0, &uniform),
+                (1, &x.buffer),
+                (2, &bits.buffer),
+                (3, &values.buffer),
+            ],
+            ctx.grid(batch as u64, 1),
+        )?;
+        Ok(Self {
+            values,
+            rng: RngStage::bits(ctx, &bits, seed, streams::OBSERVE)?,
+            measure,
+            _bits: bits,
+            _uniform: uniform,
+        })
+    }
+
+    /// The dispatches of measurement `step`.
+    pub fn dispatches(&mut self, ctx: &GpuContext, step: u64) -> [&Dispatch; 2] {
+        self.rng.set_step(ctx, step);
+        [&self.rng.dispatch, &self.measure]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,10 +199,10 @@ mod tests {
     /// Saturated x (|x| large, tanh = +-1) are spins themselves: every estimator is exact.
     #[test]
     fn spin_configurations_give_their_own_values() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let l = 4;
+        let u = [0.5f32; 16];
         let up = vec![30.0f32; 16];
-        let o = measure(&up, l, &mut rng);
+        let o = measure(&up, l, &u);
         assert!((o.structure_factor - 1.0).abs() < 1e-12);
         assert!((o.energy + 2.0).abs() < 1e-12);
         assert_eq!(o.abs_m, 1.0);
@@ -143,7 +216,7 @@ mod tests {
                 }
             })
             .collect();
-        let o = measure(&checker, l, &mut rng);
+        let o = measure(&checker, l, &u);
         assert!(o.structure_factor.abs() < 1e-12 && (o.energy - 2.0).abs() < 1e-12);
         assert_eq!(o.abs_m, 0.0);
     }
@@ -151,8 +224,7 @@ mod tests {
     /// x = 0: independent fair spins, <m^2> = 1/N exactly, no energy.
     #[test]
     fn zero_field_is_independent_spins() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
-        let o = measure(&[0.0; 64], 8, &mut rng);
+        let o = measure(&[0.0; 64], 8, &[0.25; 64]);
         assert!((o.structure_factor - 1.0 / 64.0).abs() < 1e-15);
         assert_eq!(o.energy, 0.0);
     }
