@@ -9,6 +9,7 @@ pub mod gpu;
 pub mod io;
 pub mod memory;
 pub mod physics;
+pub mod plot;
 pub mod reference;
 pub mod sample;
 pub mod streams;

@@ -151,6 +151,43 @@ enum Command {
     /// energy(_err), energy_exact, tau_int, seconds.
     #[command(allow_negative_numbers = true)]
     Reference(samplers::ReferenceArgs),
+    /// Draw the training curve of one or more runs (Fig. 3a): the relative error of the
+    /// variational free energy (and of the symmetrised one) against the step, on a log scale.
+    ///
+    /// Writes FILE.png, FILE.svg and FILE.csv (`label,x,y`, the numbers behind the figure).
+    /// Steps whose estimate fell below the exact value (noise) have no place on the log scale
+    /// and are left out of the picture, not of the CSV.
+    #[command(allow_negative_numbers = true)]
+    Plot {
+        /// A run directory (repeat for several: they are overlaid with a legend).
+        #[arg(long = "run", value_name = "DIR", required = true)]
+        runs: Vec<PathBuf>,
+        /// The figure's path; its .png, .svg and .csv siblings are written.
+        #[arg(long, value_name = "FILE.png")]
+        out: PathBuf,
+    },
+    /// Pictures of what a trained flow learned. `--rg-flow`: one generated configuration and
+    /// the variables that continue to each coarser level, drawn as the lattices L, L/2, L/4, ...
+    /// (the renormalised configurations), and 16 generated samples as spins sign(x) and as
+    /// tanh x in grey.
+    ///
+    /// Writes rg_flow, samples_spins and samples_tanh as .png, .svg and .csv
+    /// (`panel,row,col,value`) into --out (created if missing).
+    #[command(allow_negative_numbers = true)]
+    Analyze {
+        /// A run directory (or its checkpoint.safetensors).
+        #[arg(long, value_name = "DIR")]
+        checkpoint: PathBuf,
+        /// The directory the figures go to.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The renormalisation group flow and the sample grids.
+        #[arg(long)]
+        rg_flow: bool,
+        /// Seed of the samples drawn.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Draw samples x = g(z) from a flow and write them with ln q(x) and ln pi(x) to a .npz file.
     ///
     /// Load them in Python with `d = numpy.load("samples.npz")`: d["x"] has shape (batch, L, L);
@@ -699,6 +736,36 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Hmc(args) => samplers::run_hmc_command(&args, &gpu)?,
         Command::Mcmc(args) => samplers::run_mcmc_command(&args, &gpu)?,
         Command::Reference(args) => samplers::run_reference_command(&args)?,
+        Command::Analyze {
+            checkpoint,
+            out,
+            rg_flow,
+            seed,
+        } => {
+            if !rg_flow {
+                bail!("choose an analysis: --rg-flow");
+            }
+            if out.is_file() {
+                bail!("--out must be a directory (got the file {})", out.display());
+            }
+            let ck = Checkpoint::load(&checkpoint)?;
+            let ctx = GpuContext::new(&gpu)?;
+            for path in neuralrg_gpu::plot::rg_flow::write_rg_flow(&ctx, &ck, &out, seed)? {
+                println!("wrote {}", path.display());
+            }
+        }
+        Command::Plot { runs, out } => {
+            check_output(&out, "png", "--out")?;
+            let runs: Vec<&Path> = runs.iter().map(PathBuf::as_path).collect();
+            neuralrg_gpu::plot::training::training_curves(&runs)?.save(&out)?;
+            let [png, svg, csv] = neuralrg_gpu::plot::outputs(&out);
+            println!(
+                "wrote {}, {} and {}",
+                png.display(),
+                svg.display(),
+                csv.display()
+            );
+        }
         Command::Bench(args) => run_bench(&args, &gpu)?,
         Command::Eval {
             checkpoint,

@@ -125,18 +125,65 @@ pub fn pass(
     };
     let mut ld = 0.0;
     for li in order {
-        let layer = &plan.layers[li];
-        let lm = &masks[li * kk..(li + 1) * kk];
-        for (bi, b) in layer.blocks.iter().enumerate() {
-            let mut v = b.map(|s| state[s as usize]);
-            let seen = record.as_deref_mut().map(|r| r[li][bi].as_mut_slice());
-            ld += block_apply(p, &plan.layout, layer.param_offset, lm, &mut v, dir, seen);
-            for (j, &s) in b.iter().enumerate() {
-                state[s as usize] = v[j];
-            }
-        }
+        let seen = record.as_deref_mut().map(|r| &mut r[li]);
+        ld += apply_layer(plan, p, masks, li, &mut state, dir, seen);
     }
     (state, ld)
+}
+
+/// Layer `li`'s bijector on every block of `state`, in place; returns its log|det|.
+fn apply_layer(
+    plan: &FlowPlan,
+    p: &[f64],
+    masks: &[u32],
+    li: usize,
+    state: &mut [f64],
+    dir: Direction,
+    mut record: Option<&mut Vec<Vec<[f64; 4]>>>,
+) -> f64 {
+    let kk = plan.layout.couplings;
+    let layer = &plan.layers[li];
+    let lm = &masks[li * kk..(li + 1) * kk];
+    let mut ld = 0.0;
+    for (bi, b) in layer.blocks.iter().enumerate() {
+        let mut v = b.map(|s| state[s as usize]);
+        let seen = record.as_deref_mut().map(|r| r[bi].as_mut_slice());
+        ld += block_apply(p, &plan.layout, layer.param_offset, lm, &mut v, dir, seen);
+        for (j, &s) in b.iter().enumerate() {
+            state[s as usize] = v[j];
+        }
+    }
+    ld
+}
+
+/// The renormalisation group flow of one configuration `x`: the inference pass layer by layer,
+/// and after the last layer of every level the variables that continue to the next one, as the
+/// coarse lattice they live on. Entry 0 is x itself (L x L), entry d the lattice of side L / 2^d
+/// (row-major), for as many levels as the flow has (mera and tree; tebd has no coarse levels).
+pub fn rg_levels(plan: &FlowPlan, p: &[f64], masks: &[u32], x: &[f64]) -> Vec<Vec<f64>> {
+    let l = plan.config.lattice;
+    let mut state = x.to_vec();
+    let mut levels = vec![state.clone()];
+    for li in 0..plan.layers.len() {
+        apply_layer(plan, p, masks, li, &mut state, Direction::Infer, None);
+        let layer = &plan.layers[li];
+        let last_of_level = plan
+            .layers
+            .get(li + 1)
+            .is_none_or(|next| next.level != layer.level);
+        if layer.shifted || !last_of_level {
+            continue;
+        }
+        // The unshifted layer of level d keeps the block corners: sites at multiples of 2^(d+1).
+        let step = 1usize << (layer.level + 1);
+        let side = l / step;
+        levels.push(
+            (0..side * side)
+                .map(|i| state[(i / side) * step * l + (i % side) * step])
+                .collect(),
+        );
+    }
+    levels
 }
 
 /// x = g(z) for one sample and log|det dg/dz|.

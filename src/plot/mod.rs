@@ -1,0 +1,204 @@
+//! Figures: PNG and SVG drawn by plotters with an embedded font (DejaVu Sans, so no system
+//! fonts are needed), each with the numbers behind it as CSV next to it, all written
+//! atomically.
+
+pub mod lattice;
+pub mod rg_flow;
+pub mod training;
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use thiserror::Error;
+
+use crate::io::write_atomic;
+
+const FONT_NAME: &str = "sans-serif";
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+const SIZE: (u32, u32) = (900, 600);
+
+/// Line colours: matplotlib's "tab10", distinct on white.
+const COLOURS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+#[derive(Debug, Error)]
+pub enum PlotError {
+    #[error("{0}")]
+    Input(String),
+    #[error("drawing {what}: {message}")]
+    Draw { what: String, message: String },
+    #[error("writing {path}: {message}")]
+    Io { path: String, message: String },
+    #[error(transparent)]
+    Gpu(#[from] crate::gpu::GpuError),
+}
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        plotters::style::register_font(FONT_NAME, FontStyle::Normal, FONT)
+            .unwrap_or_else(|_| panic!("the embedded font is a valid TrueType file"));
+    });
+}
+
+/// One named line of a chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A chart of lines, linear in x, linear or logarithmic in y.
+#[derive(Debug, Clone)]
+pub struct LineChart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub log_y: bool,
+    pub lines: Vec<Line>,
+}
+
+/// The three files of a figure: `stem`.png, `stem`.svg and `stem`.csv.
+pub fn outputs(stem: &Path) -> [PathBuf; 3] {
+    ["png", "svg", "csv"].map(|e| stem.with_extension(e))
+}
+
+impl LineChart {
+    /// Writes the PNG, the SVG and the CSV (`label,x,y`, one row per point) of the chart.
+    pub fn save(&self, stem: &Path) -> Result<(), PlotError> {
+        register_font();
+        let points = self.lines.iter().flat_map(|l| &l.points);
+        if points.clone().next().is_none() {
+            return Err(PlotError::Input(format!("{}: nothing to plot", self.title)));
+        }
+        let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+        self.draw(BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area())?;
+        let mut svg = String::new();
+        self.draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area())?;
+        let mut png = Vec::new();
+        image::RgbImage::from_raw(SIZE.0, SIZE.1, rgb)
+            .expect("the buffer has the image's size")
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .map_err(|e| PlotError::Draw {
+                what: self.title.clone(),
+                message: e.to_string(),
+            })?;
+        let mut csv = String::from("label,x,y\n");
+        for l in &self.lines {
+            for (x, y) in &l.points {
+                csv.push_str(&format!("{},{x},{y}\n", l.label.replace(',', ";")));
+            }
+        }
+        let [png_path, svg_path, csv_path] = outputs(stem);
+        for (path, bytes) in [
+            (png_path, png.as_slice()),
+            (svg_path, svg.as_bytes()),
+            (csv_path, csv.as_bytes()),
+        ] {
+            write_atomic(&path, bytes).map_err(|e| PlotError::Io {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        let fail = |e: &dyn std::fmt::Display| PlotError::Draw {
+            what: self.title.clone(),
+            message: e.to_string(),
+        };
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        let points: Vec<(f64, f64)> = self
+            .lines
+            .iter()
+            .flat_map(|l| l.points.iter().copied())
+            .filter(|(_, y)| !self.log_y || *y > 0.0)
+            .collect();
+        let bounds = |f: fn(&(f64, f64)) -> f64| {
+            points
+                .iter()
+                .map(f)
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                    (lo.min(v), hi.max(v))
+                })
+        };
+        let (x0, x1) = bounds(|p| p.0);
+        let (y0, y1) = bounds(|p| p.1);
+        let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
+        let mut chart = ChartBuilder::on(&root);
+        chart
+            .caption(&self.title, (FONT_NAME, 24))
+            .margin(16)
+            .margin_right(40)
+            .x_label_area_size(48)
+            .y_label_area_size(80);
+        if self.log_y {
+            let (y0, y1) = (y0 / 1.5, y1 * 1.5);
+            let mut c = chart
+                .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                .map_err(|e| fail(&e))?;
+            self.finish(&mut c).map_err(|e| fail(&e))?;
+        } else {
+            let pad = 0.05 * (y1 - y0).max(1e-12);
+            let mut c = chart
+                .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+                .map_err(|e| fail(&e))?;
+            self.finish(&mut c).map_err(|e| fail(&e))?;
+        }
+        root.present().map_err(|e| fail(&e))
+    }
+
+    /// Axes, lines and legend on a built chart (either y scale).
+    fn finish<'a, DB: DrawingBackend + 'a, Y>(
+        &self,
+        chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    ) -> Result<(), String>
+    where
+        Y: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
+    {
+        chart
+            .configure_mesh()
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .label_style((FONT_NAME, 16))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, line) in self.lines.iter().enumerate() {
+            let color = COLOURS[i % COLOURS.len()].to_rgba();
+            let points: Vec<(f64, f64)> = line
+                .points
+                .iter()
+                .copied()
+                .filter(|(_, y)| !self.log_y || *y > 0.0)
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(&line.label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT_NAME, 16))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,53 @@
+//! Fig. 3a: the relative error of the variational free energy against the training step, one
+//! line per run (and per symmetrised objective), on a log scale.
+
+use std::path::Path;
+
+use super::{Line, LineChart, PlotError};
+use crate::train::metrics;
+
+/// The training curves of the run directories `runs` (at least one).
+pub fn training_curves(runs: &[&Path]) -> Result<LineChart, PlotError> {
+    let mut lines = Vec::new();
+    for dir in runs {
+        let records = metrics::read(dir).map_err(|e| {
+            PlotError::Input(format!(
+                "{} holds no readable metrics.jsonl ({e}): is it a run directory?",
+                dir.display()
+            ))
+        })?;
+        if records.is_empty() {
+            return Err(PlotError::Input(format!(
+                "{} has no logged steps yet",
+                dir.display()
+            )));
+        }
+        let name = dir
+            .file_name()
+            .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into());
+        lines.push(Line {
+            label: format!("{name}: q"),
+            points: records
+                .iter()
+                .map(|r| (r.step as f64, r.rel_error))
+                .collect(),
+        });
+        let sym: Vec<(f64, f64)> = records
+            .iter()
+            .filter_map(|r| r.rel_error_sym.map(|e| (r.step as f64, e)))
+            .collect();
+        if !sym.is_empty() {
+            lines.push(Line {
+                label: format!("{name}: q_sym"),
+                points: sym,
+            });
+        }
+    }
+    Ok(LineChart {
+        title: "Relative error of the variational free energy".into(),
+        x_label: "training step".into(),
+        y_label: "(F - F_exact) / |F_exact|".into(),
+        log_y: true,
+        lines,
+    })
+}

@@ -1,0 +1,172 @@
+//! The figure commands: `plot` draws training curves and `analyze --rg-flow` the renormalised
+//! configurations and sample grids, each as PNG, SVG and the CSV behind it; bad input is one
+//! line and writes nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TRAINED: &str = "tests/data/l4-trained.safetensors";
+
+fn neuralrg(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("neuralrg-fig-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A PNG, an SVG and a CSV with the given header, all non-trivial.
+fn check_figure(stem: &Path, csv_header: &str) {
+    let png = std::fs::read(stem.with_extension("png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{}", stem.display());
+    let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("</svg>"));
+    let csv = std::fs::read_to_string(stem.with_extension("csv")).unwrap();
+    assert!(csv.starts_with(csv_header), "{csv:.80}");
+    assert!(csv.lines().count() > 2);
+}
+
+#[test]
+fn plot_overlays_training_curves() {
+    let dir = fresh_dir("plot");
+    let (a, b) = (dir.join("plain"), dir.join("sym"));
+    for (run, sym) in [(&a, false), (&b, true)] {
+        let mut args = vec![
+            "train",
+            "-L",
+            "4",
+            "--hidden",
+            "4",
+            "--couplings",
+            "2",
+            "--steps",
+            "30",
+            "--log-every",
+            "5",
+            "--quiet",
+            "--out",
+        ];
+        args.push(run.to_str().unwrap());
+        if sym {
+            args.push("--symmetric");
+        }
+        assert!(neuralrg(&args).status.success());
+    }
+    let out = dir.join("curves.png");
+    let o = neuralrg(&[
+        "plot",
+        "--run",
+        a.to_str().unwrap(),
+        "--run",
+        b.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    check_figure(&out.with_extension(""), "label,x,y\n");
+    let csv = std::fs::read_to_string(out.with_extension("csv")).unwrap();
+    // Both runs, and the symmetrised curve of the second.
+    for label in ["plain: q,", "sym: q,", "sym: q_sym,"] {
+        assert!(csv.contains(label), "{label}");
+    }
+    assert_eq!(
+        csv.lines().filter(|l| l.starts_with("plain: q,")).count(),
+        6
+    );
+
+    // Bad input: one line, nothing written.
+    let missing = dir.join("none");
+    let bad = dir.join("bad.png");
+    for (args, name) in [
+        (
+            vec![
+                "plot",
+                "--run",
+                missing.to_str().unwrap(),
+                "--out",
+                bad.to_str().unwrap(),
+            ],
+            "run directory",
+        ),
+        (
+            vec!["plot", "--run", a.to_str().unwrap(), "--out", "x.jpg"],
+            "--out must end in .png",
+        ),
+        (
+            vec![
+                "plot",
+                "--run",
+                a.to_str().unwrap(),
+                "--out",
+                "/no/such/dir/x.png",
+            ],
+            "does not exist",
+        ),
+    ] {
+        let o = neuralrg(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(name), "{err}");
+        assert!(!bad.exists() && !bad.with_extension("csv").exists());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn analyze_draws_the_rg_flow_and_sample_grids() {
+    let dir = fresh_dir("analyze");
+    let o = neuralrg(&[
+        "analyze",
+        "--checkpoint",
+        TRAINED,
+        "--out",
+        dir.to_str().unwrap(),
+        "--rg-flow",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for name in ["rg_flow", "samples_spins", "samples_tanh"] {
+        check_figure(&dir.join(name), "panel,row,col,value\n");
+    }
+    // L = 4 and its levels 2 x 2 and 1 x 1: 16 + 4 + 1 values.
+    let csv = std::fs::read_to_string(dir.join("rg_flow.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 16 + 4 + 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let never = fresh_dir("never");
+    for (args, name) in [
+        (
+            vec![
+                "analyze",
+                "--checkpoint",
+                TRAINED,
+                "--out",
+                never.to_str().unwrap(),
+            ],
+            "--rg-flow",
+        ),
+        (
+            vec![
+                "analyze",
+                "--checkpoint",
+                "/no/such/run",
+                "--out",
+                never.to_str().unwrap(),
+                "--rg-flow",
+            ],
+            "no checkpoint",
+        ),
+    ] {
+        let o = neuralrg(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(name), "{err}");
+        assert!(!never.exists());
+    }
+}
