@@ -169,9 +169,12 @@ enum Command {
     /// Pictures of what a trained flow learned. `--rg-flow`: one generated configuration and
     /// the variables that continue to each coarser level, drawn as the lattices L, L/2, L/4, ...
     /// (the renormalised configurations), and 16 generated samples as spins sign(x) and as
-    /// tanh x in grey.
+    /// tanh x in grey. `--mi`: the mutual information (Kraskov-Stoegbauer-Grassberger) among
+    /// the 16 coarsest latent variables z = g^{-1}(x) and among the physical variables at the
+    /// same sites, for independent configurations x of pi itself (Wolff spins, then x given the
+    /// spins) (Fig. 4b, c).
     ///
-    /// Writes rg_flow, samples_spins and samples_tanh as .png, .svg and .csv
+    /// Writes rg_flow, samples_spins, samples_tanh and mi as .png, .svg and .csv
     /// (`panel,row,col,value`) into --out (created if missing).
     #[command(allow_negative_numbers = true)]
     Analyze {
@@ -184,6 +187,12 @@ enum Command {
         /// The renormalisation group flow and the sample grids.
         #[arg(long)]
         rg_flow: bool,
+        /// The mutual information matrices of latent and physical variables.
+        #[arg(long)]
+        mi: bool,
+        /// Configurations drawn for --mi.
+        #[arg(long, default_value_t = 1000)]
+        samples: usize,
         /// Seed of the samples drawn.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -740,17 +749,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
             checkpoint,
             out,
             rg_flow,
+            mi,
+            samples,
             seed,
         } => {
-            if !rg_flow {
-                bail!("choose an analysis: --rg-flow");
+            if !rg_flow && !mi {
+                bail!("choose an analysis: --rg-flow, --mi or both");
             }
             if out.is_file() {
                 bail!("--out must be a directory (got the file {})", out.display());
             }
+            if mi && !(16..=100_000).contains(&samples) {
+                bail!("--samples must be from 16 to 100000 (got {samples})");
+            }
             let ck = Checkpoint::load(&checkpoint)?;
-            let ctx = GpuContext::new(&gpu)?;
-            for path in neuralrg_gpu::plot::rg_flow::write_rg_flow(&ctx, &ck, &out, seed)? {
+            let mut written = Vec::new();
+            if rg_flow {
+                let ctx = GpuContext::new(&gpu)?;
+                written.extend(neuralrg_gpu::plot::rg_flow::write_rg_flow(
+                    &ctx, &ck, &out, seed,
+                )?);
+            }
+            if mi {
+                written.extend(
+                    neuralrg_gpu::plot::mutual_information::write_mutual_information(
+                        &ck, &out, samples, seed,
+                    )?,
+                );
+            }
+            for path in written {
                 println!("wrote {}", path.display());
             }
         }

@@ -33,6 +33,10 @@ pub enum Host {
     Spins,
     /// Flow Metropolis: the accept/reject uniforms.
     Metropolis,
+    /// Exact samples of pi: the Gaussian noise of x given the spins.
+    ExactNoise,
+    /// Exact samples of pi: the seed of their Wolff chain.
+    Wolff,
 }
 
 /// The host generator of `use_` under `seed`.
@@ -44,5 +48,7 @@ pub fn host(seed: u64, use_: Host) -> ChaCha8Rng {
         Host::SignFlips { step } => seed ^ step.rotate_left(32) ^ 0x666c_6970, // "flip"
         Host::Spins => seed ^ 0x7370_696e,   // "spin"
         Host::Metropolis => seed ^ 0x6d65_7472, // "metr"
+        Host::ExactNoise => seed ^ 0x6e6f_6973, // "nois"
+        Host::Wolff => seed ^ 0x776f_6c66,   // "wolf"
     })
 }

@@ -119,7 +119,7 @@ fn plot_overlays_training_curves() {
 }
 
 #[test]
-fn analyze_draws_the_rg_flow_and_sample_grids() {
+fn analyze_draws_the_rg_flow_sample_grids_and_mutual_information() {
     let dir = fresh_dir("analyze");
     let o = neuralrg(&[
         "analyze",
@@ -128,11 +128,34 @@ fn analyze_draws_the_rg_flow_and_sample_grids() {
         "--out",
         dir.to_str().unwrap(),
         "--rg-flow",
+        "--mi",
+        "--samples",
+        "500",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for name in ["rg_flow", "samples_spins", "samples_tanh"] {
+    for name in ["rg_flow", "samples_spins", "samples_tanh", "mi"] {
         check_figure(&dir.join(name), "panel,row,col,value\n");
     }
+    // Two 16 x 16 matrices; the trained flow leaves its latents sharing far less information
+    // than the physical variables.
+    let mi = std::fs::read_to_string(dir.join("mi.csv")).unwrap();
+    assert_eq!(mi.lines().count(), 1 + 2 * 256);
+    let mean = |panel: &str| {
+        let v: Vec<f64> = mi
+            .lines()
+            .skip(1)
+            .filter(|l| l.starts_with(panel))
+            .filter_map(|l| l.rsplit(',').next()?.parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    assert!(
+        mean("0,") < 0.5 * mean("1,"),
+        "latent {} physical {}",
+        mean("0,"),
+        mean("1,")
+    );
     // L = 4 and its levels 2 x 2 and 1 x 1: 16 + 4 + 1 values.
     let csv = std::fs::read_to_string(dir.join("rg_flow.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 16 + 4 + 1);

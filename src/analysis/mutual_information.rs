@@ -49,10 +49,35 @@ pub fn ksg(x: &[f64], y: &[f64], k: usize) -> f64 {
     digamma(k as f64) + digamma(n as f64) - sum / n as f64
 }
 
+/// The mutual information of every pair of `columns` (each one variable's samples, all the same
+/// length): a K x K row-major matrix, symmetric, NaN on the diagonal.
+pub fn matrix(columns: &[Vec<f64>], k: usize) -> Vec<f64> {
+    let n = columns.len();
+    let mut m = vec![f64::NAN; n * n];
+    for i in 0..n {
+        for j in i + 1..n {
+            let v = ksg(&columns[i], &columns[j], k);
+            m[i * n + j] = v;
+            m[j * n + i] = v;
+        }
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn matrices_are_symmetric_with_blank_diagonals() {
+        let (x, y) = gaussian_pairs(0.8, 400, 7);
+        let m = matrix(&[x.clone(), y, x.iter().map(|v| -v).collect()], 3);
+        assert!(m[0].is_nan() && m[4].is_nan() && m[8].is_nan());
+        assert_eq!((m[1], m[2], m[5]), (m[3], m[6], m[7]));
+        // x and -x share everything: far more than x and y.
+        assert!(m[2] > 2.0 * m[1], "{m:?}");
+    }
 
     #[test]
     fn digamma_values() {

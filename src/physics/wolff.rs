@@ -55,6 +55,30 @@ pub fn run(l: usize, beta: f64, sweeps: usize, thermalise: usize, seed: u64) -> 
     series
 }
 
+/// `count` spin configurations (each N values of +-1, concatenated), `spacing` sweeps apart,
+/// after `thermalise` sweeps (at least one), sweeps as in [`run`]: nearly independent draws of
+/// the Ising model (Wolff's autocorrelation times are about one sweep).
+pub fn configurations(
+    l: usize,
+    beta: f64,
+    count: usize,
+    spacing: usize,
+    thermalise: usize,
+    seed: u64,
+) -> Vec<i8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut sampler = Sampler::new(Lattice::new(l), beta, &mut rng);
+    let clusters_per_sweep = sampler.thermalise(thermalise.max(1), &mut rng);
+    let mut out = Vec::with_capacity(count * l * l);
+    for _ in 0..count {
+        for _ in 0..spacing.max(1) * clusters_per_sweep {
+            sampler.cluster_update(&mut rng);
+        }
+        out.extend_from_slice(&sampler.spins);
+    }
+    out
+}
+
 /// Spin configuration plus the scratch space of cluster growth, reused across updates so
 /// a run allocates only once.
 struct Sampler {

@@ -1,5 +1,6 @@
-//! Lattice pictures: a row or grid of square panels, one value per site, on a diverging colour
-//! scale (blue negative, white zero, red positive) or in grey from -1 (black) to 1 (white).
+//! Lattice pictures: a row or grid of square panels, one value per cell, on a diverging colour
+//! scale (blue negative, white zero, red positive), in grey from -1 (black) to 1 (white), or on a
+//! sequential scale with a colour bar (matrices of non-negative values). NaN cells stay blank.
 
 use std::path::Path;
 
@@ -16,6 +17,8 @@ pub enum Palette {
     Diverging,
     /// -1 black to +1 white (spins and tanh x).
     Grey,
+    /// 0 white to the figure's largest value dark blue, with a colour bar (mutual information).
+    Sequential,
 }
 
 /// One square lattice.
@@ -46,7 +49,12 @@ impl LatticeFigure {
             return Err(PlotError::Input(format!("{}: no panels", self.title)));
         }
         let rows = self.panels.len().div_ceil(self.columns) as u32;
-        let size = (PANEL_PX * self.columns as u32, PANEL_PX * rows + 40);
+        // Matrices get room for their colour bars and their cells' detail.
+        let px = match self.palette {
+            Palette::Sequential => 2 * PANEL_PX,
+            _ => PANEL_PX,
+        };
+        let size = (px * self.columns as u32, px * rows + 40);
         let mut rgb = vec![0u8; (size.0 * size.1 * 3) as usize];
         self.draw(BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area())?;
         let mut svg = String::new();
@@ -90,16 +98,37 @@ impl LatticeFigure {
             .map_err(|e| self.fail(&e))?;
         let rows = self.panels.len().div_ceil(self.columns);
         let areas = root.split_evenly((rows, self.columns));
+        let top = self.largest();
         for (panel, area) in self.panels.iter().zip(areas) {
-            self.draw_panel(panel, &area).map_err(|e| self.fail(&e))?;
+            if self.palette == Palette::Sequential {
+                let w = area.dim_in_pixel().0 as i32;
+                let (cells, bar) = area.split_horizontally(w * 4 / 5);
+                self.draw_panel(panel, &cells, top)
+                    .map_err(|e| self.fail(&e))?;
+                colour_bar(&bar, top).map_err(|e| self.fail(&e))?;
+            } else {
+                self.draw_panel(panel, &area, top)
+                    .map_err(|e| self.fail(&e))?;
+            }
         }
         root.present().map_err(|e| self.fail(&e))
+    }
+
+    /// The largest finite value of all panels (the sequential scale's top).
+    fn largest(&self) -> f64 {
+        self.panels
+            .iter()
+            .flat_map(|p| &p.values)
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, |m, v| m.max(*v))
+            .max(1e-12)
     }
 
     fn draw_panel<DB: DrawingBackend>(
         &self,
         panel: &Panel,
         area: &DrawingArea<DB, Shift>,
+        top: f64,
     ) -> Result<(), String> {
         let n = panel.side as i32;
         let mut chart = ChartBuilder::on(area)
@@ -107,26 +136,71 @@ impl LatticeFigure {
             .margin(8)
             .build_cartesian_2d(0..n, 0..n)
             .map_err(|e| e.to_string())?;
-        let scale = panel
-            .values
-            .iter()
-            .fold(0.0f64, |m, v| m.max(v.abs()))
-            .max(1e-12);
+        let scale = match self.palette {
+            Palette::Sequential => top,
+            _ => panel
+                .values
+                .iter()
+                .filter(|v| v.is_finite())
+                .fold(0.0f64, |m, v| m.max(v.abs()))
+                .max(1e-12),
+        };
         let palette = self.palette;
         chart
-            .draw_series(panel.values.iter().enumerate().map(|(i, v)| {
-                let (r, c) = ((i / panel.side) as i32, (i % panel.side) as i32);
-                let color = colour(palette, *v, scale);
-                // Row 0 at the top, as in the arrays.
-                Rectangle::new([(c, n - r - 1), (c + 1, n - r)], color.filled())
-            }))
+            .draw_series(
+                panel
+                    .values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(i, v)| {
+                        let (r, c) = ((i / panel.side) as i32, (i % panel.side) as i32);
+                        let color = colour(palette, *v, scale);
+                        // Row 0 at the top, as in the arrays.
+                        Rectangle::new([(c, n - r - 1), (c + 1, n - r)], color.filled())
+                    }),
+            )
             .map_err(|e| e.to_string())?;
         Ok(())
     }
 }
 
+/// A vertical bar from 0 (bottom) to `top`, labelled at five levels.
+fn colour_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, top: f64) -> Result<(), String> {
+    const STEPS: i32 = 64;
+    let (w, h) = area.dim_in_pixel();
+    let (x0, x1) = (8, (w as i32 / 3).max(12));
+    let (y0, y1) = (36, h as i32 - 12);
+    let span = (y1 - y0).max(1);
+    for k in 0..STEPS {
+        let (a, b) = (y1 - span * k / STEPS, y1 - span * (k + 1) / STEPS);
+        let c = colour(
+            Palette::Sequential,
+            (k as f64 + 0.5) / STEPS as f64 * top,
+            top,
+        );
+        area.draw(&Rectangle::new([(x0, b), (x1, a)], c.filled()))
+            .map_err(|e| e.to_string())?;
+    }
+    for k in 0..=4 {
+        let y = y1 - span * k / 4;
+        area.draw(&Text::new(
+            format!("{:.2}", top * k as f64 / 4.0),
+            (x1 + 4, y - 6),
+            (FONT_NAME, 12),
+        ))
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 fn colour(palette: Palette, v: f64, scale: f64) -> RGBColor {
     match palette {
+        Palette::Sequential => {
+            let t = (v / scale).clamp(0.0, 1.0);
+            let mix = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
+            RGBColor(mix(255.0, 8.0), mix(255.0, 48.0), mix(255.0, 107.0))
+        }
         Palette::Grey => {
             let g = (127.5 * (v.clamp(-1.0, 1.0) + 1.0)).round() as u8;
             RGBColor(g, g, g)

@@ -3,6 +3,7 @@
 //! atomically.
 
 pub mod lattice;
+pub mod mutual_information;
 pub mod rg_flow;
 pub mod training;
 

@@ -22,11 +22,22 @@ pub fn hartley(src: &[f64], l: usize, cas: &[f64], axis: usize, scale: Option<&[
 
 /// A^{-1} x for one sample.
 pub fn apply_a_inverse(target: &IsingTarget, x: &[f64]) -> Vec<f64> {
+    apply_a_power(target, x, -1.0)
+}
+
+/// A^p x for one sample: A is diagonal in the Hartley basis, so A^p scales its modes by
+/// lambda^p (p = 1/2 draws the correlated Gaussian noise of x given the spins).
+pub fn apply_a_power(target: &IsingTarget, x: &[f64], power: f64) -> Vec<f64> {
     let l = target.lattice.l;
     let cas = cas_table(l);
-    let inv = target.inverse_eigenvalues_scaled();
+    let n = target.n_sites() as f64;
+    let scale: Vec<f64> = target
+        .eigenvalues
+        .iter()
+        .map(|e| e.powf(power) / n)
+        .collect();
     let t1 = hartley(x, l, &cas, 0, None);
-    let t2 = hartley(&t1, l, &cas, 1, Some(&inv));
+    let t2 = hartley(&t1, l, &cas, 1, Some(&scale));
     let t3 = hartley(&t2, l, &cas, 1, None);
     hartley(&t3, l, &cas, 0, None)
 }

@@ -186,15 +186,7 @@ pub fn run_hmc(
 ) -> Result<ChainRun, GpuError> {
     let total = schedule.thermalise + schedule.measure;
     let chains = hmc.chains;
-    for t in 0..schedule.thermalise {
-        let accepted = hmc.trajectory(ctx, t as u64)?;
-        if let Some(target) = schedule.target_acceptance {
-            let rate = accepted as f64 / chains as f64;
-            let eps = hmc.step_size() * (rate - target).exp();
-            hmc.set_step_size(ctx, eps);
-        }
-        progress(t + 1, total);
-    }
+    thermalise(ctx, hmc, schedule, &mut progress)?;
     let l = hmc.model().target.lattice.l;
     let mut series = ChainSeries::new(l, chains);
     let began = Instant::now();
@@ -213,6 +205,26 @@ pub fn run_hmc(
         step_size: Some(hmc.step_size()),
         force_evaluations: Some(proposals * hmc.forces_per_trajectory() as u64),
     })
+}
+
+/// The thermalisation trajectories of `schedule` (0..thermalise), adapting the step size.
+pub fn thermalise(
+    ctx: &GpuContext,
+    hmc: &mut Hmc,
+    schedule: &Schedule,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<(), GpuError> {
+    let total = schedule.thermalise + schedule.measure;
+    for t in 0..schedule.thermalise {
+        let accepted = hmc.trajectory(ctx, t as u64)?;
+        if let Some(target) = schedule.target_acceptance {
+            let rate = accepted as f64 / hmc.chains as f64;
+            let eps = hmc.step_size() * (rate - target).exp();
+            hmc.set_step_size(ctx, eps);
+        }
+        progress(t + 1, total);
+    }
+    Ok(())
 }
 
 /// Independence Metropolis with the flow as proposal: chain c takes row c of each batch of

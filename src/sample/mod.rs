@@ -3,6 +3,7 @@
 pub mod chains;
 pub mod draw;
 pub mod estimate;
+pub mod exact;
 pub mod hmc;
 pub mod observables;
 pub mod reference;
