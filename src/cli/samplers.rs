@@ -11,6 +11,7 @@ use neuralrg_gpu::config::check_lattice;
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
 use neuralrg_gpu::io::checkpoint::Checkpoint;
 use neuralrg_gpu::io::write_atomic;
+use neuralrg_gpu::plot::{Line, LineChart};
 use neuralrg_gpu::sample::chains::{
     run_flow_metropolis, run_hmc, run_reweight, ChainRun, SamplerReport, Schedule,
 };
@@ -67,6 +68,11 @@ pub struct HmcArgs {
     /// Wolff reference (Fig. 3b of the paper).
     #[arg(long)]
     compare: bool,
+    /// With --compare: draw the chain-averaged structure factor of both against the
+    /// trajectory, with the Wolff value (FILE.png, .svg and .csv). Use --thermalise 0 to see the
+    /// approach to equilibrium.
+    #[arg(long, value_name = "FILE.png", requires = "compare")]
+    plot: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -184,6 +190,9 @@ pub fn run_hmc_command(args: &HmcArgs, gpu: &GpuOptions) -> Result<()> {
     at_least(args.chains, 1, "--chains")?;
     at_least(args.trajectories, 2, "--trajectories")?;
     at_least(args.leapfrog, 1, "--leapfrog")?;
+    if let Some(p) = &args.plot {
+        super::check_output(p, "png", "--plot")?;
+    }
     let ck = load(c)?;
     let ctx = GpuContext::new(gpu)?;
     let model = Model::from_checkpoint(&ctx, &ck)?;
@@ -232,6 +241,33 @@ pub fn run_hmc_command(args: &HmcArgs, gpu: &GpuOptions) -> Result<()> {
         ));
     }
     write_series(c.series.as_deref(), &csv)?;
+    if let Some(path) = &args.plot {
+        let line = |label: &str, run: &ChainRun| Line {
+            label: label.into(),
+            points: (0..args.trajectories)
+                .map(|t| ((args.thermalise + t) as f64, mean_at(run, t)))
+                .collect(),
+        };
+        let ends = [
+            args.thermalise as f64,
+            (args.thermalise + args.trajectories) as f64,
+        ];
+        LineChart {
+            title: format!("Structure factor, L = {l}, {} chains", args.chains),
+            x_label: "HMC trajectory".into(),
+            y_label: "<m^2> (chain average)".into(),
+            log_y: false,
+            lines: vec![
+                line("latent HMC", &latent_run),
+                line("physical HMC", &physical_run),
+                Line {
+                    label: "Wolff".into(),
+                    points: ends.iter().map(|t| (*t, wolff.m2)).collect(),
+                },
+            ],
+        }
+        .save(&path.with_extension(""))?;
+    }
     let text = format!(
         "{}\n{}\n{}",
         latent.to_text(),
