@@ -13,4 +13,5 @@ pub mod plot;
 pub mod reference;
 pub mod sample;
 pub mod streams;
+pub mod sweep;
 pub mod train;

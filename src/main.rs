@@ -23,6 +23,8 @@ use neuralrg_gpu::train::{self, RunOptions};
 
 #[path = "cli/samplers.rs"]
 mod samplers;
+#[path = "cli/sweep.rs"]
+mod sweep;
 
 #[derive(Parser)]
 #[command(
@@ -151,6 +153,17 @@ enum Command {
     /// energy(_err), energy_exact, tau_int, seconds.
     #[command(allow_negative_numbers = true)]
     Reference(samplers::ReferenceArgs),
+    /// Train a grid of temperatures x depths (Fig. S1, S2), then evaluate and plot it.
+    ///
+    /// One run directory per point under --out (T{T}-depth{D}), trained in turn with `train`'s
+    /// flags given after `--`; points already done are skipped and partly trained ones resumed,
+    /// so an interrupted sweep goes on where it stopped. Then every point's free energy is
+    /// estimated and fig_s1_error (relative error against T per depth, with error bars) and
+    /// fig_s2_samples (a sample per temperature) are written as .png, .svg and .csv.
+    /// Example: `neuralrg-gpu sweep --temperatures 2.0:2.7:0.1 --depths 1..4 --out sweep -- -L 8
+    /// --steps 500 --symmetric`.
+    #[command(allow_negative_numbers = true)]
+    Sweep(Box<sweep::SweepArgs>),
     /// Draw the training curve of one or more runs (Fig. 3a): the relative error of the
     /// variational free energy (and of the symmetrised one) against the step, on a log scale.
     ///
@@ -406,6 +419,20 @@ struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// The flags, then the --config file where a flag is not given.
+    fn with_file(&self) -> Result<PartialRunConfig> {
+        let cli = self.partial();
+        Ok(match &self.config {
+            Some(file) => cli.or(PartialRunConfig::from_file(file)?),
+            None => cli,
+        })
+    }
+
+    /// The configuration a fresh run of these flags resolves to, without running anything.
+    fn check(&self) -> Result<RunConfig> {
+        Ok(self.with_file()?.resolve()?)
+    }
+
     fn partial(&self) -> PartialRunConfig {
         PartialRunConfig {
             lattice: self.lattice,
@@ -495,10 +522,7 @@ fn print_info(ctx: &GpuContext, json: bool) -> Result<()> {
 }
 
 fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
-    let mut cli = args.partial();
-    if let Some(file) = &args.config {
-        cli = cli.or(PartialRunConfig::from_file(file)?);
-    }
+    let cli = args.with_file()?;
     let (config, resume, dir): (RunConfig, Option<Checkpoint>, PathBuf) = match &args.resume {
         Some(given) => {
             // The run directory; the path of its checkpoint file names it too.
@@ -556,11 +580,7 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
         "training this flow",
         "reduce --hidden, --mlp-layers, --couplings or --depth",
     )?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    // SIGINT, SIGTERM (cluster pre-emption, `docker stop`) and SIGHUP all save and stop after
-    // the current step; a second signal while saving still waits for the atomic write.
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    let stop = stop_flag();
     let ctx = GpuContext::new(gpu)?;
     let summary = train::train(
         &ctx,
@@ -571,7 +591,7 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
             lock,
             steps: total - from,
             quiet: args.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            stop: &stop,
+            stop,
             max_rollbacks: args.max_rollbacks,
             inject_nan_at: args.inject_nan_at,
         },
@@ -625,6 +645,19 @@ fn check_host_memory(bytes: u64, command: &str, advice: &str) -> Result<()> {
         ),
         _ => Ok(()),
     }
+}
+
+/// Set by SIGINT, SIGTERM (cluster pre-emption, `docker stop`) and SIGHUP: training saves and
+/// stops after the current step (a second signal while saving still waits for the atomic
+/// write). The handler is installed once, for every run of the process (a sweep runs many).
+fn stop_flag() -> &'static AtomicBool {
+    static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    STOP.get_or_init(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+        stop
+    })
 }
 
 /// `s` as one shell word (single-quoted when it holds anything but plain path characters).
@@ -742,6 +775,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Train(args) => return run_train(&args, &gpu),
+        Command::Sweep(args) => return sweep::run_sweep(&args, &gpu),
         Command::Hmc(args) => samplers::run_hmc_command(&args, &gpu)?,
         Command::Mcmc(args) => samplers::run_mcmc_command(&args, &gpu)?,
         Command::Reference(args) => samplers::run_reference_command(&args)?,

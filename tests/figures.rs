@@ -68,7 +68,7 @@ fn plot_overlays_training_curves() {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    check_figure(&out.with_extension(""), "label,x,y\n");
+    check_figure(&out.with_extension(""), "label,x,y,err\n");
     let csv = std::fs::read_to_string(out.with_extension("csv")).unwrap();
     // Both runs, and the symmetrised curve of the second.
     for label in ["plain: q,", "sym: q,", "sym: q_sym,"] {
@@ -191,5 +191,124 @@ fn analyze_draws_the_rg_flow_sample_grids_and_mutual_information() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains(name), "{err}");
         assert!(!never.exists());
+    }
+}
+
+#[test]
+fn a_sweep_trains_resumes_plots_and_emits_slurm() {
+    let dir = fresh_dir("sweep");
+    let out = dir.to_str().unwrap();
+    let sweep = |extra: &[&str]| {
+        let mut a = vec![
+            "sweep",
+            "--temperatures",
+            "2.0,2.5",
+            "--depths",
+            "1..2",
+            "--out",
+            out,
+        ];
+        a.extend(extra);
+        a.extend(["--eval-samples", "256", "--", "-L", "4", "--hidden", "4"]);
+        a.extend(["--couplings", "1", "--steps", "20", "--save-every", "10"]);
+        neuralrg(&a)
+    };
+    // The plan of a fresh sweep, and its Slurm script: nothing trained.
+    let plan = sweep(&["--dry-run"]);
+    assert!(plan.status.success());
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(text.matches("(new)").count(), 4, "{text}");
+    assert!(!dir.exists(), "a dry run wrote");
+    assert!(sweep(&["--emit", "slurm"]).status.success());
+    let script = dir.join("sweep.slurm");
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(text.contains("#SBATCH --array=0-3") && text.contains("'--depth' '2'"));
+    // Task 1 of the array trains its point, which the sweep then counts as done.
+    let task = Command::new("bash")
+        .arg(&script)
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .output()
+        .unwrap();
+    assert!(
+        task.status.success(),
+        "{}",
+        String::from_utf8_lossy(&task.stderr)
+    );
+    let plan = sweep(&["--dry-run"]);
+    assert_eq!(
+        String::from_utf8_lossy(&plan.stdout)
+            .matches("(done)")
+            .count(),
+        1
+    );
+    // Training and collecting.
+    let o = sweep(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for p in [
+        "T2.0000-depth1",
+        "T2.0000-depth2",
+        "T2.5000-depth1",
+        "T2.5000-depth2",
+    ] {
+        assert!(dir.join(p).join("checkpoint.safetensors").exists(), "{p}");
+    }
+    check_figure(&dir.join("fig_s1_error"), "label,x,y,err\n");
+    check_figure(&dir.join("fig_s2_samples"), "panel,row,col,value\n");
+    // Again: every point is done, nothing is trained, the figures are redrawn.
+    let again = sweep(&[]);
+    assert!(again.status.success());
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("steps in"));
+    let plan = sweep(&["--dry-run"]);
+    assert_eq!(
+        String::from_utf8_lossy(&plan.stdout)
+            .matches("(done)")
+            .count(),
+        4
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Bad input: one line, nothing written.
+    for (extra, name) in [
+        (vec!["--temperatures", "2.7:2.0:0.1"], "--temperatures"),
+        (vec!["--depths", "0..2"], "--depths"),
+    ] {
+        let mut a = vec![
+            "sweep",
+            "--temperatures",
+            "2.0",
+            "--depths",
+            "1",
+            "--out",
+            out,
+        ];
+        a.extend(extra);
+        a.extend(["--", "-L", "4"]);
+        let o = neuralrg(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(name), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!dir.exists());
+    }
+    for (train, name) in [
+        (vec!["-L", "4", "--out", "x"], "--out is set by the sweep"),
+        (vec!["-L", "4", "--hidden", "0"], "--hidden"),
+        (vec!["-L", "3"], "--lattice"),
+    ] {
+        let mut a = vec![
+            "sweep",
+            "--temperatures",
+            "2.0",
+            "--depths",
+            "1",
+            "--out",
+            out,
+            "--",
+        ];
+        a.extend(train);
+        let o = neuralrg(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(name), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!dir.exists());
     }
 }

@@ -247,6 +247,7 @@ pub fn run_hmc_command(args: &HmcArgs, gpu: &GpuOptions) -> Result<()> {
             points: (0..args.trajectories)
                 .map(|t| ((args.thermalise + t) as f64, mean_at(run, t)))
                 .collect(),
+            errors: Vec::new(),
         };
         let ends = [
             args.thermalise as f64,
@@ -263,6 +264,7 @@ pub fn run_hmc_command(args: &HmcArgs, gpu: &GpuOptions) -> Result<()> {
                 Line {
                     label: "Wolff".into(),
                     points: ends.iter().map(|t| (*t, wolff.m2)).collect(),
+                    errors: Vec::new(),
                 },
             ],
         }

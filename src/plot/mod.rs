@@ -59,6 +59,8 @@ fn register_font() {
 pub struct Line {
     pub label: String,
     pub points: Vec<(f64, f64)>,
+    /// One error bar (a standard error) per point, or none at all.
+    pub errors: Vec<f64>,
 }
 
 /// A chart of lines, linear in x, linear or logarithmic in y.
@@ -77,7 +79,8 @@ pub fn outputs(stem: &Path) -> [PathBuf; 3] {
 }
 
 impl LineChart {
-    /// Writes the PNG, the SVG and the CSV (`label,x,y`, one row per point) of the chart.
+    /// Writes the PNG, the SVG and the CSV (`label,x,y,err`, one row per point, err empty
+    /// without error bars) of the chart.
     pub fn save(&self, stem: &Path) -> Result<(), PlotError> {
         register_font();
         let points = self.lines.iter().flat_map(|l| &l.points);
@@ -96,10 +99,11 @@ impl LineChart {
                 what: self.title.clone(),
                 message: e.to_string(),
             })?;
-        let mut csv = String::from("label,x,y\n");
+        let mut csv = String::from("label,x,y,err\n");
         for l in &self.lines {
-            for (x, y) in &l.points {
-                csv.push_str(&format!("{},{x},{y}\n", l.label.replace(',', ";")));
+            for (i, (x, y)) in l.points.iter().enumerate() {
+                let err = l.errors.get(i).map_or(String::new(), |e| e.to_string());
+                csv.push_str(&format!("{},{x},{y},{err}\n", l.label.replace(',', ";")));
             }
         }
         let [png_path, svg_path, csv_path] = outputs(stem);
@@ -139,6 +143,8 @@ impl LineChart {
         let (x0, x1) = bounds(|p| p.0);
         let (y0, y1) = bounds(|p| p.1);
         let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
+        // Enough decimals to tell the ticks apart: steps are whole, temperatures are not.
+        let decimals = (1.0 - (x1 - x0).log10().floor()).clamp(0.0, 4.0) as usize;
         let mut chart = ChartBuilder::on(&root);
         chart
             .caption(&self.title, (FONT_NAME, 24))
@@ -147,17 +153,22 @@ impl LineChart {
             .x_label_area_size(48)
             .y_label_area_size(80);
         if self.log_y {
-            let (y0, y1) = (y0 / 1.5, y1 * 1.5);
+            // Whole decades, so the axis always has labelled ticks.
+            // (Just beyond them: 10^-2 computes above 0.01, which would drop its tick.)
+            let (y0, y1) = (
+                0.999 * 10f64.powf(y0.log10().floor()),
+                1.001 * 10f64.powf((y1 * 1.0001).log10().ceil()),
+            );
             let mut c = chart
                 .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
                 .map_err(|e| fail(&e))?;
-            self.finish(&mut c).map_err(|e| fail(&e))?;
+            self.finish(&mut c, decimals).map_err(|e| fail(&e))?;
         } else {
             let pad = 0.05 * (y1 - y0).max(1e-12);
             let mut c = chart
                 .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
                 .map_err(|e| fail(&e))?;
-            self.finish(&mut c).map_err(|e| fail(&e))?;
+            self.finish(&mut c, decimals).map_err(|e| fail(&e))?;
         }
         root.present().map_err(|e| fail(&e))
     }
@@ -166,6 +177,7 @@ impl LineChart {
     fn finish<'a, DB: DrawingBackend + 'a, Y>(
         &self,
         chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+        decimals: usize,
     ) -> Result<(), String>
     where
         Y: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
@@ -174,7 +186,8 @@ impl LineChart {
             .configure_mesh()
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&|v| format!("{v:.decimals$}"))
+            .y_labels(12)
             .label_style((FONT_NAME, 16))
             .draw()
             .map_err(|e| e.to_string())?;
@@ -193,6 +206,22 @@ impl LineChart {
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
+            // Error bars; on a log scale the lower end stays above zero.
+            let bars = line
+                .points
+                .iter()
+                .zip(&line.errors)
+                .filter_map(|((x, y), e)| {
+                    let low = if self.log_y {
+                        (y - e).max(y / 100.0)
+                    } else {
+                        y - e
+                    };
+                    (!self.log_y || *y > 0.0).then(|| {
+                        ErrorBar::new_vertical(*x, low, *y, y + e, color.stroke_width(1), 8)
+                    })
+                });
+            chart.draw_series(bars).map_err(|e| e.to_string())?;
         }
         chart
             .configure_series_labels()

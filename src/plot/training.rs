@@ -31,6 +31,7 @@ pub fn training_curves(runs: &[&Path]) -> Result<LineChart, PlotError> {
                 .iter()
                 .map(|r| (r.step as f64, r.rel_error))
                 .collect(),
+            errors: Vec::new(),
         });
         let sym: Vec<(f64, f64)> = records
             .iter()
@@ -40,6 +41,7 @@ pub fn training_curves(runs: &[&Path]) -> Result<LineChart, PlotError> {
             lines.push(Line {
                 label: format!("{name}: q_sym"),
                 points: sym,
+                errors: Vec::new(),
             });
         }
     }

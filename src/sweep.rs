@@ -1,0 +1,258 @@
+//! Sweeps over temperatures and depths (Fig. S1, S2 of the paper): the grid of points, one run
+//! directory per point, their state (new, partly trained, done), a Slurm job-array script for
+//! sweeps that outgrow one machine, and the figures of the results.
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::io::checkpoint::Checkpoint;
+use crate::plot::lattice::{LatticeFigure, Palette, Panel};
+use crate::plot::{Line, LineChart};
+
+#[derive(Debug, Error, PartialEq)]
+pub enum SweepError {
+    #[error("--temperatures {0:?}: {1}")]
+    Temperatures(String, &'static str),
+    #[error("--depths {0:?}: {1}")]
+    Depths(String, &'static str),
+}
+
+/// The most points a sweep may have.
+const MAX_POINTS: usize = 10_000;
+
+/// "2.0:2.7:0.1" (from, to inclusive, step) or "2.0,2.27,2.5": positive temperatures.
+pub fn parse_temperatures(text: &str) -> Result<Vec<f64>, SweepError> {
+    let bad = |why| SweepError::Temperatures(text.to_string(), why);
+    let values: Vec<f64> = if text.contains(':') {
+        let parts: Vec<f64> = text
+            .split(':')
+            .map(|p| p.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad("expected FROM:TO:STEP, e.g. 2.0:2.7:0.1"))?;
+        let [from, to, step] = parts[..] else {
+            return Err(bad("expected FROM:TO:STEP, e.g. 2.0:2.7:0.1"));
+        };
+        if !(step > 0.0 && step.is_finite() && to >= from) {
+            return Err(bad("needs FROM <= TO and a positive STEP"));
+        }
+        let count = ((to - from) / step + 1e-9).floor() + 1.0;
+        if count > MAX_POINTS as f64 {
+            return Err(bad("too many temperatures"));
+        }
+        (0..count as usize)
+            .map(|i| from + i as f64 * step)
+            .collect()
+    } else {
+        text.split(',')
+            .map(|p| p.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad("expected FROM:TO:STEP or a comma-separated list"))?
+    };
+    if values.is_empty() || values.iter().any(|t| !(t.is_finite() && *t > 0.0)) {
+        return Err(bad("temperatures must be positive numbers"));
+    }
+    Ok(values)
+}
+
+/// "1..5" (inclusive) or "1,2,4": depths from 1.
+pub fn parse_depths(text: &str) -> Result<Vec<usize>, SweepError> {
+    let bad = |why| SweepError::Depths(text.to_string(), why);
+    let values: Vec<usize> = if let Some((a, b)) = text.split_once("..") {
+        let (a, b) = (a.trim().parse::<usize>(), b.trim().parse::<usize>());
+        let (Ok(a), Ok(b)) = (a, b) else {
+            return Err(bad("expected FROM..TO, e.g. 1..5"));
+        };
+        if a > b || b - a >= MAX_POINTS {
+            return Err(bad("needs FROM <= TO"));
+        }
+        (a..=b).collect()
+    } else {
+        text.split(',')
+            .map(|p| p.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad("expected FROM..TO or a comma-separated list"))?
+    };
+    if values.is_empty() || values.contains(&0) {
+        return Err(bad("depths must be whole numbers from 1"));
+    }
+    Ok(values)
+}
+
+/// One point of the grid and its run directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub temperature: f64,
+    pub depth: usize,
+    pub dir: PathBuf,
+}
+
+/// Every (temperature, depth), temperatures outermost, each in `out/T{T}-depth{d}`.
+pub fn points(temperatures: &[f64], depths: &[usize], out: &Path) -> Vec<Point> {
+    temperatures
+        .iter()
+        .flat_map(|&t| {
+            depths.iter().map(move |&d| Point {
+                temperature: t,
+                depth: d,
+                dir: out.join(format!("T{t:.4}-depth{d}")),
+            })
+        })
+        .collect()
+}
+
+/// Where a point's training stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    New,
+    /// Trained to this step of its total.
+    Partial(u64, u64),
+    Done,
+}
+
+impl Point {
+    pub fn state(&self) -> State {
+        match Checkpoint::load(&self.dir) {
+            Ok(ck) if ck.step >= ck.config.train.steps => State::Done,
+            Ok(ck) => State::Partial(ck.step, ck.config.train.steps),
+            Err(_) => State::New,
+        }
+    }
+
+    /// The `train` arguments of this point, after the sweep's own `train_args`.
+    pub fn train_args(&self, train_args: &[String]) -> Vec<String> {
+        let mut a = vec!["train".to_string()];
+        match self.state() {
+            // A partly trained point goes on to its recorded total.
+            State::Partial(..) => a.extend(["--resume".into(), self.dir.display().to_string()]),
+            _ => {
+                a.extend(train_args.iter().cloned());
+                a.extend([
+                    "--temperature".into(),
+                    self.temperature.to_string(),
+                    "--depth".into(),
+                    self.depth.to_string(),
+                    "--out".into(),
+                    self.dir.display().to_string(),
+                ]);
+            }
+        }
+        a
+    }
+}
+
+/// A Slurm job-array script with one task per point, each `binary train ...` for its point
+/// (fresh, or resumed where partly trained). Points already done are left out.
+pub fn slurm_script(points: &[Point], train_args: &[String], binary: &str) -> String {
+    let todo: Vec<&Point> = points.iter().filter(|p| p.state() != State::Done).collect();
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let mut out = format!(
+        "#!/bin/bash\n# neuralrg-gpu sweep: {} points to train, one per array task.\n\
+         # Submit with `sbatch FILE`; afterwards run the same `neuralrg-gpu sweep` command \
+         (without --emit) to collect and plot.\n#SBATCH --job-name=neuralrg-sweep\n\
+         #SBATCH --array=0-{}\n#SBATCH --gpus=1\nset -euo pipefail\ncase \"$SLURM_ARRAY_TASK_ID\" in\n",
+        todo.len(),
+        todo.len().saturating_sub(1)
+    );
+    for (i, p) in todo.iter().enumerate() {
+        let args: Vec<String> = p.train_args(train_args).iter().map(|a| quote(a)).collect();
+        out.push_str(&format!(
+            "  {i}) exec {} {} --quiet ;;\n",
+            quote(binary),
+            args.join(" ")
+        ));
+    }
+    out.push_str("  *) echo \"no point for task $SLURM_ARRAY_TASK_ID\" >&2; exit 1 ;;\nesac\n");
+    out
+}
+
+/// A point's evaluated result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluated {
+    pub point: Point,
+    pub rel_error: f64,
+    pub rel_error_err: f64,
+}
+
+/// Fig. S1: the relative error of the variational free energy against the temperature, one
+/// line per depth, with error bars.
+pub fn error_figure(results: &[Evaluated]) -> LineChart {
+    let mut depths: Vec<usize> = results.iter().map(|r| r.point.depth).collect();
+    depths.sort_unstable();
+    depths.dedup();
+    LineChart {
+        title: "Relative error of the variational free energy".into(),
+        x_label: "temperature T".into(),
+        y_label: "(F - F_exact) / |F_exact|".into(),
+        log_y: true,
+        lines: depths
+            .into_iter()
+            .map(|d| {
+                let at: Vec<&Evaluated> = results.iter().filter(|r| r.point.depth == d).collect();
+                Line {
+                    label: format!("depth {d}"),
+                    points: at
+                        .iter()
+                        .map(|r| (r.point.temperature, r.rel_error))
+                        .collect(),
+                    errors: at.iter().map(|r| r.rel_error_err).collect(),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Fig. S2: one generated sample per temperature (as spins), in temperature order.
+pub fn sample_figure(samples: &[(f64, Vec<f32>)], lattice: usize) -> LatticeFigure {
+    LatticeFigure {
+        title: "Generated samples across temperatures (spins)".into(),
+        columns: samples.len().min(6),
+        palette: Palette::Grey,
+        panels: samples
+            .iter()
+            .map(|(t, x)| Panel {
+                title: format!("T = {t:.3}"),
+                side: lattice,
+                values: x.iter().map(|v| (*v as f64).signum()).collect(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_and_bad_ones_are_refused() {
+        let t = parse_temperatures("2.0:2.7:0.1").unwrap();
+        assert_eq!(t.len(), 8);
+        assert!((t[7] - 2.7).abs() < 1e-12);
+        assert_eq!(parse_temperatures("2.0, 2.5").unwrap(), vec![2.0, 2.5]);
+        assert_eq!(parse_depths("1..5").unwrap(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(parse_depths("1,3").unwrap(), vec![1, 3]);
+        for bad in ["2.7:2.0:0.1", "2:3:0", "2:3", "a,b", "-1", "0:1:1e-9", ""] {
+            assert!(parse_temperatures(bad).is_err(), "{bad}");
+        }
+        for bad in ["5..1", "0..2", "x", "1,-2", ""] {
+            assert!(parse_depths(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn points_and_their_commands() {
+        let out = Path::new("/nonexistent/sweep");
+        let p = points(&[2.0, 2.5], &[1, 2], out);
+        assert_eq!(p.len(), 4);
+        assert_eq!(p[1].dir, out.join("T2.0000-depth2"));
+        assert_eq!(p[0].state(), State::New);
+        let args = p[0].train_args(&["-L".into(), "8".into()]);
+        assert_eq!(
+            args.join(" "),
+            "train -L 8 --temperature 2 --depth 1 --out /nonexistent/sweep/T2.0000-depth1"
+        );
+        let script = slurm_script(&p, &["-L".into(), "8".into()], "neuralrg-gpu");
+        assert!(script.contains("#SBATCH --array=0-3"));
+        assert_eq!(script.matches("--temperature").count(), 4);
+    }
+}
