@@ -185,9 +185,11 @@ enum Command {
     /// tanh x in grey. `--mi`: the mutual information (Kraskov-Stoegbauer-Grassberger) among
     /// the 16 coarsest latent variables z = g^{-1}(x) and among the physical variables at the
     /// same sites, for independent configurations x of pi itself (Wolff spins, then x given the
-    /// spins) (Fig. 4b, c).
+    /// spins) (Fig. 4b, c). `--response`: the latent response E[dz_i/dx] of the 4 coarsest
+    /// latent variables over configurations of pi, by the flow's backward stage through the
+    /// inference pass on the device, one lattice per variable (Fig. 4a).
     ///
-    /// Writes rg_flow, samples_spins, samples_tanh and mi as .png, .svg and .csv
+    /// Writes rg_flow, samples_spins, samples_tanh, mi and response as .png, .svg and .csv
     /// (`panel,row,col,value`) into --out (created if missing).
     #[command(allow_negative_numbers = true)]
     Analyze {
@@ -203,7 +205,10 @@ enum Command {
         /// The mutual information matrices of latent and physical variables.
         #[arg(long)]
         mi: bool,
-        /// Configurations drawn for --mi.
+        /// The latent response of the coarsest latent variables.
+        #[arg(long)]
+        response: bool,
+        /// Configurations drawn for --mi and --response.
         #[arg(long, default_value_t = 1000)]
         samples: usize,
         /// Seed of the samples drawn.
@@ -784,25 +789,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             rg_flow,
             mi,
+            response,
             samples,
             seed,
         } => {
-            if !rg_flow && !mi {
-                bail!("choose an analysis: --rg-flow, --mi or both");
+            if !(rg_flow || mi || response) {
+                bail!("choose an analysis: --rg-flow, --mi, --response, or several");
             }
             if out.is_file() {
                 bail!("--out must be a directory (got the file {})", out.display());
             }
-            if mi && !(16..=100_000).contains(&samples) {
+            if (mi || response) && !(16..=100_000).contains(&samples) {
                 bail!("--samples must be from 16 to 100000 (got {samples})");
             }
             let ck = Checkpoint::load(&checkpoint)?;
             let mut written = Vec::new();
-            if rg_flow {
-                let ctx = GpuContext::new(&gpu)?;
-                written.extend(neuralrg_gpu::plot::rg_flow::write_rg_flow(
-                    &ctx, &ck, &out, seed,
-                )?);
+            let ctx = (rg_flow || response)
+                .then(|| GpuContext::new(&gpu))
+                .transpose()?;
+            if let Some(ctx) = &ctx {
+                if rg_flow {
+                    written.extend(neuralrg_gpu::plot::rg_flow::write_rg_flow(
+                        ctx, &ck, &out, seed,
+                    )?);
+                }
+                if response {
+                    written.extend(neuralrg_gpu::plot::response::write_response(
+                        ctx, &ck, &out, samples, seed,
+                    )?);
+                }
             }
             if mi {
                 written.extend(

@@ -119,24 +119,31 @@ impl Point {
         }
     }
 
-    /// The `train` arguments of this point, after the sweep's own `train_args`.
+    /// The `train` arguments of this point, after the sweep's own `train_args`: a fresh run,
+    /// or for a partly trained point `--resume` to its recorded total.
     pub fn train_args(&self, train_args: &[String]) -> Vec<String> {
-        let mut a = vec!["train".to_string()];
         match self.state() {
-            // A partly trained point goes on to its recorded total.
-            State::Partial(..) => a.extend(["--resume".into(), self.dir.display().to_string()]),
-            _ => {
-                a.extend(train_args.iter().cloned());
-                a.extend([
-                    "--temperature".into(),
-                    self.temperature.to_string(),
-                    "--depth".into(),
-                    self.depth.to_string(),
-                    "--out".into(),
-                    self.dir.display().to_string(),
-                ]);
-            }
+            State::Partial(..) => vec![
+                "train".into(),
+                "--resume".into(),
+                self.dir.display().to_string(),
+            ],
+            _ => self.fresh_args(train_args),
         }
+    }
+
+    /// The `train` arguments of a fresh run of this point.
+    pub fn fresh_args(&self, train_args: &[String]) -> Vec<String> {
+        let mut a = vec!["train".to_string()];
+        a.extend(train_args.iter().cloned());
+        a.extend([
+            "--temperature".into(),
+            self.temperature.to_string(),
+            "--depth".into(),
+            self.depth.to_string(),
+            "--out".into(),
+            self.dir.display().to_string(),
+        ]);
         a
     }
 }

@@ -129,11 +129,12 @@ fn analyze_draws_the_rg_flow_sample_grids_and_mutual_information() {
         dir.to_str().unwrap(),
         "--rg-flow",
         "--mi",
+        "--response",
         "--samples",
         "500",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for name in ["rg_flow", "samples_spins", "samples_tanh", "mi"] {
+    for name in ["rg_flow", "samples_spins", "samples_tanh", "mi", "response"] {
         check_figure(&dir.join(name), "panel,row,col,value\n");
     }
     // Two 16 x 16 matrices; the trained flow leaves its latents sharing far less information

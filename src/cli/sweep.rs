@@ -76,10 +76,28 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
         );
     }
     let points = sweep::points(&temperatures, &depths, &args.out);
-    // Every fresh point's command parses and resolves before anything runs.
+    // Every point's command parses and resolves before anything runs, and a run already in a
+    // point's directory must be that point's.
     for p in &points {
+        let want = train_args(&p.fresh_args(&args.train))?.check()?;
         if p.state() == State::New {
-            train_args(&p.train_args(&args.train))?.check()?;
+            continue;
+        }
+        let have = Checkpoint::load(&p.dir)?.config;
+        if (have.lattice, have.flow.depth) != (want.lattice, want.flow.depth)
+            || (have.beta - want.beta).abs() > 1e-9 * want.beta
+        {
+            bail!(
+                "{} holds a run at L = {}, depth {}, beta = {}, not this sweep's point (L = {}, \
+                 depth {}, beta = {}): choose another --out",
+                p.dir.display(),
+                have.lattice,
+                have.flow.depth,
+                have.beta,
+                want.lattice,
+                want.flow.depth,
+                want.beta
+            );
         }
     }
     if args.dry_run {

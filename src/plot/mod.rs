@@ -4,6 +4,7 @@
 
 pub mod lattice;
 pub mod mutual_information;
+pub mod response;
 pub mod rg_flow;
 pub mod training;
 

@@ -1,0 +1,116 @@
+//! Fig. 4(a): the latent response E_{x~pi}[dz_i / dx] of the top-level collective variables:
+//! the gradient of a latent z_i = [g^{-1}(x)]_i with respect to every physical variable,
+//! averaged over configurations of pi. It comes from the flow's backward stage run through the
+//! inference pass on the device, seeded with the unit vector of z_i and without the log-det
+//! term or parameter gradients.
+
+use std::path::{Path, PathBuf};
+
+use super::lattice::{LatticeFigure, Palette, Panel};
+use super::mutual_information::top_sites;
+use super::{outputs, PlotError};
+use crate::flow::{BackwardIo, BackwardPass, BackwardScratch, Direction, FlowPass};
+use crate::gpu::{GpuContext, GpuError};
+use crate::io::checkpoint::Checkpoint;
+use crate::sample::{exact, Model};
+
+/// Collective variables drawn.
+const VARIABLES: usize = 4;
+
+/// For each site in `sites`, the mean over the configurations `xs` ([count, N]) of
+/// d z_site / dx (N values).
+pub fn latent_response(
+    ctx: &GpuContext,
+    model: &Model,
+    xs: &[f32],
+    sites: &[usize],
+) -> Result<Vec<Vec<f64>>, GpuError> {
+    let flow = &model.flow;
+    let plan = &flow.plan;
+    let n = plan.config.n_sites();
+    let batch = xs.len() / n;
+    let state = ctx.storage_from("response x", xs)?;
+    let steps_len = plan.n_rows(batch) * plan.layout.couplings * 4;
+    let steps = ctx.storage::<f32>("response saved coupling steps", steps_len)?;
+    let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Infer, Some(&steps))?;
+    let adjoint = ctx.storage::<f32>("response adjoint", batch * n)?;
+    // z_i alone is differentiated: no log-det term.
+    let gamma = ctx.storage::<f32>("response log-det weights", batch)?;
+    let scratch = BackwardScratch::new(ctx, flow, batch, false)?;
+    let backward = BackwardPass::new(
+        ctx,
+        flow,
+        &scratch,
+        batch,
+        Direction::Infer,
+        BackwardIo {
+            steps: &steps,
+            gamma: &gamma,
+            adjoint: &adjoint,
+            grad: None,
+        },
+    )?;
+    ctx.submit("response inference", &pass.dispatches().collect::<Vec<_>>())?;
+    let mut out = Vec::with_capacity(sites.len());
+    for &s in sites {
+        let mut seed = vec![0.0f32; batch * n];
+        for b in 0..batch {
+            seed[b * n + s] = 1.0;
+        }
+        ctx.write(&adjoint, &seed);
+        ctx.submit(
+            "response backward",
+            &backward.dispatches().collect::<Vec<_>>(),
+        )?;
+        let d = ctx.read(&adjoint)?;
+        let mut mean = vec![0.0f64; n];
+        for row in d.chunks_exact(n) {
+            for (m, v) in mean.iter_mut().zip(row) {
+                *m += *v as f64 / batch as f64;
+            }
+        }
+        out.push(mean);
+    }
+    Ok(out)
+}
+
+/// `analyze --response`: the response of the 4 coarsest latents, averaged over `samples`
+/// configurations of pi, one lattice per variable, written under `out` as `response`.
+pub fn write_response(
+    ctx: &GpuContext,
+    ck: &Checkpoint,
+    out: &Path,
+    samples: usize,
+    seed: u64,
+) -> Result<Vec<PathBuf>, PlotError> {
+    let model = Model::from_checkpoint(ctx, ck)?;
+    let l = ck.config.lattice;
+    let sites = top_sites(l, ck.config.flow.depth, VARIABLES);
+    let xs: Vec<f32> = exact::draw(&model.target, samples, seed)
+        .into_iter()
+        .flatten()
+        .map(|v| v as f32)
+        .collect();
+    let response = latent_response(ctx, &model, &xs, &sites)?;
+    let figure = LatticeFigure {
+        title: format!("Latent response E[dz_i/dx], {samples} samples of pi"),
+        columns: sites.len(),
+        palette: Palette::Diverging,
+        panels: sites
+            .iter()
+            .zip(response)
+            .map(|(s, values)| Panel {
+                title: format!("z at ({}, {})", s % l, s / l),
+                side: l,
+                values,
+            })
+            .collect(),
+    };
+    std::fs::create_dir_all(out).map_err(|e| PlotError::Io {
+        path: out.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let stem = out.join("response");
+    figure.save(&stem)?;
+    Ok(outputs(&stem).to_vec())
+}
