@@ -81,8 +81,20 @@ fn plot_overlays_training_curves() {
 
     // Bad input: one line, nothing written.
     let missing = dir.join("none");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
     let bad = dir.join("bad.png");
     for (args, name) in [
+        (
+            vec![
+                "plot",
+                "--run",
+                empty.to_str().unwrap(),
+                "--out",
+                bad.to_str().unwrap(),
+            ],
+            "run directory",
+        ),
         (
             vec![
                 "plot",
