@@ -6,7 +6,7 @@ use thiserror::Error;
 use crate::flow::plan::{Arch, FlowConfig, PlanError};
 use crate::physics::exact::BETA_C;
 use crate::physics::ising::{MAX_BETA, MIN_BETA};
-use crate::train::{AdamConfig, Objective};
+use crate::train::{AdamConfig, LrSchedule, Objective};
 
 #[derive(Debug, Error, PartialEq)]
 pub enum ConfigError {
@@ -141,6 +141,12 @@ pub struct TrainSection {
     pub sym_reg: f64,
     #[serde(flatten)]
     pub adam: AdamConfig,
+    /// The learning-rate schedule over the run's steps, after `warmup_steps` of linear warm-up
+    /// (both absent, so constant and none, in runs written before they existed).
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    #[serde(default)]
+    pub warmup_steps: u64,
     pub save_every: u64,
     pub log_every: u64,
 }
@@ -183,6 +189,8 @@ pub struct PartialTrain {
     pub eps: Option<f64>,
     pub weight_decay: Option<f64>,
     pub clip_grad: Option<f64>,
+    pub lr_schedule: Option<LrSchedule>,
+    pub warmup_steps: Option<u64>,
     pub save_every: Option<u64>,
     pub log_every: Option<u64>,
 }
@@ -250,6 +258,8 @@ impl PartialRunConfig {
                 eps: t.eps.or(lt.eps),
                 weight_decay: t.weight_decay.or(lt.weight_decay),
                 clip_grad: t.clip_grad.or(lt.clip_grad),
+                lr_schedule: t.lr_schedule.or(lt.lr_schedule),
+                warmup_steps: t.warmup_steps.or(lt.warmup_steps),
                 save_every: t.save_every.or(lt.save_every),
                 log_every: t.log_every.or(lt.log_every),
             },
@@ -306,6 +316,8 @@ impl PartialRunConfig {
                 weight_decay: t.weight_decay.unwrap_or(d.weight_decay),
                 clip_grad: t.clip_grad.unwrap_or(d.clip_grad),
             },
+            lr_schedule: t.lr_schedule.unwrap_or_default(),
+            warmup_steps: t.warmup_steps.unwrap_or(0),
             save_every: t.save_every.unwrap_or(defaults::SAVE_EVERY),
             log_every: t.log_every.unwrap_or(defaults::LOG_EVERY),
         };
@@ -333,8 +345,13 @@ impl RunConfig {
         let a = &t.adam;
         // TOML integers (config.toml, checkpoints) stop at 2^63 - 1.
         let toml_max = i64::MAX as u64;
-        let checks: [(bool, &'static str, &'static str); 15] = [
+        let checks: [(bool, &'static str, &'static str); 16] = [
             (t.steps <= toml_max, "--steps", "at most 2^63 - 1"),
+            (
+                t.warmup_steps <= toml_max,
+                "--warmup-steps",
+                "at most 2^63 - 1",
+            ),
             (t.seed <= toml_max, "--seed", "at most 2^63 - 1"),
             (t.save_every <= toml_max, "--save-every", "at most 2^63 - 1"),
             (t.log_every <= toml_max, "--log-every", "at most 2^63 - 1"),
@@ -454,6 +471,8 @@ impl RunConfig {
                 eps: Some(a.eps),
                 weight_decay: Some(a.weight_decay),
                 clip_grad: Some(a.clip_grad),
+                lr_schedule: Some(t.lr_schedule),
+                warmup_steps: Some(t.warmup_steps),
                 save_every: Some(t.save_every),
                 log_every: Some(t.log_every),
             },

@@ -385,6 +385,17 @@ struct TrainArgs {
     /// Clip the gradient to this global norm (0 = off). [default: 0]
     #[arg(long)]
     clip_grad: Option<f64>,
+    /// Learning-rate schedule over the run's --steps after the warm-up: constant, cosine (to
+    /// zero at the last step) or exponential (to 1% of --lr). [default: constant]
+    #[arg(long, value_enum)]
+    lr_schedule: Option<neuralrg_gpu::train::LrSchedule>,
+    /// Steps of linear warm-up from --lr / N to --lr. [default: 0]
+    #[arg(long, value_name = "N")]
+    warmup_steps: Option<u64>,
+    /// After training, estimate the final model's free energy from M fresh samples (as `eval`
+    /// does), print it as the result and write it to DIR/eval.json. [default: 0, off]
+    #[arg(long, value_name = "M")]
+    eval_samples: Option<usize>,
     /// Seed of the parameters, coupling masks and latent draws. [default: 0]
     #[arg(long)]
     seed: Option<u64>,
@@ -456,6 +467,8 @@ impl TrainArgs {
                 eps: self.eps,
                 weight_decay: self.weight_decay,
                 clip_grad: self.clip_grad,
+                lr_schedule: self.lr_schedule,
+                warmup_steps: self.warmup_steps,
                 save_every: self.save_every,
                 log_every: self.log_every,
             },
@@ -559,6 +572,9 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     if total == 0 {
         bail!("--steps must be at least 1");
     }
+    if args.eval_samples == Some(1) {
+        bail!("--eval-samples must be 0 (off) or at least 2");
+    }
     // The lock first: a second process on the directory is told who owns it.
     let lock = DirLock::acquire(&dir)?;
     let from = resume.as_ref().map_or(0, |c| c.step);
@@ -635,6 +651,25 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
             shell_quote(&dir.display().to_string())
         );
         return Ok(ExitCode::from(130));
+    }
+    if let Some(m) = args.eval_samples.filter(|m| *m > 0) {
+        let ck = Checkpoint::load(&dir)?;
+        let model = Model::from_checkpoint(&ctx, &ck)?;
+        let e = sample::estimate(&ctx, &model, m, 1024.min(m), 1, |_| {})?;
+        let kind = if model.symmetric { "symmetrised " } else { "" };
+        println!(
+            "final model, {m} fresh samples: {kind}variational free energy {:.6} +/- {:.6}, \
+             relative error {:.3e}; importance-sampled {:.6} +/- {:.6}, relative error {:.3e}",
+            e.free_energy,
+            e.stderr,
+            e.rel_error,
+            e.free_energy_is,
+            e.free_energy_is_err,
+            e.rel_error_is
+        );
+        let path = dir.join("eval.json");
+        write_atomic(&path, serde_json::to_string(&e)?.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }

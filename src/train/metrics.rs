@@ -31,6 +31,12 @@ pub struct MetricsRecord {
     pub loss_sym_stderr: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rel_error_sym: Option<f64>,
+    /// Exponential moving averages over the logged steps (weight 0.9 on the past) of `loss` and,
+    /// with --symmetric, of `loss_sym`: the smoothed progress signal.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub loss_ema: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub loss_sym_ema: Option<f64>,
 }
 
 /// A rollback after a non-finite step, logged among the step records: the step that was

@@ -5,9 +5,11 @@ pub mod loss;
 pub mod metrics;
 pub mod objective;
 pub mod run;
+pub mod schedule;
 pub mod step;
 
 pub use adam::AdamConfig;
 pub use objective::Objective;
 pub use run::{train, RunOptions, Summary, TrainError};
+pub use schedule::{learning_rate, LrSchedule};
 pub use step::{StepStats, TrainStep};

@@ -17,6 +17,10 @@ use crate::io::checkpoint::{Checkpoint, FILE_NAME as CHECKPOINT};
 use crate::io::lock::{DirLock, LockError, LOCK_FILE};
 use crate::io::write_atomic;
 use crate::physics::IsingTarget;
+use crate::train::schedule::learning_rate;
+
+/// The weight of the past in the moving averages of the loss (about the last 10 logged steps).
+const EMA_WEIGHT: f64 = 0.9;
 
 #[derive(Debug, Error)]
 pub enum TrainError {
@@ -192,6 +196,13 @@ pub fn train(
     let mut interrupted = false;
     let mut rollbacks = 0;
     let mut poison = opts.inject_nan_at;
+    // The moving averages of the loss and the trained objective over the logged steps,
+    // continued from the log on a resume, so a resumed run logs what an uninterrupted one would.
+    let mut ema: Option<(f64, f64)> = super::metrics::read(dir)
+        .ok()
+        .and_then(|r| r.last().cloned())
+        .filter(|_| start > 0)
+        .and_then(|r| Some((r.loss_ema?, r.loss_sym_ema.or(r.loss_ema)?)));
     let mut step = start;
     while step < end {
         if opts.stop.load(Ordering::SeqCst) {
@@ -202,6 +213,9 @@ pub fn train(
             poison = None;
             trainer.poison(ctx);
         }
+        let tc = &config.train;
+        let lr = learning_rate(tc.adam.lr, tc.lr_schedule, tc.warmup_steps, step, tc.steps);
+        trainer.set_lr(lr);
         let stats = trainer.step(ctx, step)?;
         if !stats.is_finite() {
             let what = if stats.loss.is_finite() && stats.objective.is_finite() {
@@ -265,6 +279,14 @@ pub fn train(
         let elapsed = began.elapsed().as_secs_f64();
         if done % t.log_every == 0 || done == end {
             let sym = config.train.symmetric;
+            ema = Some(match ema {
+                None => (stats.loss, stats.objective),
+                Some((l, o)) => (
+                    EMA_WEIGHT * l + (1.0 - EMA_WEIGHT) * stats.loss,
+                    EMA_WEIGHT * o + (1.0 - EMA_WEIGHT) * stats.objective,
+                ),
+            });
+            let (loss_ema, objective_ema) = ema.expect("just set");
             metrics
                 .write(&MetricsLine::Step(MetricsRecord {
                     step: done,
@@ -273,17 +295,22 @@ pub fn train(
                     neg_ln_z_exact: neg_ln_z,
                     rel_error: rel(stats.loss),
                     grad_norm: stats.grad_norm,
-                    lr: config.train.adam.lr,
+                    lr,
                     elapsed_s: elapsed_before + elapsed,
                     samples_per_s: (done - start) as f64 * t.batch as f64 / elapsed,
                     loss_sym: sym.then_some(stats.objective),
                     loss_sym_stderr: sym.then_some(stats.objective_stderr),
                     rel_error_sym: sym.then(|| rel(stats.objective)),
+                    loss_ema: Some(loss_ema),
+                    loss_sym_ema: sym.then_some(objective_ema),
                 }))
                 .map_err(io_err(dir))?;
         }
+        let smooth = ema.map_or(String::new(), |(_, o)| {
+            format!("  (average {:.4}, rel err {:.2e})", o, rel(o))
+        });
         bar.set_message(format!(
-            "loss {:.4} +/- {:.4}  rel err {:.2e}",
+            "loss {:.4} +/- {:.4}  rel err {:.2e}{smooth}",
             stats.objective,
             stats.objective_stderr,
             rel(stats.objective)
