@@ -147,6 +147,10 @@ pub struct TrainSection {
     pub lr_schedule: LrSchedule,
     #[serde(default)]
     pub warmup_steps: u64,
+    /// The batch the run ramps up to (`batch` times a power of two), doubling at evenly spaced
+    /// steps; none for a fixed batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_final: Option<usize>,
     pub save_every: u64,
     pub log_every: u64,
 }
@@ -191,6 +195,7 @@ pub struct PartialTrain {
     pub clip_grad: Option<f64>,
     pub lr_schedule: Option<LrSchedule>,
     pub warmup_steps: Option<u64>,
+    pub batch_final: Option<usize>,
     pub save_every: Option<u64>,
     pub log_every: Option<u64>,
 }
@@ -260,6 +265,7 @@ impl PartialRunConfig {
                 clip_grad: t.clip_grad.or(lt.clip_grad),
                 lr_schedule: t.lr_schedule.or(lt.lr_schedule),
                 warmup_steps: t.warmup_steps.or(lt.warmup_steps),
+                batch_final: t.batch_final.or(lt.batch_final),
                 save_every: t.save_every.or(lt.save_every),
                 log_every: t.log_every.or(lt.log_every),
             },
@@ -318,6 +324,7 @@ impl PartialRunConfig {
             },
             lr_schedule: t.lr_schedule.unwrap_or_default(),
             warmup_steps: t.warmup_steps.unwrap_or(0),
+            batch_final: t.batch_final,
             save_every: t.save_every.unwrap_or(defaults::SAVE_EVERY),
             log_every: t.log_every.unwrap_or(defaults::LOG_EVERY),
         };
@@ -397,6 +404,15 @@ impl RunConfig {
             }
         }
         check_batch(t.batch, self.lattice, 2)?;
+        if let Some(last) = t.batch_final {
+            if last < t.batch || last % t.batch != 0 || !(last / t.batch).is_power_of_two() {
+                return Err(RunConfigError::Invalid(
+                    "--batch-final",
+                    "--batch times a power of two (it doubles from --batch)",
+                ));
+            }
+            check_batch(last, self.lattice, 2)?;
+        }
         self.flow_config()?;
         Ok(())
     }
@@ -473,6 +489,7 @@ impl RunConfig {
                 clip_grad: Some(a.clip_grad),
                 lr_schedule: Some(t.lr_schedule),
                 warmup_steps: Some(t.warmup_steps),
+                batch_final: t.batch_final,
                 save_every: Some(t.save_every),
                 log_every: Some(t.log_every),
             },
@@ -539,6 +556,14 @@ mod run_config_tests {
         let mut p = base.clone();
         p.train.batch = Some(1);
         assert!(p.resolve().is_err());
+        // The ramp doubles from --batch: 64 -> 256 is fine, 64 -> 100 and 64 -> 32 are not.
+        for (last, ok) in [(256, true), (100, false), (32, false)] {
+            let mut p = base.clone();
+            p.train.batch = Some(64);
+            p.train.batch_final = Some(last);
+            let r = p.resolve();
+            assert_eq!(r.is_ok(), ok, "{last}: {r:?}");
+        }
         assert!(PartialRunConfig::default().resolve().is_err());
     }
 }

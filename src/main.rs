@@ -392,6 +392,10 @@ struct TrainArgs {
     /// Steps of linear warm-up from --lr / N to --lr. [default: 0]
     #[arg(long, value_name = "N")]
     warmup_steps: Option<u64>,
+    /// Ramp the batch up to B (--batch times a power of two): it doubles at evenly spaced steps,
+    /// lowering the gradient noise late in training. [default: none, a fixed batch]
+    #[arg(long, value_name = "B")]
+    batch_final: Option<usize>,
     /// After training, estimate the final model's free energy from M fresh samples (as `eval`
     /// does), print it as the result and write it to DIR/eval.json. [default: 0, off]
     #[arg(long, value_name = "M")]
@@ -469,6 +473,7 @@ impl TrainArgs {
                 clip_grad: self.clip_grad,
                 lr_schedule: self.lr_schedule,
                 warmup_steps: self.warmup_steps,
+                batch_final: self.batch_final,
                 save_every: self.save_every,
                 log_every: self.log_every,
             },

@@ -741,9 +741,10 @@ fn a_damaged_checkpoint_is_refused_by_eval_sample_and_resume() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A cosine schedule with warm-up is followed step by step, recorded in the config, continued
-/// exactly by a resume after an interruption (parameters, learning rates and moving averages),
-/// and --eval-samples leaves the final estimate in eval.json.
+/// A cosine schedule with warm-up and a batch ramp is followed step by step, recorded in the
+/// config, continued exactly by a resume after an interruption in the ramp's second stage
+/// (parameters, learning rates and moving averages), and --eval-samples leaves the final
+/// estimate in eval.json.
 #[cfg(unix)]
 #[test]
 fn schedules_and_moving_averages_resume_bit_for_bit() {
@@ -757,6 +758,8 @@ fn schedules_and_moving_averages_resume_bit_for_bit() {
             "10",
             "--batch",
             "16",
+            "--batch-final",
+            "64",
             "--log-every",
             "1",
             "--steps",
@@ -769,12 +772,15 @@ fn schedules_and_moving_averages_resume_bit_for_bit() {
     let child = start_run(
         &args_a.iter().map(String::as_str).collect::<Vec<_>>(),
         &a,
-        12,
+        150,
     );
     signal(&child, "INT");
     assert_eq!(child.wait_with_output().unwrap().status.code(), Some(130));
     let stopped = Checkpoint::load(&a).unwrap().step;
-    assert!(stopped < 400, "the run finished before the signal");
+    assert!(
+        (134..400).contains(&stopped),
+        "stopped at {stopped}, not in the ramp's second stage"
+    );
     let out = run_ok(&[
         "train",
         "--resume",
@@ -805,9 +811,8 @@ fn schedules_and_moving_averages_resume_bit_for_bit() {
     assert!((lr[0] - 1e-4).abs() < 1e-15 && (lr[9] - 1e-3).abs() < 1e-15);
     assert!(lr[399] < 1e-7 && lr[200] < lr[100]);
     assert!(la.iter().all(|r| r.3.is_some()));
-    assert!(std::fs::read_to_string(a.join("config.toml"))
-        .unwrap()
-        .contains("lr_schedule = \"cosine\""));
+    let toml = std::fs::read_to_string(a.join("config.toml")).unwrap();
+    assert!(toml.contains("lr_schedule = \"cosine\"") && toml.contains("batch_final = 64"));
     for d in [a, b] {
         std::fs::remove_dir_all(d).unwrap();
     }

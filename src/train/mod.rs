@@ -11,5 +11,5 @@ pub mod step;
 pub use adam::AdamConfig;
 pub use objective::Objective;
 pub use run::{train, RunOptions, Summary, TrainError};
-pub use schedule::{learning_rate, LrSchedule};
+pub use schedule::{batch_at, learning_rate, LrSchedule};
 pub use step::{StepStats, TrainStep};

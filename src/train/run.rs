@@ -17,7 +17,7 @@ use crate::io::checkpoint::{Checkpoint, FILE_NAME as CHECKPOINT};
 use crate::io::lock::{DirLock, LockError, LOCK_FILE};
 use crate::io::write_atomic;
 use crate::physics::IsingTarget;
-use crate::train::schedule::learning_rate;
+use crate::train::schedule::{batch_at, learning_rate};
 
 /// The weight of the past in the moving averages of the loss (about the last 10 logged steps).
 const EMA_WEIGHT: f64 = 0.9;
@@ -126,17 +126,21 @@ pub fn train(
             params::masks(&plan, t.seed),
         ),
     };
-    let mut trainer = TrainStep::new(
-        ctx,
-        plan,
-        &params,
-        masks.clone(),
-        &target,
-        t.batch,
-        config.objective(),
-        t.adam,
-        t.seed,
-    )?;
+    // The batch may ramp up: a new step stage is built when it changes, carrying the state.
+    let build = |batch: usize, params: &[f32]| {
+        TrainStep::new(
+            ctx,
+            plan.clone(),
+            params,
+            masks.clone(),
+            &target,
+            batch,
+            config.objective(),
+            t.adam,
+            t.seed,
+        )
+    };
+    let mut trainer = build(batch_at(t.batch, t.batch_final, start, t.steps), &params)?;
     if let Some(ck) = &resume {
         trainer.load(ctx, &ck.params, &ck.adam_m, &ck.adam_v)?;
     }
@@ -166,13 +170,15 @@ pub fn train(
 
     // Once everything is allocated: a configuration the adapter cannot hold fails in one line.
     eprintln!(
-        "training L = {} at beta = {:.6} on {}: steps {} -> {}, batch {}, into {}",
+        "training L = {} at beta = {:.6} on {}: steps {} -> {}, batch {}{}, into {}",
         config.lattice,
         config.beta,
         ctx.info.name,
         start,
         start + opts.steps,
         t.batch,
+        t.batch_final
+            .map_or(String::new(), |b| format!(" ramping to {b}")),
         dir.display()
     );
     let neg_ln_z = target.neg_ln_z();
@@ -195,6 +201,7 @@ pub fn train(
     let mut last_saved = start;
     let mut interrupted = false;
     let mut rollbacks = 0;
+    let mut samples: u64 = 0;
     let mut poison = opts.inject_nan_at;
     // The moving averages of the loss and the trained objective over the logged steps,
     // continued from the log on a resume, so a resumed run logs what an uninterrupted one would.
@@ -209,11 +216,24 @@ pub fn train(
             interrupted = true;
             break;
         }
+        let tc = &config.train;
+        let batch = batch_at(tc.batch, tc.batch_final, step, tc.steps);
+        if batch != trainer.batch {
+            let state = [
+                &trainer.flow.params,
+                trainer.moments().0,
+                trainer.moments().1,
+            ]
+            .map(|b| ctx.read(b));
+            let [p, m, v] = state;
+            let (p, m, v) = (p?, m?, v?);
+            trainer = build(batch, &p)?;
+            trainer.load(ctx, &p, &m, &v)?;
+        }
         if poison == Some(step + 1) {
             poison = None;
             trainer.poison(ctx);
         }
-        let tc = &config.train;
         let lr = learning_rate(tc.adam.lr, tc.lr_schedule, tc.warmup_steps, step, tc.steps);
         trainer.set_lr(lr);
         let stats = trainer.step(ctx, step)?;
@@ -275,6 +295,7 @@ pub fn train(
         let done = step + 1;
         step = done;
         completed = done;
+        samples += trainer.batch as u64;
         last = Some(stats);
         let elapsed = began.elapsed().as_secs_f64();
         if done % t.log_every == 0 || done == end {
@@ -297,7 +318,7 @@ pub fn train(
                     grad_norm: stats.grad_norm,
                     lr,
                     elapsed_s: elapsed_before + elapsed,
-                    samples_per_s: (done - start) as f64 * t.batch as f64 / elapsed,
+                    samples_per_s: samples as f64 / elapsed,
                     loss_sym: sym.then_some(stats.objective),
                     loss_sym_stderr: sym.then_some(stats.objective_stderr),
                     rel_error_sym: sym.then(|| rel(stats.objective)),

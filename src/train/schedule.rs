@@ -30,9 +30,32 @@ pub fn learning_rate(base: f64, schedule: LrSchedule, warmup: u64, t: u64, total
     }
 }
 
+/// The batch of step `t` (0-based) of a run of `total` steps ramping from `batch` to
+/// `batch_final` (`batch` times a power of two, 2^K): it doubles K times, at evenly spaced
+/// steps, so each of the K + 1 batch sizes trains for the same number of steps.
+pub fn batch_at(batch: usize, batch_final: Option<usize>, t: u64, total: u64) -> usize {
+    let Some(last) = batch_final.filter(|f| *f > batch) else {
+        return batch;
+    };
+    let k = (last / batch).ilog2() as u64;
+    let stage = (t.saturating_mul(k + 1) / total.max(1)).min(k);
+    batch << stage
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_double_at_even_steps() {
+        let b = |t| batch_at(64, Some(256), t, 300);
+        assert_eq!(
+            [b(0), b(99), b(100), b(199), b(200), b(299)],
+            [64, 64, 128, 128, 256, 256]
+        );
+        assert_eq!(batch_at(64, None, 5, 10), 64);
+        assert_eq!(batch_at(64, Some(64), 5, 10), 64);
+    }
 
     #[test]
     fn schedules_start_warm_up_and_end_where_they_say() {
