@@ -18,6 +18,7 @@ use neuralrg_gpu::io::checkpoint::Checkpoint;
 use neuralrg_gpu::io::lock::DirLock;
 use neuralrg_gpu::io::write_atomic;
 use neuralrg_gpu::physics::IsingTarget;
+use neuralrg_gpu::plot::Figure;
 use neuralrg_gpu::sample::{self, Accumulator, Model};
 use neuralrg_gpu::train::{self, RunOptions};
 

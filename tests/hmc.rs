@@ -3,7 +3,7 @@
 
 mod common;
 
-use neuralrg_gpu::config::{PartialFlow, PartialRunConfig, RunConfig};
+use neuralrg_gpu::config::RunConfig;
 use neuralrg_gpu::flow::{params, FlowPlan};
 use neuralrg_gpu::reference::hmc as twin;
 use neuralrg_gpu::sample::hmc::{Hmc, Leapfrog, Space};
@@ -15,17 +15,7 @@ const N: usize = 16;
 /// A small L = 4 flow with perturbed parameters (a non-trivial map), and its twin's parameters
 /// and masks.
 fn model_config() -> RunConfig {
-    PartialRunConfig {
-        lattice: Some(4),
-        flow: PartialFlow {
-            hidden: Some(3),
-            couplings: Some(2),
-            ..PartialFlow::default()
-        },
-        ..PartialRunConfig::default()
-    }
-    .resolve()
-    .unwrap()
+    common::small_config(4, 3, 2)
 }
 
 fn twin_params(config: &RunConfig) -> (FlowPlan, Vec<f64>, Vec<u32>) {

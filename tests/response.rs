@@ -4,7 +4,6 @@
 
 mod common;
 
-use neuralrg_gpu::config::{PartialFlow, PartialRunConfig};
 use neuralrg_gpu::flow::{params, FlowPlan};
 use neuralrg_gpu::plot::response::latent_response;
 use neuralrg_gpu::reference::flow::infer;
@@ -13,17 +12,7 @@ use neuralrg_gpu::sample::Model;
 const N: usize = 16;
 
 fn config() -> neuralrg_gpu::config::RunConfig {
-    PartialRunConfig {
-        lattice: Some(4),
-        flow: PartialFlow {
-            hidden: Some(3),
-            couplings: Some(2),
-            ..PartialFlow::default()
-        },
-        ..PartialRunConfig::default()
-    }
-    .resolve()
-    .unwrap()
+    common::small_config(4, 3, 2)
 }
 
 #[test]

@@ -8,7 +8,6 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use neuralrg_gpu::config::{PartialFlow, PartialRunConfig};
 use neuralrg_gpu::io::checkpoint::Checkpoint;
 use neuralrg_gpu::physics::exact::BETA_C;
 use neuralrg_gpu::sample::chains::{
@@ -42,17 +41,7 @@ fn check(report: &SamplerReport) {
 fn hmc_in_both_spaces_samples_the_exact_distribution() {
     let ctx = common::gpu();
     // Latent HMC is exact for any flow: a perturbed untrained one keeps the test quick.
-    let config = PartialRunConfig {
-        lattice: Some(4),
-        flow: PartialFlow {
-            hidden: Some(3),
-            couplings: Some(2),
-            ..PartialFlow::default()
-        },
-        ..PartialRunConfig::default()
-    }
-    .resolve()
-    .unwrap();
+    let config = common::small_config(4, 3, 2);
     let model = Model::init(&ctx, &config, 0.1).unwrap();
     let schedule = Schedule {
         thermalise: 50,

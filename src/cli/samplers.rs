@@ -11,7 +11,7 @@ use neuralrg_gpu::config::check_lattice;
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
 use neuralrg_gpu::io::checkpoint::Checkpoint;
 use neuralrg_gpu::io::write_atomic;
-use neuralrg_gpu::plot::{Line, LineChart};
+use neuralrg_gpu::plot::{Figure, Line, LineChart};
 use neuralrg_gpu::sample::chains::{
     run_flow_metropolis, run_hmc, run_reweight, ChainRun, SamplerReport, Schedule,
 };

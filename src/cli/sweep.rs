@@ -11,6 +11,7 @@ use clap::{Args, Parser, ValueEnum};
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
 use neuralrg_gpu::io::checkpoint::Checkpoint;
 use neuralrg_gpu::io::write_atomic;
+use neuralrg_gpu::plot::Figure;
 use neuralrg_gpu::sample::{self, Model};
 use neuralrg_gpu::sweep::{self, Evaluated, State};
 

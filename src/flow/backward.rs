@@ -374,3 +374,46 @@ impl BackwardPass {
         self.dispatches.iter()
     }
 }
+
+/// A backward pass that carries an adjoint through the flow without parameter gradients, with
+/// its own scratch: the HMC force and the latent response. `adjoint` holds the adjoint of the
+/// pass's output on entry and that of its input on exit; `gamma` weights ln|det| per sample.
+pub struct AdjointPass {
+    _scratch: BackwardScratch,
+    pass: BackwardPass,
+}
+
+impl AdjointPass {
+    pub fn new(
+        ctx: &GpuContext,
+        flow: &Flow,
+        batch: usize,
+        direction: Direction,
+        steps: &GpuBuffer<f32>,
+        gamma: &GpuBuffer<f32>,
+        adjoint: &GpuBuffer<f32>,
+    ) -> Result<Self, GpuError> {
+        let scratch = BackwardScratch::new(ctx, flow, batch, false)?;
+        let pass = BackwardPass::new(
+            ctx,
+            flow,
+            &scratch,
+            batch,
+            direction,
+            BackwardIo {
+                steps,
+                gamma,
+                adjoint,
+                grad: None,
+            },
+        )?;
+        Ok(Self {
+            _scratch: scratch,
+            pass,
+        })
+    }
+
+    pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
+        self.pass.dispatches()
+    }
+}

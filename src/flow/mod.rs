@@ -8,7 +8,7 @@ pub mod pass;
 pub mod plan;
 pub mod weights;
 
-pub use backward::{BackwardIo, BackwardPass, BackwardScratch, GradientShape};
+pub use backward::{AdjointPass, BackwardIo, BackwardPass, BackwardScratch, GradientShape};
 pub use params::ParamLayout;
 pub use pass::{Direction, Flow, FlowPass};
 pub use plan::{Arch, FlowConfig, FlowPlan, LayerPlan};

@@ -2,13 +2,10 @@
 //! scale (blue negative, white zero, red positive), in grey from -1 (black) to 1 (white), or on a
 //! sequential scale with a colour bar (matrices of non-negative values). NaN cells stay blank.
 
-use std::path::Path;
-
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{outputs, register_font, PlotError, FONT_NAME};
-use crate::io::write_atomic;
+use super::{Figure, PlotError, FONT_NAME};
 
 /// How values map to colours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,10 +38,12 @@ pub struct LatticeFigure {
 
 const PANEL_PX: u32 = 220;
 
-impl LatticeFigure {
-    /// Writes the PNG, the SVG and the CSV (`panel,row,col,value`).
-    pub fn save(&self, stem: &Path) -> Result<(), PlotError> {
-        register_font();
+impl Figure for LatticeFigure {
+    fn title(&self) -> &str {
+        &self.title
+    }
+
+    fn size(&self) -> Result<(u32, u32), PlotError> {
         if self.panels.is_empty() || self.columns == 0 {
             return Err(PlotError::Input(format!("{}: no panels", self.title)));
         }
@@ -54,36 +53,26 @@ impl LatticeFigure {
             Palette::Sequential => 2 * PANEL_PX,
             _ => PANEL_PX,
         };
-        let size = (px * self.columns as u32, px * rows + 40);
-        let mut rgb = vec![0u8; (size.0 * size.1 * 3) as usize];
-        self.draw(BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area())?;
-        let mut svg = String::new();
-        self.draw(SVGBackend::with_string(&mut svg, size).into_drawing_area())?;
-        let mut png = Vec::new();
-        image::RgbImage::from_raw(size.0, size.1, rgb)
-            .expect("the buffer has the image's size")
-            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-            .map_err(|e| self.fail(&e))?;
+        Ok((px * self.columns as u32, px * rows + 40))
+    }
+
+    /// `panel,row,col,value`.
+    fn csv(&self) -> String {
         let mut csv = String::from("panel,row,col,value\n");
         for (k, p) in self.panels.iter().enumerate() {
             for (i, v) in p.values.iter().enumerate() {
                 csv.push_str(&format!("{k},{},{},{v}\n", i / p.side, i % p.side));
             }
         }
-        let [png_path, svg_path, csv_path] = outputs(stem);
-        for (path, bytes) in [
-            (png_path, png.as_slice()),
-            (svg_path, svg.as_bytes()),
-            (csv_path, csv.as_bytes()),
-        ] {
-            write_atomic(&path, bytes).map_err(|e| PlotError::Io {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-        }
-        Ok(())
+        csv
     }
 
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        self.draw_all(root)
+    }
+}
+
+impl LatticeFigure {
     fn fail(&self, e: &dyn std::fmt::Display) -> PlotError {
         PlotError::Draw {
             what: self.title.clone(),
@@ -91,7 +80,7 @@ impl LatticeFigure {
         }
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+    fn draw_all<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), PlotError> {
         root.fill(&WHITE).map_err(|e| self.fail(&e))?;
         let root = root
             .titled(&self.title, (FONT_NAME, 22))

@@ -79,39 +79,35 @@ pub fn outputs(stem: &Path) -> [PathBuf; 3] {
     ["png", "svg", "csv"].map(|e| stem.with_extension(e))
 }
 
-impl LineChart {
-    /// Writes the PNG, the SVG and the CSV (`label,x,y,err`, one row per point, err empty
-    /// without error bars) of the chart.
-    pub fn save(&self, stem: &Path) -> Result<(), PlotError> {
+/// A figure drawn the same way on any backend, with the numbers behind it as CSV.
+pub trait Figure {
+    fn title(&self) -> &str;
+    /// Its size in pixels, or why there is nothing to draw.
+    fn size(&self) -> Result<(u32, u32), PlotError>;
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), PlotError>;
+    fn csv(&self) -> String;
+
+    /// Writes `stem`.png, `stem`.svg and `stem`.csv, each atomically.
+    fn save(&self, stem: &Path) -> Result<(), PlotError> {
         register_font();
-        let points = self.lines.iter().flat_map(|l| &l.points);
-        if points.clone().next().is_none() {
-            return Err(PlotError::Input(format!("{}: nothing to plot", self.title)));
-        }
-        let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-        self.draw(BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area())?;
+        let size = self.size()?;
+        let mut rgb = vec![0u8; (size.0 * size.1 * 3) as usize];
+        self.draw(BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area())?;
         let mut svg = String::new();
-        self.draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area())?;
+        self.draw(SVGBackend::with_string(&mut svg, size).into_drawing_area())?;
         let mut png = Vec::new();
-        image::RgbImage::from_raw(SIZE.0, SIZE.1, rgb)
+        image::RgbImage::from_raw(size.0, size.1, rgb)
             .expect("the buffer has the image's size")
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .map_err(|e| PlotError::Draw {
-                what: self.title.clone(),
+                what: self.title().to_string(),
                 message: e.to_string(),
             })?;
-        let mut csv = String::from("label,x,y,err\n");
-        for l in &self.lines {
-            for (i, (x, y)) in l.points.iter().enumerate() {
-                let err = l.errors.get(i).map_or(String::new(), |e| e.to_string());
-                csv.push_str(&format!("{},{x},{y},{err}\n", l.label.replace(',', ";")));
-            }
-        }
         let [png_path, svg_path, csv_path] = outputs(stem);
         for (path, bytes) in [
             (png_path, png.as_slice()),
             (svg_path, svg.as_bytes()),
-            (csv_path, csv.as_bytes()),
+            (csv_path, self.csv().as_bytes()),
         ] {
             write_atomic(&path, bytes).map_err(|e| PlotError::Io {
                 path: path.display().to_string(),
@@ -119,6 +115,42 @@ impl LineChart {
             })?;
         }
         Ok(())
+    }
+
+    /// [`Figure::save`] as `dir/name` (creating `dir`); returns the files written.
+    fn save_into(&self, dir: &Path, name: &str) -> Result<Vec<PathBuf>, PlotError> {
+        std::fs::create_dir_all(dir).map_err(|e| PlotError::Io {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let stem = dir.join(name);
+        self.save(&stem)?;
+        Ok(outputs(&stem).to_vec())
+    }
+}
+
+impl Figure for LineChart {
+    fn title(&self) -> &str {
+        &self.title
+    }
+
+    fn size(&self) -> Result<(u32, u32), PlotError> {
+        if self.lines.iter().all(|l| l.points.is_empty()) {
+            return Err(PlotError::Input(format!("{}: nothing to plot", self.title)));
+        }
+        Ok(SIZE)
+    }
+
+    /// `label,x,y,err`, one row per point, err empty without error bars.
+    fn csv(&self) -> String {
+        let mut csv = String::from("label,x,y,err\n");
+        for l in &self.lines {
+            for (i, (x, y)) in l.points.iter().enumerate() {
+                let err = l.errors.get(i).map_or(String::new(), |e| e.to_string());
+                csv.push_str(&format!("{},{x},{y},{err}\n", l.label.replace(',', ";")));
+            }
+        }
+        csv
     }
 
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), PlotError> {
@@ -173,7 +205,9 @@ impl LineChart {
         }
         root.present().map_err(|e| fail(&e))
     }
+}
 
+impl LineChart {
     /// Axes, lines and legend on a built chart (either y scale).
     fn finish<'a, DB: DrawingBackend + 'a, Y>(
         &self,

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::lattice::{LatticeFigure, Palette, Panel};
-use super::{outputs, PlotError};
+use super::{Figure, PlotError};
 use crate::analysis::mutual_information::matrix;
 use crate::flow::FlowPlan;
 use crate::io::checkpoint::Checkpoint;
@@ -74,13 +74,7 @@ pub fn write_mutual_information(
         palette: Palette::Sequential,
         panels: vec![panel("latent z", &latent), panel("physical x", &physical)],
     };
-    std::fs::create_dir_all(out).map_err(|e| PlotError::Io {
-        path: out.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let stem = out.join("mi");
-    figure.save(&stem)?;
-    Ok(outputs(&stem).to_vec())
+    figure.save_into(out, "mi")
 }
 
 #[cfg(test)]

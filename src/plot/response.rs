@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use super::lattice::{LatticeFigure, Palette, Panel};
 use super::mutual_information::top_sites;
-use super::{outputs, PlotError};
-use crate::flow::{BackwardIo, BackwardPass, BackwardScratch, Direction, FlowPass};
+use super::{Figure, PlotError};
+use crate::flow::{AdjointPass, Direction, FlowPass};
 use crate::gpu::{GpuContext, GpuError};
 use crate::io::checkpoint::Checkpoint;
 use crate::sample::{exact, Model};
@@ -36,20 +36,7 @@ pub fn latent_response(
     let adjoint = ctx.storage::<f32>("response adjoint", batch * n)?;
     // z_i alone is differentiated: no log-det term.
     let gamma = ctx.storage::<f32>("response log-det weights", batch)?;
-    let scratch = BackwardScratch::new(ctx, flow, batch, false)?;
-    let backward = BackwardPass::new(
-        ctx,
-        flow,
-        &scratch,
-        batch,
-        Direction::Infer,
-        BackwardIo {
-            steps: &steps,
-            gamma: &gamma,
-            adjoint: &adjoint,
-            grad: None,
-        },
-    )?;
+    let backward = AdjointPass::new(ctx, flow, batch, Direction::Infer, &steps, &gamma, &adjoint)?;
     ctx.submit("response inference", &pass.dispatches().collect::<Vec<_>>())?;
     let mut out = Vec::with_capacity(sites.len());
     for &s in sites {
@@ -106,11 +93,5 @@ pub fn write_response(
             })
             .collect(),
     };
-    std::fs::create_dir_all(out).map_err(|e| PlotError::Io {
-        path: out.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let stem = out.join("response");
-    figure.save(&stem)?;
-    Ok(outputs(&stem).to_vec())
+    figure.save_into(out, "response")
 }

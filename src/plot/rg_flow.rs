@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::lattice::{LatticeFigure, Palette, Panel};
-use super::{outputs, PlotError};
+use super::{Figure, PlotError};
 use crate::flow::{Arch, FlowPlan};
 use crate::gpu::GpuContext;
 use crate::io::checkpoint::Checkpoint;
@@ -37,10 +37,6 @@ pub fn write_rg_flow(
     let plan = FlowPlan::new(ck.config.flow_config().expect("validated checkpoint"));
     let params: Vec<f64> = ck.params.iter().map(|v| *v as f64).collect();
     let x0: Vec<f64> = samples.x[..l * l].iter().map(|v| *v as f64).collect();
-    std::fs::create_dir_all(out).map_err(|e| PlotError::Io {
-        path: out.display().to_string(),
-        message: e.to_string(),
-    })?;
     let figures = [
         ("rg_flow", rg_flow_figure(&plan, &params, &ck.masks, &x0)),
         ("samples_spins", sample_grid(&samples.x, l, false)),
@@ -48,9 +44,7 @@ pub fn write_rg_flow(
     ];
     let mut written = Vec::new();
     for (name, figure) in figures {
-        let stem = out.join(name);
-        figure.save(&stem)?;
-        written.extend(outputs(&stem));
+        written.extend(figure.save_into(out, name)?);
     }
     Ok(written)
 }

@@ -9,7 +9,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::draw::Model;
 use super::observables::ObservablesStage;
-use crate::flow::{BackwardIo, BackwardPass, BackwardScratch, Direction, FlowPass};
+use crate::flow::{AdjointPass, Direction, FlowPass};
 use crate::gpu::rng::RngStage;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
 use crate::physics::target_stage::TargetStage;
@@ -53,8 +53,7 @@ struct LatentForce {
     _steps: GpuBuffer<f32>,
     adjoint: GpuBuffer<f32>,
     _gamma: GpuBuffer<f32>,
-    _scratch: BackwardScratch,
-    _backward: BackwardPass,
+    _backward: AdjointPass,
 }
 
 /// Where a leapfrog trajectory ended.
@@ -282,19 +281,14 @@ impl<'a> Hmc<'a> {
         let adjoint = ctx.storage::<f32>("hmc force", chains * n)?;
         // The coefficient of ln|det dg/dz| in U: -1 for every chain.
         let gamma = ctx.storage_from("hmc log-det weights", &vec![-1.0f32; chains])?;
-        let scratch = BackwardScratch::new(ctx, flow, chains, false)?;
-        let backward = BackwardPass::new(
+        let backward = AdjointPass::new(
             ctx,
             flow,
-            &scratch,
             chains,
             Direction::Generate,
-            BackwardIo {
-                steps: &steps,
-                gamma: &gamma,
-                adjoint: &adjoint,
-                grad: None,
-            },
+            &steps,
+            &gamma,
+            &adjoint,
         )?;
         let mut dispatches = vec![ctx.dispatch(
             &k("to_work")?,
@@ -322,7 +316,6 @@ impl<'a> Hmc<'a> {
                 _steps: steps,
                 adjoint,
                 _gamma: gamma,
-                _scratch: scratch,
                 _backward: backward,
             }),
         })

@@ -51,3 +51,24 @@ pub fn to_f32(v: &[f64]) -> Vec<f32> {
 pub fn to_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&a| a as f64).collect()
 }
+
+/// The resolved configuration of a small flow (`hidden` wide, `couplings` per bijector) at
+/// L = `lattice` and beta_c: what the sampler and analysis tests build models from.
+pub fn small_config(
+    lattice: usize,
+    hidden: usize,
+    couplings: usize,
+) -> neuralrg_gpu::config::RunConfig {
+    use neuralrg_gpu::config::{PartialFlow, PartialRunConfig};
+    PartialRunConfig {
+        lattice: Some(lattice),
+        flow: PartialFlow {
+            hidden: Some(hidden),
+            couplings: Some(couplings),
+            ..PartialFlow::default()
+        },
+        ..PartialRunConfig::default()
+    }
+    .resolve()
+    .unwrap()
+}
