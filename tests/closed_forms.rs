@@ -3,7 +3,6 @@
 
 mod common;
 
-use neuralrg_gpu::config::{PartialFlow, PartialRunConfig};
 use neuralrg_gpu::flow::{params, Arch, FlowConfig, FlowPlan};
 use neuralrg_gpu::physics::ising::ln_cosh;
 use neuralrg_gpu::physics::IsingTarget;
@@ -48,17 +47,7 @@ fn the_identity_flow_has_its_closed_form_free_energy_and_error() {
     let ctx = common::gpu();
     let l = 4;
     // The identity flow does not depend on the MLPs: the smallest keep the test fast.
-    let config = PartialRunConfig {
-        lattice: Some(l),
-        flow: PartialFlow {
-            hidden: Some(2),
-            couplings: Some(1),
-            ..PartialFlow::default()
-        },
-        ..PartialRunConfig::default()
-    }
-    .resolve()
-    .unwrap();
+    let config = common::small_config(l, 2, 1);
     let model = Model::init(&ctx, &config, 0.0).unwrap();
     let (mean, var) = identity_flow_moments(&model.target);
     // The value quoted for L = 4 at beta_c: -N/2 ln 2 pi - N/2 + tr(A^-1)/2 - N E ln cosh z.
@@ -135,18 +124,10 @@ fn symmetrisation_recovers_exactly_ln_2_from_a_collapsed_flow() {
 #[test]
 fn importance_sampling_recovers_the_exact_free_energy() {
     let ctx = common::gpu();
-    let config = PartialRunConfig {
-        lattice: Some(4),
-        beta: Some(0.1),
-        flow: PartialFlow {
-            hidden: Some(2),
-            couplings: Some(1),
-            ..PartialFlow::default()
-        },
-        ..PartialRunConfig::default()
-    }
-    .resolve()
-    .unwrap();
+    let config = neuralrg_gpu::config::RunConfig {
+        beta: 0.1,
+        ..common::small_config(4, 2, 1)
+    };
     let model = Model::init(&ctx, &config, 0.0).unwrap();
     let e = sample::estimate(&ctx, &model, 65_536, 8192, 11, |_| {}).unwrap();
     let exact = e.neg_ln_z_exact;
