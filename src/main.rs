@@ -331,10 +331,10 @@ struct FlowArgs {
     /// Real NVP coupling steps per bijector. [default: 10]
     #[arg(long, allow_hyphen_values = true)]
     couplings: Option<usize>,
-    /// Hidden width of the s and t MLPs, at most 128. [default: 64]
+    /// Hidden width of the s and t MLPs, at most 128. [default: 10]
     #[arg(long, allow_hyphen_values = true)]
     hidden: Option<usize>,
-    /// Hidden layers of the s and t MLPs, at most 4. [default: 2]
+    /// Hidden layers of the s and t MLPs, at most 4. [default: 3]
     #[arg(long, allow_hyphen_values = true)]
     mlp_layers: Option<usize>,
 }
@@ -362,13 +362,13 @@ struct TrainArgs {
     flow: FlowArgs,
     /// Training steps in all: the run's total, counted from step 0. With --resume, the run
     /// continues to its recorded total, or to this one if given (which extends it).
-    /// [default: 2000]
+    /// [default: 4000]
     #[arg(long)]
     steps: Option<u64>,
     /// Samples per step. [default: 64]
     #[arg(long)]
     batch: Option<usize>,
-    /// Adam learning rate. [default: 0.001]
+    /// Adam learning rate. [default: 0.003]
     #[arg(long, allow_hyphen_values = true)]
     lr: Option<f64>,
     /// Adam beta1. [default: 0.9]
@@ -387,10 +387,10 @@ struct TrainArgs {
     #[arg(long)]
     clip_grad: Option<f64>,
     /// Learning-rate schedule over the run's --steps after the warm-up: constant, cosine (to
-    /// zero at the last step) or exponential (to 1% of --lr). [default: constant]
+    /// zero at the last step) or exponential (to 1% of --lr). [default: cosine]
     #[arg(long, value_enum)]
     lr_schedule: Option<neuralrg_gpu::train::LrSchedule>,
-    /// Steps of linear warm-up from --lr / N to --lr. [default: 0]
+    /// Steps of linear warm-up from --lr / N to --lr. [default: 100]
     #[arg(long, value_name = "N")]
     warmup_steps: Option<u64>,
     /// Ramp the batch up to B (--batch times a power of two): it doubles at evenly spaced steps,
@@ -404,9 +404,13 @@ struct TrainArgs {
     /// Seed of the parameters, coupling masks and latent draws. [default: 0]
     #[arg(long)]
     seed: Option<u64>,
-    /// Train the symmetrised q_sym(x) = [q(x) + q(-x)] / 2 (Appendix D).
-    #[arg(long)]
+    /// Train the symmetrised q_sym(x) = [q(x) + q(-x)] / 2 (Appendix D). [default: on]
+    #[arg(long, overrides_with = "no_symmetric")]
     symmetric: bool,
+    /// Train q itself, as the paper's first experiments do (the symmetrised loss is off). The
+    /// later of --symmetric and --no-symmetric wins.
+    #[arg(long, overrides_with = "symmetric")]
+    no_symmetric: bool,
     /// Add W * KL(q(x) || q(-x)) to the loss (Appendix E). [default: 0]
     #[arg(long, value_name = "W", allow_hyphen_values = true)]
     sym_reg: Option<f64>,
@@ -464,7 +468,11 @@ impl TrainArgs {
                 steps: self.steps,
                 batch: self.batch,
                 seed: self.seed,
-                symmetric: self.symmetric.then_some(true),
+                symmetric: if self.no_symmetric {
+                    Some(false)
+                } else {
+                    self.symmetric.then_some(true)
+                },
                 sym_reg: self.sym_reg,
                 lr: self.lr,
                 beta1: self.beta1,

@@ -130,7 +130,19 @@ fn messages_name_what_to_change() {
     // A flow too big for the adapter names the flow's flags, not the batch.
     let big = d("big");
     refused(
-        &["train", "-L", "4", "--couplings", "2000", "--out", &big],
+        &[
+            "train",
+            "-L",
+            "4",
+            "--hidden",
+            "64",
+            "--mlp-layers",
+            "2",
+            "--couplings",
+            "2000",
+            "--out",
+            &big,
+        ],
         &["flow params", "--couplings"],
     );
     assert!(!Path::new(&big).exists(), "a failed run left its directory");
@@ -269,7 +281,7 @@ fn sizes_beyond_memory_are_refused_at_once_with_bounded_memory() {
     for (args, names) in [
         (
             &["--memory-limit", "1M", "train", "-L", "16", "--out", run][..],
-            &["--memory-limit", "1 MiB", "--couplings"][..],
+            &["--memory-limit", "1 MiB", "reduce --"][..],
         ),
         (
             &["--memory-limit", "40M", "sample", "--init", "-L", "64"],

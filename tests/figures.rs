@@ -52,9 +52,7 @@ fn plot_overlays_training_curves() {
             "--out",
         ];
         args.push(run.to_str().unwrap());
-        if sym {
-            args.push("--symmetric");
-        }
+        args.push(if sym { "--symmetric" } else { "--no-symmetric" });
         assert!(neuralrg(&args).status.success());
     }
     let out = dir.join("curves.png");

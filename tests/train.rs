@@ -31,8 +31,9 @@ fn fresh_dir(name: &str) -> PathBuf {
     d
 }
 
-/// A small flow that learns L = 4 at beta_c in seconds on lavapipe.
-const TINY: [&str; 10] = [
+/// A small flow that learns L = 4 at beta_c in seconds on lavapipe, trained plainly (q itself)
+/// at a constant rate unless a test says otherwise.
+const TINY: [&str; 15] = [
     "--lattice",
     "4",
     "--hidden",
@@ -41,6 +42,11 @@ const TINY: [&str; 10] = [
     "4",
     "--lr",
     "0.01",
+    "--no-symmetric",
+    "--lr-schedule",
+    "constant",
+    "--warmup-steps",
+    "0",
     "--quiet",
     "--log-every",
 ];
@@ -425,7 +431,7 @@ fn bad_resumes_are_refused_without_damage() {
         ("--arch", "tree"),
         ("--depth", "1"),
         ("--couplings", "2"),
-        ("--mlp-layers", "3"),
+        ("--mlp-layers", "2"),
     ] {
         let out = neuralrg(&["train", "--resume", d, flag, value]);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -806,9 +812,9 @@ fn schedules_and_moving_averages_resume_bit_for_bit() {
     assert_eq!(la, lb, "a resumed schedule differs (stopped at {stopped})");
     let (ca, cb) = (Checkpoint::load(&a).unwrap(), Checkpoint::load(&b).unwrap());
     assert_eq!((ca.params, ca.adam_m), (cb.params, cb.adam_m));
-    // Warm-up from lr / 10, the peak (the default 1e-3) at step 10, then the cosine to zero.
+    // Warm-up from lr / 10, the peak (the default 3e-3) at step 10, then the cosine to zero.
     let lr: Vec<f64> = la.iter().map(|r| r.2).collect();
-    assert!((lr[0] - 1e-4).abs() < 1e-15 && (lr[9] - 1e-3).abs() < 1e-15);
+    assert!((lr[0] - 3e-4).abs() < 1e-15 && (lr[9] - 3e-3).abs() < 1e-15);
     assert!(lr[399] < 1e-7 && lr[200] < lr[100]);
     assert!(la.iter().all(|r| r.3.is_some()));
     let toml = std::fs::read_to_string(a.join("config.toml")).unwrap();
