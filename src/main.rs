@@ -127,8 +127,7 @@ enum Command {
     /// timed ones, samples/s, and GFLOP/s against a flop model of the flow (2 flops per
     /// multiply-add of its MLPs; a training step counts forward + backward = 3x a pass, twice
     /// for the symmetric objective). The defaults (L = 32, batch 1024, the default flow) suit a
-    /// hardware GPU; on a CPU adapter start small, e.g. `-L 16 --batch 64 --hidden 10
-    /// --mlp-layers 3`.
+    /// hardware GPU; on a CPU adapter start small, e.g. `-L 16 --batch 64`.
     #[command(allow_negative_numbers = true)]
     Bench(Box<BenchArgs>),
     /// Sample the Ising model exactly with Hybrid Monte Carlo (Algorithm 2), chains in the
