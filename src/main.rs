@@ -99,10 +99,11 @@ enum Command {
     /// names as config.toml), else the defaults.
     #[command(allow_negative_numbers = true)]
     Train(Box<TrainArgs>),
-    /// Estimate the free energy of a trained flow from direct samples: the variational bound
-    /// mean(ln q - ln pi) with its standard error, and the importance-sampled -ln mean(pi/q)
-    /// (far sharper) with its jackknife error and the effective sample size, each with its
-    /// relative error to the exact -ln Z.
+    /// Estimate the free energy of a trained flow from direct samples.
+    ///
+    /// Reports the variational bound mean(ln q - ln pi) with its standard error, and the
+    /// importance-sampled -ln mean(pi/q) (far sharper) with its jackknife error and the
+    /// effective sample size, each with its relative error to the exact -ln Z.
     #[command(allow_negative_numbers = true)]
     Eval {
         /// A run directory (or its checkpoint.safetensors).
@@ -130,10 +131,10 @@ enum Command {
     /// hardware GPU; on a CPU adapter start small, e.g. `-L 16 --batch 64`.
     #[command(allow_negative_numbers = true)]
     Bench(Box<BenchArgs>),
-    /// Sample the Ising model exactly with Hybrid Monte Carlo (Algorithm 2), chains in the
-    /// flow's latent space (U(z) = -ln pi(g(z)) - ln|det dg/dz|) or in physical space.
+    /// Sample the Ising model exactly with Hybrid Monte Carlo (Algorithm 2).
     ///
-    /// Reports the uniform structure factor, the energy per site (beside its exact value) and
+    /// Chains move in the flow's latent space (U(z) = -ln pi(g(z)) - ln|det dg/dz|) or in
+    /// physical space. Reports the uniform structure factor, the energy per site (beside its exact value) and
     /// |m| with error bars that account for autocorrelation, the acceptance, the integrated
     /// autocorrelation time and the effective sample size per second. The step size adapts
     /// towards --target-acceptance while thermalising and is frozen after, so the measured
@@ -142,14 +143,16 @@ enum Command {
     /// step_size, force_evaluations.
     #[command(allow_negative_numbers = true)]
     Hmc(Box<samplers::HmcArgs>),
-    /// Sample the Ising model exactly with the flow: independence Metropolis (flow proposals
-    /// accepted with min(1, pi(x') q(x) / (pi(x) q(x')))) or importance reweighting of direct
-    /// samples, reported like `hmc`.
+    /// Sample the Ising model exactly with the flow as proposal.
+    ///
+    /// Independence Metropolis (flow proposals accepted with min(1, pi(x') q(x) / (pi(x)
+    /// q(x')))) or importance reweighting of direct samples, reported like `hmc`.
     #[command(allow_negative_numbers = true)]
     Mcmc(Box<samplers::McmcArgs>),
-    /// Wolff cluster Monte Carlo of the discrete Ising model on the CPU: the reference the
-    /// samplers are judged by. Reports <m^2>, <|m|> and the energy per site with error bars and
-    /// the exact energy (Kaufman). `--json` keys: lattice, beta, sweeps, m2(_err), abs_m(_err),
+    /// Wolff cluster Monte Carlo of the discrete Ising model: the reference for the samplers.
+    ///
+    /// Runs on the CPU and reports <m^2>, <|m|> and the energy per site with error bars and the
+    /// exact energy (Kaufman). `--json` keys: lattice, beta, sweeps, m2(_err), abs_m(_err),
     /// energy(_err), energy_exact, tau_int, seconds.
     #[command(allow_negative_numbers = true)]
     Reference(samplers::ReferenceArgs),
@@ -164,10 +167,11 @@ enum Command {
     /// --steps 500 --symmetric`.
     #[command(allow_negative_numbers = true)]
     Sweep(Box<sweep::SweepArgs>),
-    /// Draw the training curve of one or more runs (Fig. 3a): the relative error of the
-    /// variational free energy (and of the symmetrised one) against the step, on a log scale.
+    /// Draw the training curve of one or more runs (Fig. 3a).
     ///
-    /// Writes FILE.png, FILE.svg and FILE.csv (`label,x,y`, the numbers behind the figure).
+    /// The relative error of the variational free energy (and of the symmetrised one) against
+    /// the step, on a log scale. Writes FILE.png, FILE.svg and FILE.csv (`label,x,y,err`, the
+    /// numbers behind the figure).
     /// Steps whose estimate fell below the exact value (noise) have no place on the log scale
     /// and are left out of the picture, not of the CSV.
     #[command(allow_negative_numbers = true)]
@@ -179,7 +183,9 @@ enum Command {
         #[arg(long, value_name = "FILE.png")]
         out: PathBuf,
     },
-    /// Pictures of what a trained flow learned. `--rg-flow`: one generated configuration and
+    /// Pictures of what a trained flow learned (Fig. 1, 4 of the paper).
+    ///
+    /// `--rg-flow`: one generated configuration and
     /// the variables that continue to each coarser level, drawn as the lattices L, L/2, L/4, ...
     /// (the renormalised configurations), and 16 generated samples as spins sign(x) and as
     /// tanh x in grey. `--mi`: the mutual information (Kraskov-Stoegbauer-Grassberger) among
