@@ -89,15 +89,22 @@ fn drift(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     }
 }
 
-// One workgroup per chain: H = U + p.p / 2, the kinetic term summed in a fixed order.
+// One workgroup per chain (a 2D grid past 65,535 chains): H = U + p.p / 2, the kinetic term
+// summed in a fixed order.
 @compute @workgroup_size(WG)
-fn hamiltonian(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let c = wid.x;
+fn hamiltonian(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let c = wid.x + wid.y * nwg.x;
     let base = c * hp.n_sites;
     var acc = 0.0;
-    for (var s = lid.x; s < hp.n_sites; s += WG) {
-        let v = p[base + s];
-        acc += v * v;
+    if c < hp.chains {
+        for (var s = lid.x; s < hp.n_sites; s += WG) {
+            let v = p[base + s];
+            acc += v * v;
+        }
     }
     red[lid.x] = acc;
     workgroupBarrier();
@@ -107,7 +114,7 @@ fn hamiltonian(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
         }
         workgroupBarrier();
     }
-    if lid.x == 0u {
+    if lid.x == 0u && c < hp.chains {
         var u = -log_pi[c];
         if hp.latent != 0u {
             u -= log_det[c];

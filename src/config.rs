@@ -27,13 +27,18 @@ pub enum ConfigError {
         max = crate::physics::ising::MAX_LATTICE
     )]
     LatticeTooLarge(usize),
-    #[error("--batch must be at least {min} (got {batch})")]
-    BatchTooSmall { batch: usize, min: usize },
+    #[error("{flag} must be at least {min} (got {batch})")]
+    BatchTooSmall {
+        flag: &'static str,
+        batch: usize,
+        min: usize,
+    },
     #[error(
-        "--batch must be at most {max} at L = {lattice} (got {batch}): a batch of more than \
+        "{flag} must be at most {max} at L = {lattice} (got {batch}): a batch of more than \
          2^36 values fits no adapter"
     )]
     BatchTooLarge {
+        flag: &'static str,
         batch: usize,
         max: u64,
         lattice: usize,
@@ -56,13 +61,20 @@ pub fn resolve_beta(beta: Option<f64>, temperature: Option<f64>) -> Result<f64, 
 /// memory; it keeps every size product far from overflowing.
 pub const MAX_BATCH_VALUES: u128 = 1 << 36;
 
-/// A batch of `batch` lattices of L x L: at least `min`, and at most [`MAX_BATCH_VALUES`] values.
-pub fn check_batch(batch: usize, lattice: usize, min: usize) -> Result<(), ConfigError> {
+/// A batch of `batch` lattices of L x L (given by `flag`: --batch, --chains): at least `min`,
+/// and at most [`MAX_BATCH_VALUES`] values.
+pub fn check_batch(
+    batch: usize,
+    lattice: usize,
+    min: usize,
+    flag: &'static str,
+) -> Result<(), ConfigError> {
     let sites = (lattice as u128).pow(2).max(1);
     if batch < min {
-        Err(ConfigError::BatchTooSmall { batch, min })
+        Err(ConfigError::BatchTooSmall { flag, batch, min })
     } else if batch as u128 * sites > MAX_BATCH_VALUES {
         Err(ConfigError::BatchTooLarge {
+            flag,
             batch,
             max: (MAX_BATCH_VALUES / sites) as u64,
             lattice,
@@ -412,7 +424,7 @@ impl RunConfig {
                 return Err(RunConfigError::Invalid(what, rule));
             }
         }
-        check_batch(t.batch, self.lattice, 2)?;
+        check_batch(t.batch, self.lattice, 2, "--batch")?;
         if let Some(last) = t.batch_final {
             if last < t.batch || last % t.batch != 0 || !(last / t.batch).is_power_of_two() {
                 return Err(RunConfigError::Invalid(
@@ -420,7 +432,7 @@ impl RunConfig {
                     "--batch times a power of two (it doubles from --batch)",
                 ));
             }
-            check_batch(last, self.lattice, 2)?;
+            check_batch(last, self.lattice, 2, "--batch-final")?;
         }
         self.flow_config()?;
         Ok(())

@@ -908,7 +908,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("--samples must be at least 2");
             }
             let ck = Checkpoint::load(&checkpoint)?;
-            check_batch(batch, ck.config.lattice, 1)?;
+            check_batch(batch, ck.config.lattice, 1, "--batch")?;
             let ctx = GpuContext::new(&gpu)?;
             let model = Model::from_checkpoint(&ctx, &ck)?;
             let e = sample::estimate(&ctx, &model, samples, batch, seed, |done| {
@@ -973,7 +973,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 .resolve()?,
             };
-            check_batch(batch, config.lattice, 1)?;
+            check_batch(batch, config.lattice, 1, "--batch")?;
             check_host_memory(
                 // The samples as read back, as .npy members, and as the archive (the flow's
                 // parameters are checked by train).

@@ -95,6 +95,7 @@ fn bad_sampler_input_is_refused_in_one_line_writing_nothing() {
         (hmc(&["--step-size", "-0.1"]), &["--step-size"]),
         (hmc(&["--step-size", "NaN"]), &["--step-size"]),
         (hmc(&["--chains", "0"]), &["--chains", "at least 1"]),
+        (hmc(&["--chains", "99999999999"]), &["--chains", "at most"]),
         (hmc(&["--trajectories", "0"]), &["--trajectories"]),
         (
             hmc(&["--target-acceptance", "1.5"]),

@@ -194,6 +194,7 @@ pub fn run_hmc_command(args: &HmcArgs, gpu: &GpuOptions) -> Result<()> {
         super::check_output(p, "png", "--plot")?;
     }
     let ck = load(c)?;
+    neuralrg_gpu::config::check_batch(args.chains, ck.config.lattice, 1, "--chains")?;
     let ctx = GpuContext::new(gpu)?;
     let model = Model::from_checkpoint(&ctx, &ck)?;
     let schedule = Schedule {
@@ -291,7 +292,7 @@ pub fn run_mcmc_command(args: &McmcArgs, gpu: &GpuOptions) -> Result<()> {
         bail!("--series writes Markov chains; reweighting draws independent samples, drop it");
     }
     let ck = load(c)?;
-    neuralrg_gpu::config::check_batch(args.chains, ck.config.lattice, 1)?;
+    neuralrg_gpu::config::check_batch(args.chains, ck.config.lattice, 1, "--chains")?;
     if args.method == Method::Reweight {
         // Each sample keeps its three observables and its weight until the end.
         super::check_host_memory(

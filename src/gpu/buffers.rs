@@ -34,6 +34,8 @@ pub(crate) fn advice_for(label: &str) -> &'static str {
     const PER_PARAMETER: [&str; 5] = ["param", "weights", "adam", "grad", "partial sums"];
     if label != "grad log pi" && PER_PARAMETER.iter().any(|p| label.contains(p)) {
         "reduce --hidden, --mlp-layers, --couplings or --depth"
+    } else if label.starts_with("hmc") {
+        "reduce --chains"
     } else {
         "reduce --batch or --lattice"
     }

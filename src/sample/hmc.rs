@@ -167,7 +167,7 @@ impl<'a> Hmc<'a> {
                     (6, &log_det.buffer),
                     (7, &ham.buffer),
                 ],
-                [chains as u32, 1, 1],
+                ctx.grid(chains as u64, 1),
             )
         };
         let u0 = &uniforms[0];
