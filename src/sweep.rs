@@ -18,8 +18,8 @@ pub enum SweepError {
     Depths(String, &'static str),
 }
 
-/// The most points a sweep may have.
-const MAX_POINTS: usize = 10_000;
+/// The most points a sweep may have (and temperatures or depths in one range).
+pub const MAX_POINTS: usize = 10_000;
 
 /// "2.0:2.7:0.1" (from, to inclusive, step) or "2.0,2.27,2.5": positive temperatures.
 pub fn parse_temperatures(text: &str) -> Result<Vec<f64>, SweepError> {

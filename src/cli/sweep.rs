@@ -60,6 +60,15 @@ const OWN_FLAGS: [&str; 6] = [
 pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     let temperatures = sweep::parse_temperatures(&args.temperatures)?;
     let depths = sweep::parse_depths(&args.depths)?;
+    let count = temperatures.len() * depths.len();
+    if count > sweep::MAX_POINTS {
+        bail!(
+            "the sweep has {count} points ({} temperatures x {} depths), more than {}",
+            temperatures.len(),
+            depths.len(),
+            sweep::MAX_POINTS
+        );
+    }
     if let Some(f) = args
         .train
         .iter()

@@ -23,7 +23,9 @@ const K: usize = 3;
 /// flow (multiples of 2^d for the largest d first), row-major within a level.
 pub fn top_sites(lattice: usize, depth: usize, count: usize) -> Vec<usize> {
     let mut sites = Vec::new();
-    for d in (0..=depth).rev() {
+    // A tebd flow's depth counts layer pairs, not levels: no level is coarser than L / L.
+    let levels = depth.min(lattice.ilog2() as usize);
+    for d in (0..=levels).rev() {
         let step = 1usize << d;
         for y in (0..lattice).step_by(step) {
             for x in (0..lattice).step_by(step) {
@@ -85,5 +87,7 @@ mod tests {
         let s = super::top_sites(8, 3, 6);
         assert_eq!(s, vec![0, 4, 32, 36, 2, 6]);
         assert_eq!(super::top_sites(4, 2, 100).len(), 16);
+        // A tebd depth beyond log2 L stays on the lattice.
+        assert_eq!(super::top_sites(4, 9, 3), vec![0, 2, 8]);
     }
 }
