@@ -73,7 +73,6 @@ pub struct Hmc<'a> {
     pub leapfrog_steps: usize,
     step_size: f64,
     n: usize,
-    seed: u64,
     /// [chains, N]: the chains' states (z or x).
     pub state: GpuBuffer<f32>,
     q: GpuBuffer<f32>,
@@ -226,7 +225,6 @@ impl<'a> Hmc<'a> {
             leapfrog_steps,
             step_size,
             n,
-            seed,
             momenta: RngStage::normals(ctx, &p, seed, streams::HMC_MOMENTA)?,
             uniforms_rng: RngStage::bits(ctx, &bits, seed, streams::HMC_ACCEPT)?,
             ham_start: ham_with(&uniforms[1])?,
@@ -465,9 +463,5 @@ impl<'a> Hmc<'a> {
     /// The model the chains sample.
     pub fn model(&self) -> &Model {
         self.model
-    }
-
-    pub fn seed(&self) -> u64 {
-        self.seed
     }
 }
