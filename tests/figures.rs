@@ -20,6 +20,15 @@ fn fresh_dir(name: &str) -> PathBuf {
     d
 }
 
+/// `args` fail in one line that contains `name`.
+fn refused(args: &[&str], name: &str) {
+    let o = neuralrg(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{args:?} succeeded");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(name), "{err}");
+}
+
 /// A PNG, an SVG and a CSV with the given header, all non-trivial.
 fn check_figure(stem: &Path, csv_header: &str) {
     let png = std::fs::read(stem.with_extension("png")).unwrap();
@@ -118,11 +127,7 @@ fn plot_overlays_training_curves() {
             "does not exist",
         ),
     ] {
-        let o = neuralrg(&args);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success());
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(err.contains(name), "{err}");
+        refused(&args, name);
         assert!(!bad.exists() && !bad.with_extension("csv").exists());
     }
     std::fs::remove_dir_all(&dir).unwrap();
@@ -196,11 +201,7 @@ fn analyze_draws_the_rg_flow_sample_grids_and_mutual_information() {
             "no checkpoint",
         ),
     ] {
-        let o = neuralrg(&args);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success());
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(err.contains(name), "{err}");
+        refused(&args, name);
         assert!(!never.exists());
     }
 }
@@ -294,10 +295,7 @@ fn a_sweep_trains_resumes_plots_and_emits_slurm() {
         ];
         a.extend(extra);
         a.extend(["--", "-L", "4"]);
-        let o = neuralrg(&a);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success() && err.contains(name), "{err}");
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        refused(&a, name);
         assert!(!dir.exists());
     }
     for (train, name) in [
@@ -316,10 +314,7 @@ fn a_sweep_trains_resumes_plots_and_emits_slurm() {
             "--",
         ];
         a.extend(train);
-        let o = neuralrg(&a);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success() && err.contains(name), "{err}");
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        refused(&a, name);
         assert!(!dir.exists());
     }
 }

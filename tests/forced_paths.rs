@@ -198,18 +198,21 @@ fn the_memory_budget_counts_every_buffer_and_refuses_the_one_past_it() {
     let one_run = ctx.allocated_bytes() - before;
     assert!(first.is_finite() && one_run > 0);
     let target = IsingTarget::new(4, 0.44).unwrap();
-    let mut step = TrainStep::new(
-        &ctx,
-        plan.clone(),
-        &params::init(&plan, 1),
-        params::masks(&plan, 1),
-        &target,
-        BATCH,
-        Objective::PLAIN,
-        AdamConfig::default(),
-        1,
-    )
-    .unwrap();
+    // A fresh plain training stage of the plan on `ctx`.
+    let build = |ctx: &GpuContext| {
+        TrainStep::new(
+            ctx,
+            plan.clone(),
+            &params::init(&plan, 1),
+            params::masks(&plan, 1),
+            &target,
+            BATCH,
+            Objective::PLAIN,
+            AdamConfig::default(),
+            1,
+        )
+    };
+    let mut step = build(&ctx).unwrap();
     let built = ctx.allocated_bytes();
     for t in 0..3 {
         step.step(&ctx, t).unwrap();
@@ -224,20 +227,10 @@ fn the_memory_budget_counts_every_buffer_and_refuses_the_one_past_it() {
         memory_limit: Some(one_run / 2),
         ..GpuOptions::default()
     });
-    let err = TrainStep::new(
-        &small,
-        plan.clone(),
-        &params::init(&plan, 1),
-        params::masks(&plan, 1),
-        &target,
-        BATCH,
-        Objective::PLAIN,
-        AdamConfig::default(),
-        1,
-    )
-    .err()
-    .expect("a budget of half the need is refused")
-    .to_string();
+    let err = build(&small)
+        .err()
+        .expect("a budget of half the need is refused")
+        .to_string();
     assert!(
         err.contains("--memory-limit") && err.contains("reduce --"),
         "{err}"
