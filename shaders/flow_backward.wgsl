@@ -65,52 +65,50 @@ fn scatter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 }
 
 #if GA
-// This invocation's gradient of every parameter of the step, summed over its rows. Indexed only
-// by constants (the loops below run to H <= 16 and unroll), so it stays out of scratch memory.
-var<private> gacc: array<f32, STEP_FLOATS>;
+// This invocation's gradient of every weight of the step, summed over its rows, in arrays shaped
+// like the loops that fill and write them, [MLP: 0 = s, 1 = t] first, so every index is a loop
+// variable over a whole array or a constant. One flat array indexed by `offset + j * H + i`
+// stayed in lavapipe's scratch memory, where every += is a gather and a masked scatter per
+// invocation: a training step took 1.5x as long (docs/BENCHMARKS.md).
+var<private> g_in: array<array<array<f32, 3>, H>, 2>; // W_0[j][0], W_0[j][1], b_0[j]
+var<private> g_hid: array<array<array<array<f32, H>, H>, M>, 2>; // W_l[j][i] at [l - 1]
+var<private> g_hb: array<array<array<f32, H>, M>, 2>; // b_l[j] at [l - 1]
+var<private> g_out: array<array<array<f32, H>, 2>, 2>; // W_out[o][i]
+var<private> g_ob: array<array<f32, 2>, 2>; // b_out[o]
+var<private> g_scale: array<f32, 2>;
 
-// Adds the four lanes' contributions d * x to the parameter at p.
-fn acc_grad(p: u32, d: vec4<f32>, x: vec4<f32>) {
-    gacc[p] += dot(d, x);
-}
-
-// Writes the partial sums of the MLP at `base` (and, with `scale`, the tanh scale after it)
-// to the invocation's slot, in the same unrolled loop shapes that accumulated them.
-fn write_hidden(at: u32, base: u32, l: u32) {
-    let w = base + 3u * H + (l - 1u) * (H * H + H);
+// Writes hidden layer l's partial sums of MLP m (parameters from `base`) to the slot at `at`.
+fn write_hidden(at: u32, m: u32, base: u32, l: u32) {
+    let w = at + base + 3u * H + (l - 1u) * (H * H + H);
     for (var j = 0u; j < H; j++) {
         for (var i = 0u; i < H; i++) {
-            partials[at + w + j * H + i] = gacc[w + j * H + i];
+            partials[w + j * H + i] = g_hid[m][l - 1u][j][i];
         }
-        partials[at + w + H * H + j] = gacc[w + H * H + j];
+        partials[w + H * H + j] = g_hb[m][l - 1u][j];
     }
 }
 
-fn write_mlp(at: u32, base: u32, scale: bool) {
+fn write_mlp(at: u32, m: u32, base: u32) {
     for (var j = 0u; j < H; j++) {
-        partials[at + base + 2u * j] = gacc[base + 2u * j];
-        partials[at + base + 2u * j + 1u] = gacc[base + 2u * j + 1u];
-        partials[at + base + 2u * H + j] = gacc[base + 2u * H + j];
+        partials[at + base + 2u * j] = g_in[m][j][0];
+        partials[at + base + 2u * j + 1u] = g_in[m][j][1];
+        partials[at + base + 2u * H + j] = g_in[m][j][2];
     }
     if M > 1u {
-        write_hidden(at, base, 1u);
+        write_hidden(at, m, base, 1u);
     }
     if M > 2u {
-        write_hidden(at, base, 2u);
+        write_hidden(at, m, base, 2u);
     }
     if M > 3u {
-        write_hidden(at, base, 3u);
+        write_hidden(at, m, base, 3u);
     }
-    let o = base + mlp_out_offset(H, M);
-    for (var i = 0u; i < H; i++) {
-        partials[at + o + i] = gacc[o + i];
-        partials[at + o + H + i] = gacc[o + H + i];
-    }
-    partials[at + o + 2u * H] = gacc[o + 2u * H];
-    partials[at + o + 2u * H + 1u] = gacc[o + 2u * H + 1u];
-    if scale {
-        partials[at + o + 2u * H + 2u] = gacc[o + 2u * H + 2u];
-        partials[at + o + 2u * H + 3u] = gacc[o + 2u * H + 3u];
+    let o = at + base + mlp_out_offset(H, M);
+    for (var r = 0u; r < 2u; r++) {
+        for (var i = 0u; i < H; i++) {
+            partials[o + r * H + i] = g_out[m][r][i];
+        }
+        partials[o + 2u * H + r] = g_ob[m][r];
     }
 }
 #else
@@ -136,16 +134,16 @@ var<private> delta: array<vec4<f32>, H>;
 
 // Back through hidden layer l >= 1 of the MLP at `base` (constant l, as in mlp_forward): its
 // weights' gradient contributions, then `delta` becomes layer l - 1's deltas.
-fn hidden_backward(base: u32, l: u32, rb: u32) {
+fn hidden_backward(m: u32, base: u32, l: u32, rb: u32) {
     let nh = n_hidden();
     let w = base + 3u * H + (l - 1u) * (H * H + H);
     let p_a = rb + factors_hidden(H, l);
     for (var j = 0u; j < nh; j++) {
 #if GA
         for (var i = 0u; i < nh; i++) {
-            acc_grad(w + j * H + i, delta[j], acts[l - 1u][i]);
+            g_hid[m][l - 1u][j][i] += dot(delta[j], acts[l - 1u][i]);
         }
-        acc_grad(w + H * H + j, delta[j], vec4<f32>(1.0));
+        g_hb[m][l - 1u][j] += dot(delta[j], vec4<f32>(1.0));
 #else
         put(p_a + j, acts[l - 1u][j]);
         put(p_a + H + j, delta[j]);
@@ -165,7 +163,7 @@ fn hidden_backward(base: u32, l: u32, rb: u32) {
 // Backward through the MLP at `base` whose activations are in `acts`, from the output gradient
 // d_out; writes the row factors at offset `rb` of each row and returns the gradient with respect
 // to the input.
-fn mlp_backward(base: u32, x: Pair, d_out: Pair, rb: u32) -> Pair {
+fn mlp_backward(m: u32, base: u32, x: Pair, d_out: Pair, rb: u32) -> Pair {
     let nh = n_hidden();
 #if GA
 #else
@@ -177,35 +175,35 @@ fn mlp_backward(base: u32, x: Pair, d_out: Pair, rb: u32) -> Pair {
     for (var i = 0u; i < nh; i++) {
         let a = acts[M - 1u][i];
 #if GA
-        acc_grad(w_out + i, d_out.x, a);
-        acc_grad(w_out + H + i, d_out.y, a);
+        g_out[m][0][i] += dot(d_out.x, a);
+        g_out[m][1][i] += dot(d_out.y, a);
 #else
         put(p_last + i, a);
 #endif
         delta[i] = (wt(w_out + i) * d_out.x + wt(w_out + H + i) * d_out.y) * elu_grad(a);
     }
 #if GA
-    acc_grad(w_out + 2u * H, d_out.x, vec4<f32>(1.0));
-    acc_grad(w_out + 2u * H + 1u, d_out.y, vec4<f32>(1.0));
+    g_ob[m][0] += dot(d_out.x, vec4<f32>(1.0));
+    g_ob[m][1] += dot(d_out.y, vec4<f32>(1.0));
 #else
     put(p_last + H, d_out.x);
     put(p_last + H + 1u, d_out.y);
 #endif
     if M > 3u {
-        hidden_backward(base, 3u, rb);
+        hidden_backward(m, base, 3u, rb);
     }
     if M > 2u {
-        hidden_backward(base, 2u, rb);
+        hidden_backward(m, base, 2u, rb);
     }
     if M > 1u {
-        hidden_backward(base, 1u, rb);
+        hidden_backward(m, base, 1u, rb);
     }
     var d_in = Pair(vec4<f32>(0.0), vec4<f32>(0.0));
     for (var j = 0u; j < nh; j++) {
 #if GA
-        acc_grad(base + 2u * j, delta[j], x.x);
-        acc_grad(base + 2u * j + 1u, delta[j], x.y);
-        acc_grad(base + 2u * H + j, delta[j], vec4<f32>(1.0));
+        g_in[m][j][0] += dot(delta[j], x.x);
+        g_in[m][j][1] += dot(delta[j], x.y);
+        g_in[m][j][2] += dot(delta[j], vec4<f32>(1.0));
 #else
         put(rb + 2u + j, delta[j]);
 #endif
@@ -281,17 +279,17 @@ fn backward_quad(first: u32, end: u32) {
     a = place(a, u1, au.y * e.y);
 
     let f_mlp = factors_size(H, M);
-    let dk_t = mlp_backward(base_t, keep, dt, f_mlp + 2u);
+    let dk_t = mlp_backward(1u, base_t, keep, dt, f_mlp + 2u);
 #if GA
-    acc_grad(base_s + ms, ds.x, th.x);
-    acc_grad(base_s + ms + 1u, ds.y, th.y);
+    g_scale[0] += dot(ds.x, th.x);
+    g_scale[1] += dot(ds.y, th.y);
 #else
     put(f_mlp, ds.x * th.x);
     put(f_mlp + 1u, ds.y * th.y);
 #endif
     acts = acts_s;
     let d_o = Pair(ds.x * scale.x * (1.0 - th.x * th.x), ds.y * scale.y * (1.0 - th.y * th.y));
-    let dk_s = mlp_backward(base_s, keep, d_o, 0u);
+    let dk_s = mlp_backward(0u, base_s, keep, d_o, 0u);
     a = place(a, k0, pick(a, k0) + dk_s.x + dk_t.x);
     a = place(a, k1, pick(a, k1) + dk_s.y + dk_t.y);
     for (var r = 0u; r < 4u; r++) {
@@ -317,8 +315,11 @@ fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
             backward_quad(first + 4u * q, end);
         }
     }
-    write_mlp(inv * STEP_FLOATS, 0u, true);
-    write_mlp(inv * STEP_FLOATS, mlp_size(H, M) + 2u, false);
+    let at = inv * STEP_FLOATS;
+    write_mlp(at, 0u, 0u);
+    partials[at + mlp_size(H, M)] = g_scale[0];
+    partials[at + mlp_size(H, M) + 1u] = g_scale[1];
+    write_mlp(at, 1u, mlp_size(H, M) + 2u);
 #else
     let first = 4u * inv;
     if first >= end {
