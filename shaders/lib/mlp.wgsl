@@ -14,7 +14,9 @@ fn n_hidden() -> u32 {
     if H <= UNROLL_MAX {
         return H;
     }
-    return lay.hidden;
+    // Never past the arrays' size H: this stage is compiled without index clamps
+    // (`Shader::trusted_indices`); the host sets lay.hidden = H.
+    return min(lay.hidden, H);
 }
 
 // Hidden activations of the last mlp_forward, [layer][unit]. Every index into it must be a

@@ -255,12 +255,22 @@ impl GpuContext {
             context: format!("shader {} {sizes:?}", shader.name()),
             message,
         })?;
+        let checks = wgpu::ShaderRuntimeChecks {
+            bounds_checks: !shader.trusted_indices(),
+            ..wgpu::ShaderRuntimeChecks::checked()
+        };
         let wgpu_module = self.scoped(shader.name(), || {
-            self.device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(shader.name()),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
-                })
+            // SAFETY: only stages whose every index stays in bounds by construction turn the
+            // checks off; see `Shader::trusted_indices`. Loop bounding stays on.
+            unsafe {
+                self.device.create_shader_module_trusted(
+                    wgpu::ShaderModuleDescriptor {
+                        label: Some(shader.name()),
+                        source: wgpu::ShaderSource::Wgsl(source.into()),
+                    },
+                    checks,
+                )
+            }
         })?;
         let entry = Arc::new(ModuleEntry {
             wgpu: wgpu_module,

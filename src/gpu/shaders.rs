@@ -86,6 +86,21 @@ registry! {
     Observables => "observables",
 }
 
+impl Shader {
+    /// Stages compiled without naga's index clamps (`ShaderRuntimeChecks::bounds_checks`).
+    /// naga writes every index into a private array that it cannot prove in bounds as
+    /// `min(i, N - 1)`; in these stages that kept lavapipe from resolving the indices of the
+    /// MLP activations and gradient accumulators to constants, so the arrays went to scratch
+    /// memory and every access became a gather or scatter per invocation (seen in the JIT code;
+    /// 2.4x on a training step, docs/BENCHMARKS.md). Both stages index private arrays only by
+    /// constants or by loop variables bounded by the array's own size (`n_hidden() <= H`, 4,
+    /// M), and their storage indices come from layer uniforms the host builds with the buffers
+    /// (tested against the CPU twin; Vulkan keeps robustBufferAccess on besides).
+    pub fn trusted_indices(self) -> bool {
+        matches!(self, Shader::FlowCoupling | Shader::FlowBackward)
+    }
+}
+
 /// Keeps the lines of `source` whose `#if NAME` / `#else` / `#endif` conditions hold (nesting
 /// allowed); `value` gives a size's truth, and a name it does not know is a bug in the registry.
 fn select_lines(source: &str, value: &dyn Fn(&str) -> Option<bool>) -> String {
