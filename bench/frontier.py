@@ -16,7 +16,9 @@ same --steps, same seed); the time it took on this machine is in `train_s`. Noth
 timed in a test; the figures go to docs/BENCHMARKS.md.
 
     python3 bench/frontier.py -L 16 --minutes 5 15 --out runs/frontier \\
-        --csv docs/frontier.csv "" "--hidden 16" "--lr 0.01"
+        --csv docs/frontier.csv -- "" "--hidden 16" "--lr 0.01" "--no-symmetric"
+
+(`--` ends the script's own options, so that a configuration may start with a dash.)
 """
 
 import argparse
@@ -85,7 +87,7 @@ def parameters(exe: str, lattice: int, flags: list[str]) -> int:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("configs", nargs="+", help='train flags per configuration ("" = defaults)')
+    ap.add_argument("configs", nargs="+", help='train flags per configuration ("" = defaults), after --')
     ap.add_argument("-L", "--lattice", type=int, required=True)
     ap.add_argument("--minutes", type=float, nargs="+", required=True, help="time budgets")
     ap.add_argument("--out", type=Path, required=True, help="directory for the run directories")
