@@ -373,7 +373,7 @@ struct TrainArgs {
     /// Samples per step. [default: 64]
     #[arg(long)]
     batch: Option<usize>,
-    /// Adam learning rate. [default: 0.003]
+    /// Adam learning rate. [default: 0.01]
     #[arg(long, allow_hyphen_values = true)]
     lr: Option<f64>,
     /// Adam beta1. [default: 0.9]

@@ -812,10 +812,11 @@ fn schedules_and_moving_averages_resume_bit_for_bit() {
     assert_eq!(la, lb, "a resumed schedule differs (stopped at {stopped})");
     let (ca, cb) = (Checkpoint::load(&a).unwrap(), Checkpoint::load(&b).unwrap());
     assert_eq!((ca.params, ca.adam_m), (cb.params, cb.adam_m));
-    // Warm-up from lr / 10, the peak (the default 3e-3) at step 10, then the cosine to zero.
+    // Warm-up from lr / 10, the peak (the default lr) at step 10, then the cosine to zero.
     let lr: Vec<f64> = la.iter().map(|r| r.2).collect();
-    assert!((lr[0] - 3e-4).abs() < 1e-15 && (lr[9] - 3e-3).abs() < 1e-15);
-    assert!(lr[399] < 1e-7 && lr[200] < lr[100]);
+    let peak = neuralrg_gpu::config::defaults::LR;
+    assert!((lr[0] - peak / 10.0).abs() < 1e-15 && (lr[9] - peak).abs() < 1e-15);
+    assert!(lr[399] < 1e-4 * peak && lr[200] < lr[100]);
     assert!(la.iter().all(|r| r.3.is_some()));
     let toml = std::fs::read_to_string(a.join("config.toml")).unwrap();
     assert!(toml.contains("lr_schedule = \"cosine\"") && toml.contains("batch_final = 64"));

@@ -84,7 +84,7 @@ pub struct RunOptions<'a> {
 }
 
 /// A fresh run needs a new or empty directory (its lock file aside): one that holds a checkpoint
-/// is resumed instead, and anything else might be another run's files.
+/// is refused (`--resume` continues it), and anything else might be another run's files.
 pub fn check_run_dir(dir: &Path, resuming: bool) -> Result<(), TrainError> {
     if resuming {
         return Ok(());
