@@ -54,7 +54,8 @@ def train(exe: str, lattice: int, flags: list[str], steps: int, out: Path, extra
     cmd = [exe, "train", "-L", str(lattice), *flags, "--steps", str(steps), "--quiet",
            "--out", str(out), *extra]
     print("+", shlex.join(cmd), file=sys.stderr, flush=True)
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode != 0:
+        sys.exit(f"frontier.py: `train` failed into {out} (its message is above); stopping")
 
 
 def metrics(run: Path) -> list[dict]:
@@ -74,11 +75,14 @@ def seconds_per_step(exe, lattice, flags, steps, scratch: Path) -> float:
 
 def parameters(exe: str, lattice: int, flags: list[str]) -> int:
     """The flow's parameter count, from the first line of `plan` ("..., 43680 parameters")."""
+    flow = ("--arch", "--depth", "--couplings", "--hidden", "--mlp-layers")
     shape, i = [], 0
     while i < len(flags):  # plan takes the flow's flags only
-        if flags[i] in ("--arch", "--depth", "--couplings", "--hidden", "--mlp-layers"):
+        if flags[i] in flow:
             shape += flags[i:i + 2]
             i += 1
+        elif flags[i].split("=")[0] in flow:
+            shape.append(flags[i])
         i += 1
     first = subprocess.run([exe, "plan", "-L", str(lattice), *shape], check=True,
                            capture_output=True, text=True).stdout.splitlines()[0]
