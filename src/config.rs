@@ -217,7 +217,7 @@ pub struct PartialTrain {
 /// symmetrised on batches of 64 with Adam at 1e-2, warmed up over 100 steps and decayed by a
 /// cosine over 4,000 steps, takes `train --lattice 16` below 5e-3 in the relative error of F_sym
 /// within 30 minutes on a 2-core CPU. In the frontier at L = 16 the learning rate was the knob
-/// that mattered most in a fixed time; wider or deeper MLPs, fewer couplings and larger batches
+/// that mattered most in a fixed time; wider or shallower MLPs, fewer couplings and larger batches
 /// all did worse.
 pub mod defaults {
     use crate::train::LrSchedule;
