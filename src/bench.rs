@@ -1,5 +1,5 @@
-//! `neuralrg-gpu bench`: the time of a training step (plain and symmetric) and of generating a
-//! batch with ln q, after a warm-up, as the median and spread of repeated wall-clock
+//! `neuralrg-gpu bench`: the time of a training step (plain and symmetric), of generating a
+//! batch with ln q and of one latent-HMC leapfrog step for a chain per batch row, after a warm-up, as the median and spread of repeated wall-clock
 //! measurements, with the flop model's achieved GFLOP/s; optionally the GPU time per kernel.
 
 use std::collections::BTreeMap;
@@ -11,8 +11,15 @@ use crate::gpu::profiler::Clock;
 use crate::gpu::rng::RngStage;
 use crate::gpu::{Dispatch, GpuContext, GpuError};
 use crate::physics::IsingTarget;
+use crate::sample::hmc::{Hmc, Space};
+use crate::sample::Model;
 use crate::streams;
 use crate::train::{Objective, TrainStep};
+
+/// Noise on the fresh flow's parameters, so no kernel sees only zeros.
+const PERTURB: f64 = 0.01;
+/// Leapfrog step size of the HMC workload (`hmc`'s default); it does not change the work.
+const HMC_STEP_SIZE: f64 = 0.1;
 
 /// What to measure and how often.
 #[derive(Debug, Clone)]
@@ -106,8 +113,7 @@ pub fn run(
     let batch = c.train.batch;
     let seed = c.train.seed;
     let mut p = params::init(&plan, seed);
-    // Away from the identity, so no kernel sees only zeros.
-    params::perturb(&mut p, 0.01, seed);
+    params::perturb(&mut p, PERTURB, seed);
     let masks = params::masks(&plan, seed);
     let mut clock = None;
     let mut timings = Vec::new();
@@ -188,6 +194,37 @@ pub fn run(
         times,
         batch,
         cost::pass_flops(&plan, batch),
+        kernels,
+    ));
+
+    progress("hmc_leapfrog");
+    // The same parameters as above (`Model::init` draws them as this function did).
+    let model = Model::init(ctx, c, PERTURB)?;
+    let mut hmc = Hmc::new(ctx, &model, Space::Latent, batch, HMC_STEP_SIZE, 1, seed)?;
+    // One whole trajectory first, so the chains hold momenta and a force like a running sampler.
+    hmc.trajectory(ctx, 0)?;
+    let d = hmc.leapfrog_step();
+    let mut times = Vec::with_capacity(opts.reps);
+    for t in 0..opts.warmup + opts.reps {
+        let start = Instant::now();
+        ctx.submit("bench leapfrog", &d)?;
+        ctx.wait()?;
+        if t >= opts.warmup {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    let kernels = if opts.profile {
+        let (c, times) = ctx.profile(&d)?;
+        clock = Some(c);
+        Some(by_kernel(&d, &times))
+    } else {
+        None
+    };
+    timings.push(timing(
+        "hmc_leapfrog",
+        times,
+        batch,
+        cost::leapfrog_flops(&plan, batch),
         kernels,
     ));
 

@@ -122,12 +122,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Time a training step (plain and symmetric) and the generation of a batch with ln q.
+    /// Time a training step (plain and symmetric), the generation of a batch with ln q, and a
+    /// latent-HMC leapfrog step.
     ///
     /// After --warmup untimed repetitions, reports the median, minimum and maximum of --reps
     /// timed ones, samples/s, and GFLOP/s against a flop model of the flow (2 flops per
     /// multiply-add of its MLPs; a training step counts forward + backward = 3x a pass, twice
-    /// for the symmetric objective). The defaults (L = 32, batch 1024, the default flow) suit a
+    /// for the symmetric objective; a leapfrog step, with one chain per batch row, a pass and
+    /// its input-gradient backward = 2x a pass). The defaults (L = 32, batch 1024, the default flow) suit a
     /// hardware GPU; on a CPU adapter start small, e.g. `-L 16 --batch 64`.
     #[command(allow_negative_numbers = true)]
     Bench(Box<BenchArgs>),

@@ -357,6 +357,78 @@ fn info_json_names_the_adapter() {
 }
 
 #[test]
+fn bench_json_times_every_workload_with_its_flop_model_and_kernels() {
+    let out = neuralrg(&[
+        "bench",
+        "-L",
+        "4",
+        "--batch",
+        "8",
+        "--hidden",
+        "4",
+        "--couplings",
+        "2",
+        "--reps",
+        "3",
+        "--warmup",
+        "1",
+        "--profile",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["lattice"].as_u64(), v["batch"].as_u64()),
+        (Some(4), Some(8))
+    );
+    let timings = v["timings"].as_array().unwrap();
+    let names: Vec<&str> = timings
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "train_step",
+            "train_step_symmetric",
+            "generate",
+            "hmc_leapfrog"
+        ]
+    );
+    let flops: Vec<u64> = timings
+        .iter()
+        .map(|t| t["flops"].as_u64().unwrap())
+        .collect();
+    // The flop model in passes: 3, 6 (with the negated pass), 1, 2 (pass and input backward).
+    assert!(flops[2] > 0);
+    assert_eq!(flops, [3 * flops[2], 6 * flops[2], flops[2], 2 * flops[2]]);
+    for t in timings {
+        let f = |k: &str| t[k].as_f64().unwrap();
+        assert_eq!(t["reps"].as_u64(), Some(3));
+        assert!(0.0 < f("min_s") && f("min_s") <= f("median_s") && f("median_s") <= f("max_s"));
+        assert!((f("samples_per_s") * f("median_s") - 8.0).abs() < 1e-6);
+        let kernels = t["kernels"].as_object().unwrap();
+        assert!(kernels.values().all(|s| s.as_f64().unwrap() >= 0.0));
+        assert!(
+            kernels.keys().any(|k| k.starts_with("flow_coupling")),
+            "{kernels:?}"
+        );
+    }
+    // The leapfrog step: the drift, the force (a generation pass and its backward), the kick.
+    let leapfrog = timings[3]["kernels"].as_object().unwrap();
+    for kernel in ["hmc::drift", "hmc::kick", "flow_backward"] {
+        assert!(
+            leapfrog.keys().any(|k| k.starts_with(kernel)),
+            "{kernel}: {leapfrog:?}"
+        );
+    }
+}
+
+#[test]
 fn plan_prints_the_layer_table() {
     let out = neuralrg(&["plan", "--lattice", "16"]);
     assert!(out.status.success());

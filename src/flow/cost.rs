@@ -70,6 +70,12 @@ pub fn train_step_flops(plan: &crate::flow::FlowPlan, batch: usize, negated_pass
     3 * pass_flops(plan, batch) * if negated_pass { 2 } else { 1 }
 }
 
+/// A latent-HMC leapfrog step's model flops: the force is a generation pass and its backward
+/// for the input gradient alone (as many multiply-adds as the pass).
+pub fn leapfrog_flops(plan: &crate::flow::FlowPlan, batch: usize) -> u64 {
+    2 * pass_flops(plan, batch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -347,22 +347,30 @@ impl<'a> Hmc<'a> {
     /// From the chains' states and the momenta in place: the leapfrog steps, with H at the start
     /// and at the end.
     fn integration(&self) -> Vec<&Dispatch> {
-        let force = &self.force.dispatches;
         let mut d: Vec<&Dispatch> = vec![&self.begin];
-        d.extend(force);
+        d.extend(&self.force.dispatches);
         d.push(&self.ham_start);
         d.push(&self.half_kick);
         for step in 0..self.leapfrog_steps {
-            d.push(&self.drift);
-            d.extend(force);
-            d.push(if step + 1 == self.leapfrog_steps {
-                &self.half_kick
-            } else {
-                &self.kick
-            });
+            d.extend(self.leapfrog(step + 1 == self.leapfrog_steps));
         }
         d.push(&self.ham_end);
         d
+    }
+
+    /// One leapfrog step after the opening half kick: drift, force, then a full kick (a half
+    /// kick to end the trajectory).
+    fn leapfrog(&self, last: bool) -> Vec<&Dispatch> {
+        let mut d = vec![&self.drift];
+        d.extend(&self.force.dispatches);
+        d.push(if last { &self.half_kick } else { &self.kick });
+        d
+    }
+
+    /// The dispatches of one leapfrog step inside a trajectory, the unit a trajectory repeats
+    /// (`bench` times it).
+    pub fn leapfrog_step(&self) -> Vec<&Dispatch> {
+        self.leapfrog(false)
     }
 
     /// Force evaluations per trajectory: one at the start and one per leapfrog step.
