@@ -369,7 +369,7 @@ struct TrainArgs {
     flow: FlowArgs,
     /// Training steps in all: the run's total, counted from step 0. With --resume, the run
     /// continues to its recorded total, or to this one if given (which extends it).
-    /// [default: 4000]
+    /// [default: 4000; 12000 from L = 32]
     #[arg(long)]
     steps: Option<u64>,
     /// Samples per step. [default: 64]
