@@ -1,6 +1,7 @@
 //! `neuralrg-gpu bench`: the time of a training step (plain and symmetric), of generating a
-//! batch with ln q and of one latent-HMC leapfrog step for a chain per batch row, after a warm-up, as the median and spread of repeated wall-clock
-//! measurements, with the flop model's achieved GFLOP/s; optionally the GPU time per kernel.
+//! batch with ln q and of one latent-HMC leapfrog step for a chain per batch row, after a
+//! warm-up, as the median and spread of repeated wall-clock measurements, with the flop model's
+//! achieved GFLOP/s; optionally the GPU time per kernel.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -101,6 +102,38 @@ fn by_kernel(dispatches: &[&Dispatch], times: &[f64]) -> BTreeMap<String, f64> {
     out
 }
 
+/// Seconds of each of `opts.reps` calls of `work(t)` after `opts.warmup` untimed ones (t counts
+/// them all).
+fn repeat(
+    opts: &BenchOptions,
+    mut work: impl FnMut(u64) -> Result<(), GpuError>,
+) -> Result<Vec<f64>, GpuError> {
+    let mut times = Vec::with_capacity(opts.reps);
+    for t in 0..(opts.warmup + opts.reps) as u64 {
+        let start = Instant::now();
+        work(t)?;
+        if t as usize >= opts.warmup {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(times)
+}
+
+/// With --profile: the GPU time per kernel of one more run of `d`, its clock kept in `clock`.
+fn kernel_times(
+    ctx: &GpuContext,
+    opts: &BenchOptions,
+    d: &[&Dispatch],
+    clock: &mut Option<Clock>,
+) -> Result<Option<BTreeMap<String, f64>>, GpuError> {
+    if !opts.profile {
+        return Ok(None);
+    }
+    let (c, times) = ctx.profile(d)?;
+    *clock = Some(c);
+    Ok(Some(by_kernel(d, &times)))
+}
+
 /// Runs the benchmark on `ctx`; `progress` hears each workload's name as it starts.
 pub fn run(
     ctx: &GpuContext,
@@ -140,23 +173,9 @@ pub fn run(
             c.train.adam,
             seed,
         )?;
-        let mut times = Vec::with_capacity(opts.reps);
-        for t in 0..(opts.warmup + opts.reps) as u64 {
-            let start = Instant::now();
-            step.step(ctx, t)?;
-            if t as usize >= opts.warmup {
-                times.push(start.elapsed().as_secs_f64());
-            }
-        }
-        let kernels = if opts.profile {
-            let t = (opts.warmup + opts.reps) as u64;
-            let d = step.dispatches(ctx, t);
-            let (c, times) = ctx.profile(&d)?;
-            clock = Some(c);
-            Some(by_kernel(&d, &times))
-        } else {
-            None
-        };
+        let times = repeat(opts, |t| step.step(ctx, t).map(|_| ()))?;
+        let d = step.dispatches(ctx, (opts.warmup + opts.reps) as u64);
+        let kernels = kernel_times(ctx, opts, &d, &mut clock)?;
         let flops = cost::train_step_flops(&plan, batch, objective.needs_negated_pass());
         timings.push(timing(name, times, batch, flops, kernels));
     }
@@ -166,29 +185,18 @@ pub fn run(
     let state = ctx.storage::<f32>("bench samples", batch * plan.config.n_sites())?;
     let mut rng = RngStage::normals(ctx, &state, seed, streams::SAMPLE)?;
     let pass = FlowPass::new(ctx, &flow, &state, batch, Direction::Generate, None)?;
-    let mut times = Vec::with_capacity(opts.reps);
-    for t in 0..(opts.warmup + opts.reps) as u64 {
+    let times = repeat(opts, |t| {
         rng.set_step(ctx, t);
         let d: Vec<&Dispatch> = std::iter::once(&rng.dispatch)
             .chain(pass.dispatches())
             .collect();
-        let start = Instant::now();
         ctx.submit("bench generate", &d)?;
-        ctx.wait()?;
-        if t as usize >= opts.warmup {
-            times.push(start.elapsed().as_secs_f64());
-        }
-    }
-    let kernels = if opts.profile {
-        let d: Vec<&Dispatch> = std::iter::once(&rng.dispatch)
-            .chain(pass.dispatches())
-            .collect();
-        let (c, times) = ctx.profile(&d)?;
-        clock = Some(c);
-        Some(by_kernel(&d, &times))
-    } else {
-        None
-    };
+        ctx.wait()
+    })?;
+    let d: Vec<&Dispatch> = std::iter::once(&rng.dispatch)
+        .chain(pass.dispatches())
+        .collect();
+    let kernels = kernel_times(ctx, opts, &d, &mut clock)?;
     timings.push(timing(
         "generate",
         times,
@@ -204,22 +212,11 @@ pub fn run(
     // One whole trajectory first, so the chains hold momenta and a force like a running sampler.
     hmc.trajectory(ctx, 0)?;
     let d = hmc.leapfrog_step();
-    let mut times = Vec::with_capacity(opts.reps);
-    for t in 0..opts.warmup + opts.reps {
-        let start = Instant::now();
+    let times = repeat(opts, |_| {
         ctx.submit("bench leapfrog", &d)?;
-        ctx.wait()?;
-        if t >= opts.warmup {
-            times.push(start.elapsed().as_secs_f64());
-        }
-    }
-    let kernels = if opts.profile {
-        let (c, times) = ctx.profile(&d)?;
-        clock = Some(c);
-        Some(by_kernel(&d, &times))
-    } else {
-        None
-    };
+        ctx.wait()
+    })?;
+    let kernels = kernel_times(ctx, opts, &d, &mut clock)?;
     timings.push(timing(
         "hmc_leapfrog",
         times,
