@@ -948,8 +948,8 @@ def main(argv=None):
         lattice = args.lattice if args.lattice is not None else 32
         beta = args.beta if args.beta is not None else (1.0 / args.temperature if args.temperature else BETA_C)
         try:
-            plan = make_plan(lattice, args.arch or "mera", args.depth, args.couplings or 10, args.hidden or 64,
-                             args.mlp_layers or 2)
+            plan = make_plan(lattice, args.arch or "mera", args.depth, args.couplings or 10, args.hidden or 10,
+                             args.mlp_layers or 3)
         except ValueError as e:
             sys.exit(str(e))
         seed = args.seed or 0

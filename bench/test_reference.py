@@ -274,8 +274,11 @@ def test_bench_json_is_shaped_like_the_binarys(adapter):
     for key in ("lattice", "batch", "arch", "depth", "couplings", "hidden", "mlp_layers", "parameters"):
         assert ref[key] == ours[key], key
     assert ref["adapter"] == "pytorch eager cpu"
-    assert [t["name"] for t in ref["timings"]] == [t["name"] for t in ours["timings"]]
-    for a, b in zip(ref["timings"], ours["timings"]):
+    # The reference has no HMC: it times the binary's workloads but the leapfrog step.
+    shared = [t for t in ours["timings"] if t["name"] != "hmc_leapfrog"]
+    assert len(shared) == len(ours["timings"]) - 1
+    assert [t["name"] for t in ref["timings"]] == [t["name"] for t in shared]
+    for a, b in zip(ref["timings"], shared):
         assert set(b) <= set(a)
         assert a["flops"] == b["flops"], a["name"]  # the same flop model
         assert a["reps"] == 2 and 0 < a["min_s"] <= a["median_s"] <= a["max_s"]
