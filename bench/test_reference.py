@@ -99,13 +99,15 @@ def test_uniforms_stay_inside_the_unit_interval_and_streams_differ():
 
 
 def test_device_normals_equal_the_port(adapter, tmp_path):
-    # An identity flow (sample --init) returns its latent draw: x = z of (seed, SAMPLE, step 0).
+    # An identity flow (sample --init) returns its latent draw: x = z of (seed, SAMPLE, step 0),
+    # each sample's sign flipped or not (the default model is symmetrised: it samples q_sym).
     out = tmp_path / "s.npz"
     run(adapter, "sample", "--init", "-L", 8, "--batch", 40, "--seed", 0xDEADBEEF12, "--hidden", 4,
         "--couplings", 2, "--out", out)
     d = np.load(out)
     x = d["x"].reshape(40, 64).astype(np.float64)
     z = R.latent(0xDEADBEEF12, R.SAMPLE_STREAM, 0, 40, 64)
+    z = z * np.sign((x * z).sum(1, keepdims=True))
     err = np.abs(x - z) / (1 + np.abs(z))
     assert err.max() < 2e-5, f"max |device - port| / (1 + |z|) = {err.max():.2e}"
     assert np.abs(d["log_det"]).max() == 0.0
@@ -167,16 +169,17 @@ def test_a_fresh_flow_is_the_identity_and_infer_inverts_generate():
 # The same training step: neuralrg-gpu's metrics against the reference on the same checkpoint
 # ----------------------------------------------------------------------------------------------
 
+# Symmetric training is the binary's default, so the plain cases say --no-symmetric.
 TRAIN_CASES = {
-    "mera-L4": ["-L", 4],
+    "mera-L4": ["-L", 4, "--no-symmetric"],
     "mera-L4-symmetric": ["-L", 4, "--symmetric"],
-    "tree-L4": ["-L", 4, "--arch", "tree"],
-    "tebd-L4": ["-L", 4, "--arch", "tebd", "--depth", 2],
-    "mera-L8": ["-L", 8],
+    "tree-L4": ["-L", 4, "--arch", "tree", "--no-symmetric"],
+    "tebd-L4": ["-L", 4, "--arch", "tebd", "--depth", 2, "--no-symmetric"],
+    "mera-L8": ["-L", 8, "--no-symmetric"],
     "mera-L8-symmetric-seed7": ["-L", 8, "--symmetric", "--seed", 7],
-    "tree-L8-mlp3": ["-L", 8, "--arch", "tree", "--mlp-layers", 3, "--hidden", 6],
+    "tree-L8-mlp3": ["-L", 8, "--arch", "tree", "--mlp-layers", 3, "--hidden", 6, "--no-symmetric"],
     "tebd-L8-symmetric": ["-L", 8, "--arch", "tebd", "--symmetric"],
-    "mera-L4-symreg": ["-L", 4, "--sym-reg", 0.3],
+    "mera-L4-symreg": ["-L", 4, "--sym-reg", 0.3, "--no-symmetric"],
     "mera-L4-symmetric-symreg": ["-L", 4, "--symmetric", "--sym-reg", 0.2],
 }
 
@@ -191,12 +194,14 @@ def trained(adapter, tmp_path_factory):
             root = tmp_path_factory.mktemp(name)
             d, before = root / "run", root / "after5"
             args = list(TRAIN_CASES[name])
-            for flag, default in (("--hidden", 8), ("--couplings", 4), ("--batch", 32)):
+            # A constant rate without warm-up: the reference's Adam step uses the configured lr.
+            for flag, default in (("--hidden", 8), ("--couplings", 4), ("--batch", 32),
+                                  ("--lr-schedule", "constant"), ("--warmup-steps", 0)):
                 if flag not in args:
                     args += [flag, default]
             run(adapter, "train", *args, "--steps", 5, "--log-every", 1, "--quiet", "--out", d)
             shutil.copytree(d, before)
-            run(adapter, "train", "--resume", d, "--steps", 1, "--log-every", 1, "--quiet")
+            run(adapter, "train", "--resume", d, "--steps", 6, "--log-every", 1, "--quiet")
             last = json.loads((d / "metrics.jsonl").read_text().strip().splitlines()[-1])
             assert last["step"] == 6
             cache[name] = (before, d, last)
