@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::config::RunConfig;
-use crate::flow::{cost, params, Direction, Flow, FlowPass, FlowPlan};
+use crate::flow::{cost, params, Direction, FlowPass, FlowPlan};
 use crate::gpu::profiler::Clock;
 use crate::gpu::rng::RngStage;
 use crate::gpu::{Dispatch, GpuContext, GpuError};
@@ -181,10 +181,13 @@ pub fn run(
     }
 
     progress("generate");
-    let flow = Flow::new(ctx, plan.clone(), &p, masks)?;
+    // The same parameters as the training steps (`Model::init` draws them as above); its flow
+    // serves generation and the leapfrog step.
+    let model = Model::init(ctx, c, PERTURB)?;
+    let flow = &model.flow;
     let state = ctx.storage::<f32>("bench samples", batch * plan.config.n_sites())?;
     let mut rng = RngStage::normals(ctx, &state, seed, streams::SAMPLE)?;
-    let pass = FlowPass::new(ctx, &flow, &state, batch, Direction::Generate, None)?;
+    let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Generate, None)?;
     let times = repeat(opts, |t| {
         rng.set_step(ctx, t);
         let d: Vec<&Dispatch> = std::iter::once(&rng.dispatch)
@@ -206,8 +209,6 @@ pub fn run(
     ));
 
     progress("hmc_leapfrog");
-    // The same parameters as above (`Model::init` draws them as this function did).
-    let model = Model::init(ctx, c, PERTURB)?;
     let mut hmc = Hmc::new(ctx, &model, Space::Latent, batch, HMC_STEP_SIZE, 1, seed)?;
     // One whole trajectory first, so the chains hold momenta and a force like a running sampler.
     hmc.trajectory(ctx, 0)?;
