@@ -1,21 +1,25 @@
 // Backward pass of one flow layer, hand-derived. For each (sample, block) row the adjoint of the
 // block's four values is gathered from the per-site adjoint, carried back through the coupling
-// steps one step per dispatch (recomputing the MLP activations from the saved step input; four
-// rows per invocation, one per vec4 lane, as in lib/mlp.wgsl), and scattered back. The shared
-// weights' gradients are formed in one of two shapes, chosen by src/flow/backward.rs:
+// steps (recomputing the MLP activations from the saved step input; four rows per invocation,
+// one per vec4 lane, as in lib/mlp.wgsl), and scattered back. A dispatch carries its rows back
+// through a group of consecutive steps (src/flow/backward.rs chooses how many), in the reverse
+// of the pass's order. The shared weights' gradients are formed in one of two shapes, chosen by
+// src/flow/backward.rs:
 // - GA = 0: each step writes per-row factors (layer inputs and output deltas of every linear
-//   map), from which grad_reduce forms the gradients in a fixed order (wide MLPs, GPUs);
+//   map), from which grad_reduce forms the gradients in a fixed order (wide MLPs, GPUs); one
+//   step per dispatch;
 // - GA = 1: each invocation carries `lay.quads` groups of four rows in turn and sums its own
-//   rows' gradient of every weight of the step in private accumulators with constant indices
+//   rows' gradient of every weight of a step in private accumulators with constant indices
 //   (narrow MLPs on CPU adapters, where the factors' round trip through memory cost more than
-//   the arithmetic), then writes that partial sum once; grad_reduce::sum_partials adds the
-//   invocations' partials in order.
+//   the arithmetic), then writes that partial sum once per step; grad_reduce::sum_partials adds
+//   the invocations' partials of the group's steps in order.
 //
 // Per row and coupling step, with LD coefficient gamma (d loss / d log|det| of the pass):
 //   generation: u' = u e^s + t    du = a e^s,  ds = a u e^s + gamma,   dt = a
 //   inference:  u' = (u - t) e^-s du = a e^-s, ds = -a u' - gamma,     dt = -a e^-s
 // s = scale * tanh(o): d scale = ds tanh(o), do = ds scale (1 - tanh^2 o).
-// Binding 2 holds the step's weights (lib/weights.wgsl). Row factors mirror the parameter layout [s-MLP | scale | t-MLP] (per MLP: mlp_layout.wgsl).
+// Binding 2 holds the group's weights (lib/weights.wgsl). Row factors mirror the parameter
+// layout [s-MLP | scale | t-MLP] (per MLP: mlp_layout.wgsl).
 // CPU twin: src/reference/backward.rs.
 
 override WG: u32 = 64u;
@@ -76,6 +80,16 @@ var<private> g_hb: array<array<array<f32, H>, M>, 2>; // b_l[j] at [l - 1]
 var<private> g_out: array<array<array<f32, H>, 2>, 2>; // W_out[o][i]
 var<private> g_ob: array<array<f32, 2>, 2>; // b_out[o]
 var<private> g_scale: array<f32, 2>;
+
+// Every accumulator back to zero, before the next step's rows.
+fn zero_gradients() {
+    g_in = array<array<array<f32, 3>, H>, 2>();
+    g_hid = array<array<array<array<f32, H>, H>, M>, 2>();
+    g_hb = array<array<array<f32, H>, M>, 2>();
+    g_out = array<array<array<f32, H>, 2>, 2>();
+    g_ob = array<array<f32, 2>, 2>();
+    g_scale = array<f32, 2>();
+}
 
 // Writes hidden layer l's partial sums of MLP m (parameters from `base`) to the slot at `at`.
 fn write_hidden(at: u32, m: u32, base: u32, l: u32) {
@@ -213,10 +227,9 @@ fn mlp_backward(m: u32, base: u32, x: Pair, d_out: Pair, rb: u32) -> Pair {
     return d_in;
 }
 
-// Carries the four rows from `first` of the chunk (whose rows end at `end`) back through the
-// step's coupling, and adds their gradient contributions.
-fn backward_quad(first: u32, end: u32) {
-    let k = lay.k;
+// Carries the four rows from `first` of the chunk (whose rows end at `end`) back through
+// coupling step k, and adds their gradient contributions.
+fn backward_quad(k: u32, first: u32, end: u32) {
     // Lanes past the chunk repeat its last row; see below for what they contribute.
     var row: array<u32, 4>;
     var v: array<vec4<f32>, 4>;
@@ -252,8 +265,8 @@ fn backward_quad(first: u32, end: u32) {
     let k1 = (mask >> 6u) & 3u;
     let keep = Pair(pick(v, k0), pick(v, k1));
     let ms = mlp_size(H, M);
-    let base_s = 0u;
-    let base_t = ms + 2u;
+    let base_s = step_base(k);
+    let base_t = base_s + ms + 2u;
 
     let o = mlp_forward(base_s, keep.x, keep.y);
     acts_s = acts;
@@ -305,26 +318,35 @@ fn backward_quad(first: u32, end: u32) {
 fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let inv = linear_id(gid, nwg);
     let end = min(lay.chunk_rows, lay.batch * lay.n_blocks - lay.chunk_start);
+    // The reverse of the pass's order: a generation pass applied its steps ascending.
+    let ascending = lay.forward == 0u;
 #if GA
     let first = 4u * inv * lay.quads;
     if first >= end {
         return;
     }
-    for (var q = 0u; q < lay.quads; q++) {
-        if first + 4u * q < end {
-            backward_quad(first + 4u * q, end);
+    for (var i = 0u; i < lay.step_count; i++) {
+        let k = group_step(i, ascending);
+        zero_gradients();
+        for (var q = 0u; q < lay.quads; q++) {
+            if first + 4u * q < end {
+                backward_quad(k, first + 4u * q, end);
+            }
         }
+        // Partial sums [invocation][step of the group][parameter of the step].
+        let at = (inv * lay.step_count + k - lay.k) * STEP_FLOATS;
+        write_mlp(at, 0u, 0u);
+        partials[at + mlp_size(H, M)] = g_scale[0];
+        partials[at + mlp_size(H, M) + 1u] = g_scale[1];
+        write_mlp(at, 1u, mlp_size(H, M) + 2u);
     }
-    let at = inv * STEP_FLOATS;
-    write_mlp(at, 0u, 0u);
-    partials[at + mlp_size(H, M)] = g_scale[0];
-    partials[at + mlp_size(H, M) + 1u] = g_scale[1];
-    write_mlp(at, 1u, mlp_size(H, M) + 2u);
 #else
     let first = 4u * inv;
     if first >= end {
         return;
     }
-    backward_quad(first, end);
+    for (var i = 0u; i < lay.step_count; i++) {
+        backward_quad(group_step(i, ascending), first, end);
+    }
 #endif
 }

@@ -1,10 +1,14 @@
-// One coupling step of one flow layer: every invocation applies step k of the layer's shared
-// Real NVP bijector (Appendix B) to four (sample, block) rows, one per vec4 lane, in place, in
-// the generation direction (`generate`: x_upd = z_upd * exp(s(z_keep)) + t(z_keep)) or inverted
-// (`infer`). Each row adds its log|det| to its own slot of `ld_partial`, which flow_log_q sums
-// in a fixed order, and, when training, saves the four values the step sees (`steps`), from which
-// flow_backward recomputes the MLP activations. One step per dispatch keeps every invocation
-// within llvmpipe's loop limit (docs/ARCHITECTURE.md). CPU twin: src/reference/flow.rs.
+// The coupling steps of one flow layer that a dispatch applies (a group of consecutive steps,
+// src/flow/pass.rs): every invocation carries four (sample, block) rows, one per vec4 lane,
+// through the group's steps of the layer's shared Real NVP bijector (Appendix B), in place, in
+// the generation direction (`generate`: x_upd = z_upd * exp(s(z_keep)) + t(z_keep), steps
+// ascending) or inverted (`infer`, steps descending). Each row adds the steps' log|det| to its
+// own slot of `ld_partial` one step at a time (the same sums whatever the grouping), which
+// flow_log_q sums in a fixed order, and, when training, saves the four values each step sees
+// (`steps`), from which flow_backward recomputes the MLP activations. A group is as many steps
+// as keep every invocation within llvmpipe's loop limit (docs/ARCHITECTURE.md): one dispatch per
+// layer for narrow MLPs, where a dispatch per step cost more in overhead than in work at small
+// batches. CPU twin: src/reference/flow.rs.
 
 override WG: u32 = 64u;
 
@@ -24,6 +28,8 @@ fn run(gid: vec3<u32>, nwg: vec3<u32>, forward: bool) {
     var row: array<u32, 4>;
     var site: array<array<u32, 4>, 4>;
     var v: array<vec4<f32>, 4>;
+    var slot: array<u32, 4>;
+    var ld: vec4<f32>;
     for (var r = 0u; r < 4u; r++) {
         row[r] = min(first + r, rows - 1u);
         let sample = row[r] / lay.n_blocks;
@@ -32,50 +38,52 @@ fn run(gid: vec3<u32>, nwg: vec3<u32>, forward: bool) {
             site[r][j] = sample * lay.n_sites + blocks[(lay.block_offset + blk) * 4u + j];
             v[j][r] = state[site[r][j]];
         }
+        slot[r] = sample * lay.ld_stride + blk;
+        ld[r] = ld_partial[slot[r]];
     }
     let n_real = min(rows - first, 4u);
-    let k = lay.k;
-    // Loops run to the constant 4 (and test the row inside) so that every index is a constant.
-    if lay.save_steps != 0u {
-        for (var r = 0u; r < 4u; r++) {
-            if r < n_real {
-                let at = ((lay.row_offset + row[r]) * lay.couplings + k) * 4u;
-                for (var j = 0u; j < 4u; j++) {
-                    steps[at + j] = v[j][r];
+    for (var i = 0u; i < lay.step_count; i++) {
+        let k = group_step(i, forward);
+        // Loops run to the constant 4 (and test the row inside) so that every index is a
+        // constant.
+        if lay.save_steps != 0u {
+            for (var r = 0u; r < 4u; r++) {
+                if r < n_real {
+                    let at = ((lay.row_offset + row[r]) * lay.couplings + k) * 4u;
+                    for (var j = 0u; j < 4u; j++) {
+                        steps[at + j] = v[j][r];
+                    }
                 }
             }
         }
-    }
-    let mask = masks[lay.mask_offset + k];
-    let u0 = mask & 3u;
-    let u1 = (mask >> 2u) & 3u;
-    let k0 = (mask >> 4u) & 3u;
-    let k1 = (mask >> 6u) & 3u;
-    let scale = s_scale(0u);
-    let keep = Pair(pick(v, k0), pick(v, k1));
-    let o = mlp_forward(0u, keep.x, keep.y);
-    let s = Pair(scale.x * s_tanh(o.x), scale.y * s_tanh(o.y));
-    let t = mlp_forward(mlp_size(H, M) + 2u, keep.x, keep.y);
-    let u = Pair(pick(v, u0), pick(v, u1));
-    var ld: vec4<f32>;
-    if forward {
-        v = place(v, u0, u.x * exp(s.x) + t.x);
-        v = place(v, u1, u.y * exp(s.y) + t.y);
-        ld = s.x + s.y;
-    } else {
-        v = place(v, u0, (u.x - t.x) * exp(-s.x));
-        v = place(v, u1, (u.y - t.y) * exp(-s.y));
-        ld = -(s.x + s.y);
+        let mask = masks[lay.mask_offset + k];
+        let u0 = mask & 3u;
+        let u1 = (mask >> 2u) & 3u;
+        let k0 = (mask >> 4u) & 3u;
+        let k1 = (mask >> 6u) & 3u;
+        let base = step_base(k);
+        let scale = s_scale(base);
+        let keep = Pair(pick(v, k0), pick(v, k1));
+        let o = mlp_forward(base, keep.x, keep.y);
+        let s = Pair(scale.x * s_tanh(o.x), scale.y * s_tanh(o.y));
+        let t = mlp_forward(base + mlp_size(H, M) + 2u, keep.x, keep.y);
+        let u = Pair(pick(v, u0), pick(v, u1));
+        if forward {
+            v = place(v, u0, u.x * exp(s.x) + t.x);
+            v = place(v, u1, u.y * exp(s.y) + t.y);
+            ld += s.x + s.y;
+        } else {
+            v = place(v, u0, (u.x - t.x) * exp(-s.x));
+            v = place(v, u1, (u.y - t.y) * exp(-s.y));
+            ld += -(s.x + s.y);
+        }
     }
     for (var r = 0u; r < 4u; r++) {
         if r < n_real {
             for (var j = 0u; j < 4u; j++) {
-                if j == u0 || j == u1 {
-                    state[site[r][j]] = v[j][r];
-                }
+                state[site[r][j]] = v[j][r];
             }
-            let slot = row[r] / lay.n_blocks * lay.ld_stride + row[r] % lay.n_blocks;
-            ld_partial[slot] += ld[r];
+            ld_partial[slot[r]] = ld[r];
         }
     }
 }

@@ -31,7 +31,8 @@ struct Red {
 @group(0) @binding(2) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> acc4: array<vec4<f32>>;
 // flow_backward's per-invocation partial sums (its GA = 1 shape): `rows` of them, each of
-// `coupling_size` floats.
+// `coupling_size` floats (for sum_partials: the parameters of the dispatch's group of steps,
+// which are consecutive in the parameters too).
 @group(0) @binding(4) var<storage, read> partials: array<f32>;
 
 // The running four-lane sum of parameter p of the step, before this chunk.
@@ -177,8 +178,8 @@ fn reduce_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     }
 }
 
-// Gradients from flow_backward's per-invocation partial sums (GA = 1), one parameter per
-// invocation, added over the invocations in order.
+// Gradients from flow_backward's per-invocation partial sums (GA = 1) of a group of coupling
+// steps, one parameter per invocation, added over the invocations in order.
 @compute @workgroup_size(WG)
 fn sum_partials(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let p = gid.x + gid.y * nwg.x * WG;

@@ -1,9 +1,10 @@
 //! Code paths that only large problems reach, forced at L = 4 by lowering the limits that
 //! trigger them, and compared bit for bit with the unforced run: dispatches spread over a
 //! two-dimensional grid (more than 65,535 workgroups), the weight reduction in chunks of rows
-//! (a factor buffer above its 64 MiB budget, or sums longer than a driver's loop budget), and
-//! coupling weights bound as storage (a step above the uniform binding limit); each for both
-//! shapes of the weight gradients (accumulated per invocation, or per-row factors reduced
+//! (a factor buffer above its 64 MiB budget, or sums longer than a driver's loop budget),
+//! coupling weights bound as storage (a step above the uniform binding limit), and a layer's
+//! coupling steps split over several dispatches (one step each, or uneven groups: wide MLPs
+//! within a loop budget); each for both shapes of the weight gradients (accumulated per invocation, or per-row factors reduced
 //! afterwards), which agree with each other to f32 rounding.
 
 mod common;
@@ -71,7 +72,8 @@ fn forces_something(opts: &GpuOptions, plan: &FlowPlan) -> bool {
         _ => false,
     };
     let two_d = ctx.grid((BATCH * 16) as u64, 64)[1] > 1;
-    chunked || two_d || !flow.weights.is_uniform() || opts.accumulate_gradients.is_some()
+    let split = flow.weights.steps_per_binding() < plan.layout.couplings;
+    chunked || two_d || split || !flow.weights.is_uniform() || opts.accumulate_gradients.is_some()
 }
 
 fn assert_same_bits(a: &(StepStats, Vec<Vec<f32>>), b: &(StepStats, Vec<Vec<f32>>), what: &str) {
@@ -103,9 +105,22 @@ fn two_dimensional_grids_chunked_reductions_and_storage_weights_give_the_same_bi
         accumulate_gradients: Some(accumulate),
         ..GpuOptions::default()
     };
+    // The 6 coupling steps of a layer in 6 dispatches, or in groups of 4 and 2.
+    let steps = |accumulate: bool, n: usize| GpuOptions {
+        steps_per_dispatch: Some(n),
+        ..shape(accumulate)
+    };
     // Each gradient shape, forced, with the variants that must give its bits.
     let groups = [
-        (shape(true), vec![two_d.clone(), storage.clone()]),
+        (
+            shape(true),
+            vec![
+                two_d.clone(),
+                storage.clone(),
+                steps(true, 1),
+                steps(true, 4),
+            ],
+        ),
         (
             shape(false),
             vec![
@@ -123,6 +138,8 @@ fn two_dimensional_grids_chunked_reductions_and_storage_weights_give_the_same_bi
                     accumulate_gradients: Some(false),
                     ..storage
                 },
+                steps(false, 1),
+                steps(false, 4),
             ],
         ),
     ];

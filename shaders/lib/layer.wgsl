@@ -17,7 +17,8 @@ struct Layer {
     // Forward: log-det partial stride, and whether to save the coupling steps' inputs.
     ld_stride: u32,
     save_steps: u32,
-    // Backward: the coupling step, its direction (1: generation), and the row chunk.
+    // The group's first coupling step; backward: the pass's direction (1: generation) and the
+    // row chunk.
     k: u32,
     forward: u32,
     chunk_start: u32,
@@ -26,9 +27,22 @@ struct Layer {
     row_stride: u32,
     // Backward with accumulated gradients: groups of four rows per invocation.
     quads: u32,
+    // Coupling steps this dispatch applies, from step k (a group, src/flow/pass.rs).
+    step_count: u32,
 }
 
 @group(0) @binding(0) var<uniform> lay: Layer;
+
+// Step i of the dispatch's group, in the order the pass applies them (src/flow/pass.rs,
+// `step_groups`): ascending or descending.
+fn group_step(i: u32, ascending: bool) -> u32 {
+    return select(lay.k + lay.step_count - 1u - i, lay.k + i, ascending);
+}
+
+// Offset of step k's weights within the group's binding (lib/weights.wgsl).
+fn step_base(k: u32) -> u32 {
+    return (k - lay.k) * SS;
+}
 
 // Element i of a block's four values (four rows each), by selects: an array indexed by a value
 // the compiler cannot see lives in scratch memory on lavapipe (see lib/mlp.wgsl).

@@ -5,7 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::pass::{Direction, Flow, LayerUniform, ROWS_PER_INVOCATION};
+use super::pass::{step_groups, Direction, Flow, LayerUniform, ROWS_PER_INVOCATION};
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
 
 const WG: u32 = 64;
@@ -36,10 +36,12 @@ pub enum GradientShape {
     /// per factor).
     Factors { chunk_rows: usize, stride: usize },
     /// Every invocation sums groups of four rows into one partial per parameter; a layer's rows
-    /// spread over about `invocations` of them, each carrying at most `max_quads` groups.
+    /// spread over about `invocations` of them, each carrying at most `max_quads` groups; the
+    /// scratch holds at most `max_partials` coupling steps' worth of partials.
     Accumulated {
         invocations: usize,
         max_quads: usize,
+        max_partials: usize,
     },
 }
 
@@ -78,6 +80,7 @@ impl GradientShape {
                 return Self::Accumulated {
                     invocations,
                     max_quads,
+                    max_partials,
                 };
             }
         }
@@ -95,9 +98,38 @@ impl GradientShape {
         }
     }
 
-    /// Groups of four rows per invocation for a layer of `rows` rows (accumulating shape).
-    fn quads(invocations: usize, max_quads: usize, rows: usize) -> usize {
-        rows.div_ceil(4).div_ceil(invocations).clamp(1, max_quads)
+    /// How a backward pass in this shape runs a layer of `rows` rows: groups of four rows per
+    /// invocation, and coupling steps per dispatch, as many as the loop budget and (accumulating)
+    /// the partial sums' memory allow; the factor shape reduces every step on its own.
+    fn schedule(self, ctx: &GpuContext, flow: &Flow, rows: usize) -> (usize, usize) {
+        let (h, m) = (
+            flow.plan.layout.hidden as u64,
+            flow.plan.layout.mlp_layers as u64,
+        );
+        match self {
+            Self::None => (
+                1,
+                flow.weights
+                    .steps_per_dispatch(ctx, super::cost::coupling_backward_loops(h, m)),
+            ),
+            Self::Factors { .. } => (1, 1),
+            Self::Accumulated {
+                invocations,
+                max_quads,
+                max_partials,
+            } => {
+                let quads = rows.div_ceil(4).div_ceil(invocations).clamp(1, max_quads);
+                let per_step = quads as u64 * super::cost::accumulating_backward_loops(h, m)
+                    + super::cost::write_partials_loops(h, m);
+                let partials = rows.div_ceil(4).div_ceil(quads);
+                let steps = flow
+                    .weights
+                    .steps_per_dispatch(ctx, per_step)
+                    .min(max_partials / partials)
+                    .max(1);
+                (quads, steps)
+            }
+        }
     }
 }
 
@@ -141,14 +173,20 @@ impl BackwardScratch {
                     ctx.storage::<f32>("reduction lanes", 4 * step)?,
                 )
             }
-            GradientShape::Accumulated {
-                invocations,
-                max_quads,
-            } => {
-                let quads = GradientShape::quads(invocations, max_quads, layer_rows);
-                let partials = layer_rows.div_ceil(4).div_ceil(quads);
+            GradientShape::Accumulated { .. } => {
+                // The most partial sums any layer's group of steps writes.
+                let most = plan
+                    .layers
+                    .iter()
+                    .map(|l| {
+                        let rows = batch * l.blocks.len();
+                        let (quads, steps) = shape.schedule(ctx, flow, rows);
+                        rows.div_ceil(4).div_ceil(quads) * steps
+                    })
+                    .max()
+                    .unwrap_or(1);
                 (
-                    ctx.storage::<f32>("gradient partial sums", partials * step)?,
+                    ctx.storage::<f32>("gradient partial sums", most * step)?,
                     ctx.storage::<f32>("reduction lanes (unused)", 4)?,
                 )
             }
@@ -181,8 +219,9 @@ pub struct BackwardIo<'a> {
 }
 
 /// The dispatches of one backward pass over all layers, in the reverse of the pass's order: per
-/// layer a gather, per coupling step (and row chunk) the step's backward and, with parameter
-/// gradients, the fixed-order weight reduction; then a scatter.
+/// layer a gather, per group of coupling steps (and row chunk; see
+/// [`GradientShape::schedule`]) the steps' backward and, with parameter gradients, the
+/// fixed-order weight reduction; then a scatter.
 pub struct BackwardPass {
     dispatches: Vec<Dispatch>,
     _uniforms: Vec<wgpu::Buffer>,
@@ -231,7 +270,7 @@ impl BackwardPass {
         let gather = ctx.kernel(Shader::FlowBackward, "gather", &consts)?;
         let scatter = ctx.kernel(Shader::FlowBackward, "scatter", &consts)?;
         let coupling_wg = if accumulate { WG_ACCUMULATE } else { WG };
-        let mut sizes = flow.weights.sizes(plan);
+        let mut sizes = flow.weights.sizes(ctx, plan);
         sizes.push(("GA", accumulate as u32));
         let coupling = ctx.specialised_kernel(
             Shader::FlowBackward,
@@ -243,30 +282,25 @@ impl BackwardPass {
         let reduce = ctx.kernel(Shader::GradReduce, "reduce", &consts)?;
         let reduce_hidden = ctx.kernel(Shader::GradReduce, "reduce_hidden", &consts)?;
         let hidden_tiles = 2 * (lay.mlp_layers - 1) * lay.hidden.div_ceil(4).pow(2);
-        let kk = lay.couplings;
-        let (layers, steps): (Vec<usize>, Vec<usize>) = match direction {
-            Direction::Generate => ((0..plan.layers.len()).collect(), (0..kk).rev().collect()),
-            Direction::Infer => ((0..plan.layers.len()).rev().collect(), (0..kk).collect()),
+        let layers: Vec<usize> = match direction {
+            Direction::Generate => (0..plan.layers.len()).collect(),
+            Direction::Infer => (0..plan.layers.len()).rev().collect(),
         };
+        // Back through the steps in the reverse of the pass's order.
+        let ascending = direction == Direction::Infer;
         let mut dispatches = Vec::new();
         let mut uniforms = Vec::new();
         for li in layers {
             let layer = &plan.layers[li];
             let layer_rows = batch * layer.blocks.len();
-            let (chunk_rows, stride, quads) = match shape {
-                GradientShape::None => (layer_rows, 0, 1),
-                GradientShape::Factors { chunk_rows, stride } => (chunk_rows, stride, 1),
-                GradientShape::Accumulated {
-                    invocations,
-                    max_quads,
-                } => (
-                    layer_rows,
-                    0,
-                    GradientShape::quads(invocations, max_quads, layer_rows),
-                ),
+            let (quads, group) = shape.schedule(ctx, flow, layer_rows);
+            let (chunk_rows, stride) = match shape {
+                GradientShape::Factors { chunk_rows, stride } => (chunk_rows, stride),
+                _ => (layer_rows, 0),
             };
-            let uniform = |k: usize, chunk_start: usize, chunk: usize| LayerUniform {
+            let uniform = |k: usize, count: usize, chunk_start: usize, chunk: usize| LayerUniform {
                 k: k as u32,
+                step_count: count as u32,
                 forward: (direction == Direction::Generate) as u32,
                 chunk_start: chunk_start as u32,
                 chunk_rows: chunk as u32,
@@ -274,7 +308,7 @@ impl BackwardPass {
                 quads: quads as u32,
                 ..LayerUniform::new(plan, li, batch)
             };
-            let layer_u = ctx.uniform("backward layer", &uniform(0, 0, 0))?;
+            let layer_u = ctx.uniform("backward layer", &uniform(0, 0, 0, 0))?;
             let move_bindings = [
                 (0, &layer_u),
                 (5, &scratch.adj_rows.buffer),
@@ -283,11 +317,12 @@ impl BackwardPass {
             ];
             let row_grid = ctx.grid(layer_rows as u64, WG);
             dispatches.push(ctx.dispatch(&gather, &move_bindings, row_grid)?);
-            for &k in &steps {
+            for (k, count) in step_groups(lay.couplings, group, ascending) {
                 for chunk_start in (0..layer_rows).step_by(chunk_rows) {
                     let chunk = chunk_rows.min(layer_rows - chunk_start);
                     let invocations = chunk.div_ceil(ROWS_PER_INVOCATION * quads);
-                    let u = ctx.uniform("backward step", &uniform(k, chunk_start, chunk))?;
+                    let u =
+                        ctx.uniform("backward steps", &uniform(k, count, chunk_start, chunk))?;
                     dispatches.push(ctx.dispatch_resources(
                         &coupling,
                         &[
@@ -304,11 +339,13 @@ impl BackwardPass {
                     uniforms.push(u);
                     let Some(grad) = io.grad else { continue };
                     if accumulate {
+                        // The group's steps are consecutive in the parameters too.
+                        let params = count * lay.coupling_size();
                         let r = ctx.uniform(
                             "sum partials",
                             &ReduceUniform {
                                 param_base: (layer.param_offset + k * lay.coupling_size()) as u32,
-                                coupling_size: lay.coupling_size() as u32,
+                                coupling_size: params as u32,
                                 rows: invocations as u32,
                                 ..ReduceUniform::zeroed()
                             },
@@ -316,11 +353,12 @@ impl BackwardPass {
                         dispatches.push(ctx.dispatch(
                             &sum_partials,
                             &[(0, &r), (2, &grad.buffer), (4, &scratch.rows.buffer)],
-                            ctx.grid(lay.coupling_size() as u64, WG),
+                            ctx.grid(params as u64, WG),
                         )?);
                         uniforms.push(r);
                         continue;
                     }
+                    assert_eq!(count, 1, "the factor shape reduces one step at a time");
                     let r = ctx.uniform(
                         "reduce",
                         &ReduceUniform {

@@ -81,6 +81,7 @@ pub(crate) struct LayerUniform {
     pub chunk_rows: u32,
     pub row_stride: u32,
     pub quads: u32,
+    pub step_count: u32,
 }
 
 impl LayerUniform {
@@ -101,6 +102,21 @@ impl LayerUniform {
             ..Self::zeroed()
         }
     }
+}
+
+/// The groups of consecutive coupling steps of a layer, at most `size` steps each, as (first step,
+/// steps), in the order a pass applies them: ascending (generation, and the backward of
+/// inference) or descending. The kernels run a group's steps in the same order
+/// (`group_step` in shaders/lib/layer.wgsl), so the grouping never changes the arithmetic.
+pub(crate) fn step_groups(couplings: usize, size: usize, ascending: bool) -> Vec<(usize, usize)> {
+    let mut groups: Vec<(usize, usize)> = (0..couplings)
+        .step_by(size)
+        .map(|k| (k, size.min(couplings - k)))
+        .collect();
+    if !ascending {
+        groups.reverse();
+    }
+    groups
 }
 
 #[repr(C)]
@@ -170,27 +186,13 @@ impl FlowPass {
         )?;
         let coupling = ctx.specialised_kernel(
             Shader::FlowCoupling,
-            &flow.weights.sizes(plan),
+            &flow.weights.sizes(ctx, plan),
             entry,
             &consts,
         )?;
         let log_q = ctx.kernel(Shader::FlowLogQ, "log_q", &consts)?;
 
         let mut uniforms = Vec::new();
-        // One uniform and one weights binding per (layer, coupling step), indexed [layer][step].
-        let kk = plan.layout.couplings;
-        let mut layer_uniforms = Vec::new();
-        for (li, layer) in plan.layers.iter().enumerate() {
-            for k in 0..kk {
-                let u = LayerUniform {
-                    ld_stride: stride as u32,
-                    save_steps: steps.is_some() as u32,
-                    k: k as u32,
-                    ..LayerUniform::new(plan, li, batch)
-                };
-                layer_uniforms.push((ctx.uniform("flow step", &u)?, layer.blocks.len()));
-            }
-        }
         let log_q_uniform = |mode| {
             ctx.uniform(
                 "flow log q",
@@ -227,13 +229,23 @@ impl FlowPass {
             Direction::Generate => (0..plan.layers.len()).rev().collect(),
             Direction::Infer => (0..plan.layers.len()).collect(),
         };
+        let group = flow
+            .weights
+            .steps_per_dispatch(ctx, super::cost::coupling_step_loops(h, m));
+        let ascending = direction == Direction::Generate;
         for li in order {
-            let steps: Vec<usize> = match direction {
-                Direction::Generate => (0..kk).collect(),
-                Direction::Infer => (0..kk).rev().collect(),
-            };
-            for k in steps {
-                let (u, n_blocks) = &layer_uniforms[li * kk + k];
+            let n_blocks = plan.layers[li].blocks.len();
+            for (k, count) in step_groups(plan.layout.couplings, group, ascending) {
+                let u = ctx.uniform(
+                    "flow steps",
+                    &LayerUniform {
+                        ld_stride: stride as u32,
+                        save_steps: steps.is_some() as u32,
+                        k: k as u32,
+                        step_count: count as u32,
+                        ..LayerUniform::new(plan, li, batch)
+                    },
+                )?;
                 dispatches.push(ctx.dispatch_resources(
                     &coupling,
                     &[
@@ -247,12 +259,12 @@ impl FlowPass {
                     ],
                     ctx.grid((batch * n_blocks).div_ceil(ROWS_PER_INVOCATION) as u64, WG),
                 )?);
+                uniforms.push(u);
             }
         }
         dispatches.push(log_q_dispatch(&after)?);
         uniforms.extend(before);
         uniforms.push(after);
-        uniforms.extend(layer_uniforms.into_iter().map(|(u, _)| u));
         Ok(Self {
             log_det,
             ln_q,

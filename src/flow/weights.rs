@@ -1,8 +1,9 @@
 //! The coupling steps' weights as the flow kernels read them: a copy of the flat parameters with
-//! every step at an offset the adapter can bind on its own, refreshed by the first dispatch of
-//! every forward pass (shaders/flow_pack.wgsl). Each coupling dispatch binds its own step, as a
-//! uniform where the step fits the uniform binding limit, else as storage (shaders/lib/weights.wgsl
-//! says why). This is the one place that chooses.
+//! every step at an offset the adapter can bind, refreshed by the first dispatch of every forward
+//! pass (shaders/flow_pack.wgsl). Each coupling dispatch binds the consecutive steps of one layer
+//! it applies (a group), as a uniform where a step fits the uniform binding limit, else as
+//! storage (shaders/lib/weights.wgsl says why). This is the one place that chooses both the
+//! binding and how many steps a dispatch may take.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -21,11 +22,21 @@ struct PackUniform {
     _pad: u32,
 }
 
+/// Bytes of the uniform window a flow dispatch binds its group of steps through (`UB` vec4s in
+/// lib/weights.wgsl): the adapter's uniform binding limit, at most the 64 KiB every WebGPU
+/// adapter offers, fixed per adapter so that the shader text does not depend on the group.
+fn uniform_window(ctx: &GpuContext) -> u64 {
+    ctx.limits.max_uniform_buffer_binding_size.min(64 << 10) / 16 * 16
+}
+
 pub struct StepWeights {
     packed: GpuBuffer<f32>,
     /// Floats from one step to the next in `packed`.
     stride: usize,
-    /// Bytes each dispatch binds: the shader's array (whole vec4s) or the step itself.
+    /// Most steps one binding holds: a layer's, where the binding limit and
+    /// [`GpuContext::steps_per_dispatch`] allow.
+    group: usize,
+    /// Bytes each dispatch binds: the uniform window, or `group` steps of storage.
     binding_bytes: u64,
     uniform: bool,
     pack: Dispatch,
@@ -42,17 +53,35 @@ impl StepWeights {
         let step = plan.layout.coupling_size();
         let steps = plan.layers.len() * plan.layout.couplings;
         let step_bytes = (step * 4) as u64;
-        let uniform = step_bytes.next_multiple_of(16) <= ctx.uniform_weights_bytes;
+        let window = uniform_window(ctx);
+        let uniform_limit = ctx.uniform_weights_bytes.min(window);
+        let uniform = step_bytes.next_multiple_of(16) <= uniform_limit;
         let align = ctx
             .limits
             .min_uniform_buffer_offset_alignment
             .max(ctx.limits.min_storage_buffer_offset_alignment)
             .max(16) as usize;
         let stride = (step * 4).next_multiple_of(align) / 4;
-        let packed = if uniform {
-            ctx.storage_uniform::<f32>("flow packed weights", steps * stride)?
+        let (last_bytes, limit) = if uniform {
+            (step_bytes.next_multiple_of(16), uniform_limit)
         } else {
-            ctx.storage::<f32>("flow packed weights", steps * stride)?
+            (step_bytes, ctx.limits.max_storage_buffer_binding_size)
+        };
+        let group = (1 + limit.saturating_sub(last_bytes) / (4 * stride as u64))
+            .min(plan.layout.couplings.min(ctx.steps_per_dispatch) as u64)
+            .max(1) as usize;
+        // A uniform binding is the shader's whole window; a storage one, the group's steps.
+        let binding_bytes = if uniform {
+            window
+        } else {
+            (group - 1) as u64 * 4 * stride as u64 + step_bytes
+        };
+        // Room past the last step for a binding from it.
+        let len = (steps - 1) * stride + (binding_bytes as usize).div_ceil(4);
+        let packed = if uniform {
+            ctx.storage_uniform::<f32>("flow packed weights", len)?
+        } else {
+            ctx.storage::<f32>("flow packed weights", len)?
         };
         let pack_uniform = ctx.uniform(
             "flow pack",
@@ -72,25 +101,40 @@ impl StepWeights {
         Ok(Self {
             packed,
             stride,
-            binding_bytes: if uniform {
-                step_bytes.next_multiple_of(16)
-            } else {
-                step_bytes
-            },
+            group,
+            binding_bytes,
             uniform,
             pack,
             _pack_uniform: pack_uniform,
         })
     }
 
-    /// The sizes the flow kernels are specialised for: hidden width, MLP layers, and whether the
-    /// weights are a uniform.
-    pub fn sizes(&self, plan: &FlowPlan) -> Vec<(&'static str, u32)> {
+    /// The sizes the flow kernels are specialised for: hidden width, MLP layers, whether the
+    /// weights are a uniform, the uniform window in vec4s and the floats from step to step.
+    /// None depends on the number of couplings, so flows that differ only in it share pipelines
+    /// (each costs seconds to compile on a CPU adapter).
+    pub fn sizes(&self, ctx: &GpuContext, plan: &FlowPlan) -> Vec<(&'static str, u32)> {
         vec![
             ("H", plan.layout.hidden as u32),
             ("M", plan.layout.mlp_layers as u32),
             ("UW", self.uniform as u32),
+            ("UB", (uniform_window(ctx) / 16) as u32),
+            ("SS", self.stride as u32),
         ]
+    }
+
+    /// Steps of a layer one dispatch applies when each costs `loops_per_step` loop iterations
+    /// per invocation: as many as a binding holds and the driver's loop budget allows.
+    pub fn steps_per_dispatch(&self, ctx: &GpuContext, loops_per_step: u64) -> usize {
+        let fit = ctx
+            .loop_budget
+            .map_or(usize::MAX, |b| (b / loops_per_step.max(1)) as usize);
+        self.group.min(fit).max(1)
+    }
+
+    /// Most coupling steps one dispatch binds.
+    pub fn steps_per_binding(&self) -> usize {
+        self.group
     }
 
     /// Whether the steps are bound as uniforms.
@@ -98,7 +142,8 @@ impl StepWeights {
         self.uniform
     }
 
-    /// The weights of coupling step `k` of layer `layer`, as binding 2 of a flow kernel.
+    /// The weights of the group of coupling steps from step `k` of layer `layer`, as binding 2
+    /// of a flow kernel.
     pub fn binding(&self, plan: &FlowPlan, layer: usize, k: usize) -> wgpu::BindingResource<'_> {
         let s = layer * plan.layout.couplings + k;
         wgpu::BindingResource::Buffer(wgpu::BufferBinding {

@@ -27,6 +27,10 @@ pub struct GpuOptions {
     /// [`GpuContext::accumulate_gradients`]), so that tests reach both shapes. `None`: the
     /// adapter's choice.
     pub accumulate_gradients: Option<bool>,
+    /// Most coupling steps of a layer one flow dispatch applies, so that tests reach the
+    /// one-step dispatches and uneven groups. `None`: as many as the binding and loop limits
+    /// allow (see [`GpuContext::steps_per_dispatch`]).
+    pub steps_per_dispatch: Option<usize>,
     /// Device memory this program may allocate (`--memory-limit`): a configuration that needs
     /// more is refused before the buffer that would pass it is created. `None`: no limit of our
     /// own, but a CPU adapter is still held to the host memory available.
@@ -87,6 +91,10 @@ pub struct GpuContext {
     /// adapters (lavapipe), where memory traffic costs more than arithmetic and private arrays
     /// live in cache; not on GPUs, where hundreds of accumulators per invocation would spill.
     pub accumulate_gradients: bool,
+    /// Most coupling steps of a layer one flow dispatch applies (see
+    /// [`GpuOptions::steps_per_dispatch`]): each dispatch costs a fixed overhead (about 50 us on
+    /// lavapipe, a few on a GPU), so a layer's steps run in one dispatch where the limits allow.
+    pub steps_per_dispatch: usize,
     /// The device memory buffers may take in all, and where that bound comes from.
     pub memory_budget: Option<(u64, BudgetSource)>,
     /// Bytes of every buffer created through this context so far (never decreased: stages live
@@ -245,6 +253,7 @@ impl GpuContext {
             loop_budget,
             uniform_weights_bytes,
             accumulate_gradients,
+            steps_per_dispatch: opts.steps_per_dispatch.unwrap_or(usize::MAX).max(1),
             memory_budget,
             allocated: AtomicU64::new(0),
             kernels: KernelCache::default(),
