@@ -36,10 +36,12 @@ pub enum GradientShape {
     /// per factor).
     Factors { chunk_rows: usize, stride: usize },
     /// Every invocation sums groups of four rows into one partial per parameter; a layer's rows
-    /// spread over about `invocations` of them, each carrying at most `max_quads` groups; the
-    /// scratch holds at most `max_partials` coupling steps' worth of partials.
+    /// spread over `min_invocations` to `max_invocations` of them (see
+    /// [`GradientShape::schedule`]), each carrying at most `max_quads` groups; the scratch
+    /// holds at most `max_partials` coupling steps' worth of partials.
     Accumulated {
-        invocations: usize,
+        min_invocations: usize,
+        max_invocations: usize,
         max_quads: usize,
         max_partials: usize,
     },
@@ -48,6 +50,16 @@ pub enum GradientShape {
 /// Workgroup size of the accumulating backward: small, so a layer's few invocations still fill
 /// every core of a CPU adapter.
 const WG_ACCUMULATE: u32 = 16;
+
+/// Groups of four rows an invocation of the accumulating backward carries where a layer has
+/// enough rows: each invocation writes one partial sum per weight, which then has to be read
+/// and added, costing about a quarter of one group's arithmetic, so fewer than this many groups
+/// per partial spend a noticeable share of the work on partial sums.
+const MIN_QUADS: usize = 8;
+
+/// Workgroups per core the accumulating backward may spread a large layer over, for balance
+/// between cores that finish at different times.
+const WORKGROUPS_PER_CORE: usize = 4;
 
 impl GradientShape {
     /// The one place that chooses: accumulate where the adapter asks for it (CPU adapters, see
@@ -72,13 +84,15 @@ impl GradientShape {
             // Keep the partials within the row budget and each sum within the loop budget.
             let max_partials = (budget / step_bytes).min(loops) as usize;
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let invocations = (4 * cores * WG_ACCUMULATE as usize).min(max_partials);
+            let per_core = cores * WG_ACCUMULATE as usize;
+            let max_invocations = (WORKGROUPS_PER_CORE * per_core).min(max_partials);
             if max_quads >= 1
-                && invocations >= 1
+                && max_invocations >= 1
                 && layer_rows.div_ceil(4).div_ceil(max_quads) <= max_partials
             {
                 return Self::Accumulated {
-                    invocations,
+                    min_invocations: per_core.min(max_invocations),
+                    max_invocations,
                     max_quads,
                     max_partials,
                 };
@@ -114,10 +128,17 @@ impl GradientShape {
             ),
             Self::Factors { .. } => (1, 1),
             Self::Accumulated {
-                invocations,
+                min_invocations,
+                max_invocations,
                 max_quads,
                 max_partials,
             } => {
+                // MIN_QUADS groups per invocation, but at least one workgroup per core and at
+                // most WORKGROUPS_PER_CORE.
+                let invocations = rows
+                    .div_ceil(4)
+                    .div_ceil(MIN_QUADS)
+                    .clamp(min_invocations, max_invocations);
                 let quads = rows.div_ceil(4).div_ceil(invocations).clamp(1, max_quads);
                 let per_step = quads as u64 * super::cost::accumulating_backward_loops(h, m)
                     + super::cost::write_partials_loops(h, m);
