@@ -124,11 +124,12 @@ impl StepWeights {
     }
 
     /// Steps of a layer one dispatch applies when each costs `loops_per_step` loop iterations
-    /// per invocation: as many as a binding holds and the driver's loop budget allows.
+    /// per invocation: as many as a binding holds and the driver's loop budget allows, counting
+    /// one more iteration per step for the kernels' loop over the group.
     pub fn steps_per_dispatch(&self, ctx: &GpuContext, loops_per_step: u64) -> usize {
         let fit = ctx
             .loop_budget
-            .map_or(usize::MAX, |b| (b / loops_per_step.max(1)) as usize);
+            .map_or(usize::MAX, |b| (b / (loops_per_step + 1)) as usize);
         self.group.min(fit).max(1)
     }
 
