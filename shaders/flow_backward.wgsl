@@ -81,6 +81,12 @@ var<private> g_out: array<array<array<f32, H>, 2>, 2>; // W_out[o][i]
 var<private> g_ob: array<array<f32, 2>, 2>; // b_out[o]
 var<private> g_scale: array<f32, 2>;
 
+// Floats between two invocations' partial sums: the group's parameters, padded to a multiple of
+// 4 (`partials_stride` in src/flow/backward.rs).
+fn partials_stride() -> u32 {
+    return (lay.step_count * STEP_FLOATS + 3u) / 4u * 4u;
+}
+
 // Every accumulator back to zero, before the next step's rows.
 fn zero_gradients() {
     g_in = array<array<array<f32, 3>, H>, 2>();
@@ -333,8 +339,9 @@ fn coupling_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
                 backward_quad(k, first + 4u * q, end);
             }
         }
-        // Partial sums [invocation][step of the group][parameter of the step].
-        let at = (inv * lay.step_count + k - lay.k) * STEP_FLOATS;
+        // Partial sums [invocation][step of the group][parameter of the step], each
+        // invocation's padded to whole vec4s for grad_reduce::sum_partials.
+        let at = inv * partials_stride() + (k - lay.k) * STEP_FLOATS;
         write_mlp(at, 0u, 0u);
         partials[at + mlp_size(H, M)] = g_scale[0];
         partials[at + mlp_size(H, M) + 1u] = g_scale[1];

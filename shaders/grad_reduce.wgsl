@@ -18,8 +18,8 @@ struct Red {
     coupling_size: u32,
     hidden: u32,
     mlp_layers: u32,
-    // Rows of this chunk (sum_partials: partial sums), and vec4s per factor in `rows` (the
-    // stride over 4).
+    // Rows of this chunk, and vec4s per factor in `rows` (the stride over 4); for
+    // sum_partials: partial sums, and vec4s per partial sum.
     rows: u32,
     stride4: u32,
     flags: u32,
@@ -30,10 +30,6 @@ struct Red {
 @group(0) @binding(1) var<storage, read> rows: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> acc4: array<vec4<f32>>;
-// flow_backward's per-invocation partial sums (its GA = 1 shape): `rows` of them, each of
-// `coupling_size` floats (for sum_partials: the parameters of the dispatch's group of steps,
-// which are consecutive in the parameters too).
-@group(0) @binding(4) var<storage, read> partials: array<f32>;
 
 // The running four-lane sum of parameter p of the step, before this chunk.
 fn start(p: u32) -> vec4<f32> {
@@ -179,16 +175,25 @@ fn reduce_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 }
 
 // Gradients from flow_backward's per-invocation partial sums (GA = 1) of a group of coupling
-// steps, one parameter per invocation, added over the invocations in order.
+// steps, in `rows`: `rd.rows` of them, each of `coupling_size` floats (the group's parameters,
+// consecutive in the parameters too), padded to `stride4` vec4s. Each invocation sums four
+// parameters over the invocations in order, one per lane: on lavapipe every load at an address
+// that differs between invocations costs per-lane work, so a vec4 load carries four sums for
+// the price of about two (docs/BENCHMARKS.md). The same order, hence the same bits, as one sum
+// per parameter.
 @compute @workgroup_size(WG)
 fn sum_partials(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let p = gid.x + gid.y * nwg.x * WG;
-    if p >= rd.coupling_size {
+    let q = gid.x + gid.y * nwg.x * WG;
+    if 4u * q >= rd.coupling_size {
         return;
     }
-    var acc = 0.0;
+    var acc = vec4<f32>(0.0);
     for (var i = 0u; i < rd.rows; i++) {
-        acc += partials[i * rd.coupling_size + p];
+        acc += rows[i * rd.stride4 + q];
     }
-    grad[rd.param_base + p] += acc;
+    for (var c = 0u; c < 4u; c++) {
+        if 4u * q + c < rd.coupling_size {
+            grad[rd.param_base + 4u * q + c] += acc[c];
+        }
+    }
 }

@@ -74,7 +74,8 @@ impl GradientShape {
             .row_budget_bytes
             .min(ctx.limits.max_storage_buffer_binding_size);
         if ctx.accumulate_gradients && h <= super::cost::UNROLL_MAX {
-            let step_bytes = 4 * plan.layout.coupling_size() as u64;
+            // A step's partial sums, with room for the padding of a group's (`partials_stride`).
+            let step_bytes = 4 * (plan.layout.coupling_size() + 3) as u64;
             let loops = ctx.loop_budget.unwrap_or(u64::MAX);
             let per_quad = super::cost::accumulating_backward_loops(h as u64, m as u64);
             let max_quads = (loops
@@ -154,6 +155,13 @@ impl GradientShape {
     }
 }
 
+/// Floats between two invocations' partial sums of a group of `steps` coupling steps of
+/// `coupling_size` parameters each (the accumulating shape): padded to whole vec4s, which
+/// grad_reduce::sum_partials reads. Its WGSL twin is `partials_stride` in flow_backward.wgsl.
+fn partials_stride(steps: usize, coupling_size: usize) -> usize {
+    (steps * coupling_size).next_multiple_of(4)
+}
+
 /// Per-row working memory of a backward pass, shared by the passes of one step (they run one
 /// after the other): the four adjoints of every (sample, block) row, and, when parameter
 /// gradients are wanted, what their [`GradientShape`] needs: the factors of one chunk of rows
@@ -202,12 +210,12 @@ impl BackwardScratch {
                     .map(|l| {
                         let rows = batch * l.blocks.len();
                         let (quads, steps) = shape.schedule(ctx, flow, rows);
-                        rows.div_ceil(4).div_ceil(quads) * steps
+                        rows.div_ceil(4).div_ceil(quads) * partials_stride(steps, step)
                     })
                     .max()
-                    .unwrap_or(1);
+                    .unwrap_or(4);
                 (
-                    ctx.storage::<f32>("gradient partial sums", most * step)?,
+                    ctx.storage::<f32>("gradient partial sums", most)?,
                     ctx.storage::<f32>("reduction lanes (unused)", 4)?,
                 )
             }
@@ -368,13 +376,14 @@ impl BackwardPass {
                                 param_base: (layer.param_offset + k * lay.coupling_size()) as u32,
                                 coupling_size: params as u32,
                                 rows: invocations as u32,
+                                stride4: (partials_stride(count, lay.coupling_size()) / 4) as u32,
                                 ..ReduceUniform::zeroed()
                             },
                         )?;
                         dispatches.push(ctx.dispatch(
                             &sum_partials,
-                            &[(0, &r), (2, &grad.buffer), (4, &scratch.rows.buffer)],
-                            ctx.grid(params as u64, WG),
+                            &[(0, &r), (1, &scratch.rows.buffer), (2, &grad.buffer)],
+                            ctx.grid(params.div_ceil(4) as u64, WG),
                         )?);
                         uniforms.push(r);
                         continue;
