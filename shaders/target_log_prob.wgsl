@@ -1,7 +1,6 @@
 // ln pi(x) = -x^T A^{-1} x / 2 + sum ln cosh x_i and grad = -A^{-1} x + tanh x, one workgroup per
-// sample. `half` holds A^{-1} x before its last (row) Hartley pass, which is fused here. The sum
-// over sites is a fixed-order tree reduction, so results are deterministic.
-// CPU twin: src/reference/target.rs.
+// sample, from `y` = A^{-1} x (target_transform's four passes). The sum over sites is a
+// fixed-order tree reduction, so results are deterministic. CPU twin: src/reference/target.rs.
 
 override WG: u32 = 64u; // a power of two
 
@@ -13,11 +12,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> half_: array<f32>;
-@group(0) @binding(2) var<storage, read> cas: array<f32>;
-@group(0) @binding(3) var<storage, read> x: array<f32>;
-@group(0) @binding(4) var<storage, read_write> log_pi: array<f32>;
-@group(0) @binding(5) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> log_pi: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grad: array<f32>;
 
 var<workgroup> partial: array<f32, WG>;
 
@@ -38,20 +36,14 @@ fn log_prob(
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     let s = wid.x + wid.y * nwg.x;
-    let l = p.l;
-    let n = l * l;
+    let n = p.l * p.l;
     var acc = 0.0;
     if s < p.batch {
         for (var i = lid.x; i < n; i += WG) {
-            let r = i / l;
-            let c = i % l;
-            var y = 0.0;
-            for (var k = 0u; k < l; k++) {
-                y += half_[s * n + r * l + k] * cas[c * l + k];
-            }
             let xv = x[s * n + i];
-            grad[s * n + i] = safe_tanh(xv) - y;
-            acc += ln_cosh(xv) - 0.5 * xv * y;
+            let yv = y[s * n + i];
+            grad[s * n + i] = safe_tanh(xv) - yv;
+            acc += ln_cosh(xv) - 0.5 * xv * yv;
         }
     }
     partial[lid.x] = acc;

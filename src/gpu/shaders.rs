@@ -73,7 +73,7 @@ macro_rules! registry {
 
 registry! {
     Rng => "rng",
-    TargetTransform => "target_transform",
+    TargetTransform => "target_transform" {T = 16},
     TargetLogProb => "target_log_prob",
     FlowPack => "flow_pack",
     FlowCoupling => "flow_coupling" ["layer", "mlp_layout", "weights", "mlp"] {H = 8, M = 2, UW = 1, UB = 4096, SS = 232},

@@ -6,6 +6,9 @@ use super::ising::{cas_table, IsingTarget};
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
 
 const WG: u32 = 64;
+/// Most outputs one invocation of a Hartley pass forms (`T` in shaders/target_transform.wgsl):
+/// its accumulators stay in registers.
+const HARTLEY_TILE: usize = 16;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -36,9 +39,13 @@ impl TargetStage {
         let l = target.lattice.l;
         let n = target.n_sites();
         assert_eq!(x.len, batch * n, "x must hold batch x N values");
-        // log_prob: per invocation n / WG sites, each a loop over a row; then the tree reduction.
-        let loops = (n as u64).div_ceil(WG as u64) * (1 + l as u64) + WG.ilog2() as u64;
-        ctx.check_loops("target_log_prob", loops, "use a smaller --lattice")?;
+        // Outputs per invocation of a Hartley pass (shaders/target_transform.wgsl).
+        let tile = l.min(HARTLEY_TILE) as u32;
+        // hartley: a line's L inputs, each feeding `tile` outputs; log_prob: N / WG sites per
+        // invocation, then the tree reduction.
+        let loops = (l as u64 * (1 + tile as u64) + tile as u64)
+            .max((n as u64).div_ceil(WG as u64) + WG.ilog2() as u64);
+        ctx.check_loops("target", loops, "use a smaller --lattice")?;
         let to_f32 = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect::<Vec<f32>>();
         let cas = ctx.storage_from("target cas", &to_f32(cas_table(l)))?;
         let inv = ctx.storage_from("target 1/eig", &to_f32(target.inverse_eigenvalues_scaled()))?;
@@ -48,7 +55,12 @@ impl TargetStage {
         let grad = ctx.storage::<f32>("grad log pi", batch * n)?;
 
         let constants = [("WG", WG as f64)];
-        let hartley = ctx.kernel(Shader::TargetTransform, "hartley", &constants)?;
+        let hartley = ctx.specialised_kernel(
+            Shader::TargetTransform,
+            &[("T", tile)],
+            "hartley",
+            &constants,
+        )?;
         let finish = ctx.kernel(Shader::TargetLogProb, "log_prob", &constants)?;
         let params = |axis, scaled| Params {
             batch: batch as u32,
@@ -61,7 +73,11 @@ impl TargetStage {
             ctx.uniform("target cols scaled", &params(1, 1))?,
             ctx.uniform("target cols", &params(1, 0))?,
         ];
-        let cells = ctx.grid((batch * n) as u64, WG);
+        // One invocation per (four samples, line, tile of outputs).
+        let lines = ctx.grid(
+            (batch.div_ceil(4) * l * l.div_ceil(tile as usize)) as u64,
+            WG,
+        );
         let pass = |u: &wgpu::Buffer, src: &wgpu::Buffer, dst: &wgpu::Buffer| {
             ctx.dispatch(
                 &hartley,
@@ -72,22 +88,22 @@ impl TargetStage {
                     (3, &inv.buffer),
                     (4, dst),
                 ],
-                cells,
+                lines,
             )
         };
         let dispatches = vec![
             pass(&uniforms[0], &x.buffer, &tmp_a.buffer)?,
             pass(&uniforms[1], &tmp_a.buffer, &tmp_b.buffer)?,
             pass(&uniforms[2], &tmp_b.buffer, &tmp_a.buffer)?,
+            pass(&uniforms[0], &tmp_a.buffer, &tmp_b.buffer)?,
             ctx.dispatch(
                 &finish,
                 &[
                     (0, &uniforms[0]),
-                    (1, &tmp_a.buffer),
-                    (2, &cas.buffer),
-                    (3, &x.buffer),
-                    (4, &log_pi.buffer),
-                    (5, &grad.buffer),
+                    (1, &tmp_b.buffer),
+                    (2, &x.buffer),
+                    (3, &log_pi.buffer),
+                    (4, &grad.buffer),
                 ],
                 // One workgroup per sample.
                 ctx.grid(batch as u64, 1),
