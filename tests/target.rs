@@ -3,6 +3,7 @@
 
 mod common;
 
+use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
 use neuralrg_gpu::physics::ising::ln_cosh;
 use neuralrg_gpu::physics::target_stage::TargetStage;
 use neuralrg_gpu::physics::{IsingTarget, Lattice};
@@ -79,8 +80,21 @@ fn twin_gradient_equals_central_finite_differences() {
 
 #[test]
 fn gpu_log_prob_and_gradient_match_the_twin() {
+    // A Hartley pass carries up to 16 outputs per invocation: L = 20 leaves a last tile past the
+    // line's end, L = 32 two whole tiles; batches not a multiple of 4 leave idle lanes. The
+    // second context spreads every dispatch over a grid of two dimensions.
     let ctx = common::gpu();
-    for (l, batch) in [(4, 5), (8, 3), (5, 2)] {
+    let small_grid = GpuContext::new(&GpuOptions {
+        max_workgroups_per_dim: Some(2),
+        ..GpuOptions::default()
+    })
+    .unwrap();
+    let cases = [(4, 5), (8, 3), (5, 2), (20, 3), (32, 2)];
+    for (ctx, (l, batch)) in cases
+        .iter()
+        .map(|c| (ctx.clone(), *c))
+        .chain([(small_grid, (20, 6))])
+    {
         for beta in BETAS {
             let t = IsingTarget::new(l, beta).unwrap();
             let n = t.n_sites();
