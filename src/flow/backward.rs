@@ -54,8 +54,9 @@ const WG_ACCUMULATE: u32 = 16;
 /// Groups of four rows an invocation of the accumulating backward carries where a layer has
 /// enough rows: each invocation writes one partial sum per weight, which then has to be read
 /// and added, costing about a quarter of one group's arithmetic, so fewer than this many groups
-/// per partial spend a noticeable share of the work on partial sums.
-const MIN_QUADS: usize = 8;
+/// per partial spend a noticeable share of the work on partial sums. 16 rather than 8: 3-5%
+/// on a step at L = 16, batch 64, 2% at 256, nothing at 1024 (docs/BENCHMARKS.md).
+const MIN_QUADS: usize = 16;
 
 /// Workgroups per core the accumulating backward may spread a large layer over, for balance
 /// between cores that finish at different times.
