@@ -70,15 +70,15 @@ echo "configuration: ${flags[*]}; batches $batches; $reps reps after $warmup war
 echo "reports in $out" >&2
 for b in $batches; do
     echo "batch $b: neuralrg-gpu" >&2
-    "$bin" bench "${adapter[@]}" "${flags[@]}" --batch "$b" --reps "$reps" --warmup "$warmup" --json \
+    "$bin" bench ${adapter[@]+"${adapter[@]}"} "${flags[@]}" --batch "$b" --reps "$reps" --warmup "$warmup" --json \
         >"$out/neuralrg-b$b.json"
     echo "batch $b: pytorch eager" >&2
     "$py" "$here/pytorch_reference.py" bench "${flags[@]}" --batch "$b" --reps "$reps" --warmup "$warmup" \
-        --device "$device" --quiet "${py_extra[@]}" >"$out/eager-b$b.json"
+        --device "$device" --quiet ${py_extra[@]+"${py_extra[@]}"} >"$out/eager-b$b.json"
     if [[ $compile == 1 ]]; then
         echo "batch $b: pytorch compile (the first calls compile; this can take minutes)" >&2
         if ! "$py" "$here/pytorch_reference.py" bench "${flags[@]}" --batch "$b" --reps "$reps" \
-            --warmup "$warmup" --device "$device" --compile --quiet "${py_extra[@]}" \
+            --warmup "$warmup" --device "$device" --compile --quiet ${py_extra[@]+"${py_extra[@]}"} \
             >"$out/compile-b$b.json" 2>"$out/compile-b$b.err"; then
             echo "batch $b: torch.compile run failed (see $out/compile-b$b.err)" >&2
             rm -f "$out/compile-b$b.json"

@@ -90,7 +90,7 @@ print(json.dumps({"device": torch.cuda.get_device_name(dev), "n": n, "seconds": 
 EOF
 fi
 
-bench=("$bin" bench "${adapter[@]}" --reps "$reps" --warmup 2 --profile --json)
+bench=("$bin" bench ${adapter[@]+"${adapter[@]}"} --reps "$reps" --warmup 2 --profile --json)
 # The default flow a user trains first, and a wide MLP (where per-row activations stop fitting
 # in registers: the case for a workgroup-cooperative MLP kernel).
 part default.json 60 "${bench[@]}" -L 32 --batch 1024

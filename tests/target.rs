@@ -82,7 +82,8 @@ fn twin_gradient_equals_central_finite_differences() {
 fn gpu_log_prob_and_gradient_match_the_twin() {
     // A Hartley pass carries up to 16 outputs per invocation: L = 20 leaves a last tile past the
     // line's end, L = 32 two whole tiles; batches not a multiple of 4 leave idle lanes. The
-    // second context spreads every dispatch over a grid of two dimensions.
+    // second context, at most two workgroups per dimension, puts both kernels on a grid of two
+    // dimensions (hartley: 4 quads x 20 lines x 2 tiles = 160 invocations, three workgroups).
     let ctx = common::gpu();
     let small_grid = GpuContext::new(&GpuOptions {
         max_workgroups_per_dim: Some(2),
@@ -93,7 +94,7 @@ fn gpu_log_prob_and_gradient_match_the_twin() {
     for (ctx, (l, batch)) in cases
         .iter()
         .map(|c| (ctx.clone(), *c))
-        .chain([(small_grid, (20, 6))])
+        .chain([(small_grid, (20, 16))])
     {
         for beta in BETAS {
             let t = IsingTarget::new(l, beta).unwrap();

@@ -83,8 +83,9 @@ impl GradientShape {
                 .saturating_sub(super::cost::write_partials_loops(h as u64, m as u64))
                 / per_quad)
                 .min(1 << 16) as usize;
-            // Keep the partials within the row budget and each sum within the loop budget.
-            let max_partials = (budget / step_bytes).min(loops) as usize;
+            // Keep the partials within the row budget and each sum within the loop budget
+            // (sum_partials loops over the partials, then over its four lanes).
+            let max_partials = (budget / step_bytes).min(loops.saturating_sub(4)) as usize;
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             let per_core = cores * WG_ACCUMULATE as usize;
             let max_invocations = (WORKGROUPS_PER_CORE * per_core).min(max_partials);

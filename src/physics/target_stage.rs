@@ -41,9 +41,10 @@ impl TargetStage {
         assert_eq!(x.len, batch * n, "x must hold batch x N values");
         // Outputs per invocation of a Hartley pass (shaders/target_transform.wgsl).
         let tile = l.min(HARTLEY_TILE) as u32;
-        // hartley: a line's L inputs, each feeding `tile` outputs; log_prob: N / WG sites per
-        // invocation, then the tree reduction.
-        let loops = (l as u64 * (1 + tile as u64) + tile as u64)
+        // hartley: the four samples' bases, a line's L inputs each feeding `tile` outputs, and
+        // the stores (four lanes per output); log_prob: N / WG sites per invocation, then the
+        // tree reduction.
+        let loops = (4 + l as u64 * (1 + tile as u64) + 5 * tile as u64)
             .max((n as u64).div_ceil(WG as u64) + WG.ilog2() as u64);
         ctx.check_loops("target", loops, "use a smaller --lattice")?;
         let to_f32 = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect::<Vec<f32>>();
