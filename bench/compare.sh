@@ -25,15 +25,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
-bin=${NEURALRG_GPU:-$repo/target/release/neuralrg-gpu}
-if [[ ! -x $bin ]]; then
-    if [[ -z ${NEURALRG_GPU:-} ]] && command -v neuralrg-gpu >/dev/null; then
-        bin=$(command -v neuralrg-gpu)
-    else
-        echo "compare.sh: no neuralrg-gpu binary at $bin (cargo build --release, or set NEURALRG_GPU)" >&2
-        exit 1
-    fi
-fi
+# shellcheck source=bench/find_binary.sh
+source "$here/find_binary.sh" compare.sh
 py=${PYTHON:-python3}
 if ! "$py" -c "import torch, numpy, safetensors" 2>/dev/null; then
     echo "compare.sh: $py cannot import torch, numpy and safetensors (pip install torch numpy safetensors)" >&2

@@ -26,15 +26,8 @@ fi
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 out=$1
-bin=${NEURALRG_GPU:-$repo/target/release/neuralrg-gpu}
-if [[ ! -x $bin ]]; then
-    if [[ -z ${NEURALRG_GPU:-} ]] && command -v neuralrg-gpu >/dev/null; then
-        bin=$(command -v neuralrg-gpu)
-    else
-        echo "gpu_report.sh: no neuralrg-gpu binary at $bin (cargo build --release, or set NEURALRG_GPU)" >&2
-        exit 1
-    fi
-fi
+# shellcheck source=bench/find_binary.sh
+source "$here/find_binary.sh" gpu_report.sh
 py=${PYTHON:-python3}
 budget=${BUDGET_S:-480}
 reps=${REPS:-10}
