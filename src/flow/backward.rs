@@ -62,6 +62,13 @@ const MIN_QUADS: usize = 16;
 /// between cores that finish at different times.
 const WORKGROUPS_PER_CORE: usize = 4;
 
+/// The cores the accumulating backward spreads a layer's rows for. A constant, not the host's
+/// count: how the rows are split decides the order of the gradient sums, so a split that
+/// followed the host (or a CPU quota) would change the bits of a run resumed elsewhere. Four:
+/// a 2-core host loses nothing by it (docs/BENCHMARKS.md), and every larger one still gets at
+/// least four workgroups per layer.
+const SPREAD_CORES: usize = 4;
+
 impl GradientShape {
     /// The one place that chooses: accumulate where the adapter asks for it (CPU adapters, see
     /// [`GpuContext::accumulate_gradients`]), the MLP is narrow enough for its loops to unroll
@@ -86,8 +93,7 @@ impl GradientShape {
             // Keep the partials within the row budget and each sum within the loop budget
             // (sum_partials loops over the partials, then over its four lanes).
             let max_partials = (budget / step_bytes).min(loops.saturating_sub(4)) as usize;
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let per_core = cores * WG_ACCUMULATE as usize;
+            let per_core = SPREAD_CORES * WG_ACCUMULATE as usize;
             let max_invocations = (WORKGROUPS_PER_CORE * per_core).min(max_partials);
             if max_quads >= 1
                 && max_invocations >= 1
@@ -136,8 +142,8 @@ impl GradientShape {
                 max_quads,
                 max_partials,
             } => {
-                // MIN_QUADS groups per invocation, but at least one workgroup per core and at
-                // most WORKGROUPS_PER_CORE.
+                // MIN_QUADS groups per invocation, but at least one workgroup per spread core
+                // (SPREAD_CORES) and at most WORKGROUPS_PER_CORE.
                 let invocations = rows
                     .div_ceil(4)
                     .div_ceil(MIN_QUADS)
