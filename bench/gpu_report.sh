@@ -2,11 +2,11 @@
 # Everything docs/BENCHMARKS.md asks of a GPU, in one run within a time budget (a rented or
 # borrowed GPU for a few minutes): the adapter, the card's measured fp32 rate, neuralrg-gpu's
 # benchmark of the default flow (L = 32, batch 1024) and of a wide MLP with per-kernel GPU times,
-# the side-by-side comparison with PyTorch eager at batch 64, 256 and 1024 (the authors'
+# latent HMC's cost per trajectory outside the force evaluations, the side-by-side comparison with PyTorch eager at batch 64, 256 and 1024 (the authors'
 # network, compare.sh), then torch.compile at batch 1024 if time is left, and a summary.
 #
 # Usage: bench/gpu_report.sh OUT_DIR
-#   Writes into OUT_DIR: info.txt, fp32.json, default.json, wide.json, eager/ and compile/
+#   Writes into OUT_DIR: info.txt, fp32.json, default.json, wide.json, hmc/, eager/ and compile/
 #   (compare.sh's reports and tables), log.txt and summary.txt. Parts that would start past the
 #   budget are skipped and say so; each part is cut off at the budget's end.
 #
@@ -89,6 +89,22 @@ bench=("$bin" bench ${adapter[@]+"${adapter[@]}"} --reps "$reps" --warmup 2 --pr
 part default.json 60 "${bench[@]}" -L 32 --batch 1024
 part wide.json 60 "${bench[@]}" -L 32 --batch 1024 --hidden 64 --mlp-layers 2
 
+# Latent HMC with 1 and with 10 leapfrog steps per trajectory (16 chains, the defaults, on a
+# briefly trained L = 16 flow): the difference is nine force evaluations, the rest is what every
+# trajectory pays besides its forces (momenta, the decision, the measurement pass, observables
+# and the two readbacks), the figure that says whether batching readbacks would pay.
+part hmc.txt 60 env out="$out" bin="$bin" ADAPTER="${ADAPTER:-}" bash -c '
+    a=()
+    [[ -n $ADAPTER ]] && a=(--adapter "$ADAPTER")
+    rm -rf "$out/hmc" && mkdir -p "$out/hmc" || exit
+    "$bin" train ${a[@]+"${a[@]}"} -L 16 --steps 20 --quiet --eval-samples 256 \
+        --out "$out/hmc/flow" >/dev/null || exit
+    for lf in 1 10; do
+        "$bin" hmc ${a[@]+"${a[@]}"} --checkpoint "$out/hmc/flow" --chains 16 --trajectories 200 \
+            --thermalise 0 --target-acceptance 0 --leapfrog "$lf" --json >"$out/hmc/leapfrog$lf.json" ||
+            exit
+    done'
+
 if [[ $device != none ]]; then
     export NEURALRG_GPU=$bin TORCH_DEVICE=$device REPS=$reps PYTHON=$py
     [[ -n ${ADAPTER:-} ]] && export ADAPTER
@@ -131,6 +147,14 @@ for name in ("default.json", "wide.json"):
             print(f"  {'':<22} flow_coupling::generate alone: {rate:.2f} TFLOP/s{share}")
         for k, s in sorted(kernels.items(), key=lambda kv: -kv[1])[:6]:
             print(f"  {'':<22}   {k:<40} {s:.6f} s")
+runs = [load(f"hmc/leapfrog{lf}.json") for lf in (1, 10)]
+if all(runs):
+    per = [r["seconds"] / (r["samples"] / 16) for r in runs]
+    print(f"\nlatent HMC, L = 16, 16 chains: {1e3 * per[0]:.2f} ms per trajectory at 1 leapfrog step, "
+          f"{1e3 * per[1]:.2f} ms at 10")
+    force = (per[1] - per[0]) / 9
+    print(f"  per force evaluation {1e3 * force:.3f} ms; per trajectory besides its forces "
+          f"{1e3 * (per[0] - 2 * force):.3f} ms")
 for name in ("eager.txt", "compile.txt"):
     path = os.path.join(out, name)
     if os.path.exists(path) and os.path.getsize(path):
