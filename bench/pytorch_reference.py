@@ -579,6 +579,22 @@ def grad_norm(params):
     return torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
 
 
+def learning_rate(base, schedule, warmup, t, total):
+    """The learning rate of step t (0-based) of a run of `total` steps: a linear warm-up, then
+    constant, cosine (to zero at the last step) or exponential (to 1% of base) decay, as
+    neuralrg-gpu's `train::schedule::learning_rate`."""
+    if t < warmup:
+        return base * (t + 1) / warmup
+    progress = min((t - warmup) / max(total - warmup, 1), 1.0)
+    if schedule == "constant":
+        return base
+    if schedule == "cosine":
+        return base * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "exponential":
+        return base * 0.01 ** progress
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}")
+
+
 def make_optimizer(params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
     """Adam; with weight decay AdamW (neuralrg-gpu's decay is decoupled: p -= lr * wd * p)."""
     if weight_decay:
@@ -689,8 +705,10 @@ def check(ck: Checkpoint, step: int | None = None, dtype="float64", z_precision=
         "grad_norm": gn,
     }
     if next_ck is not None:
-        a = tr
-        opt = make_optimizer(params, a["lr"], a["beta1"], a["beta2"], a["eps"], a["weight_decay"])
+        # The run that took the step, whose total steps (raised by a resume) place the schedule.
+        a = next_ck.config["train"]
+        lr = learning_rate(a["lr"], a.get("lr_schedule", "constant"), a.get("warmup_steps", 0), step, a["steps"])
+        opt = make_optimizer(params, lr, a["beta1"], a["beta2"], a["eps"], a["weight_decay"])
         for p, m, v in zip(params, flow.from_flat(ck.adam_m), flow.from_flat(ck.adam_v)):
             opt.state[p] = {"step": torch.tensor(float(step)), "exp_avg": m.clone(), "exp_avg_sq": v.clone()}
         if a["clip_grad"] > 0:
@@ -700,7 +718,7 @@ def check(ck: Checkpoint, step: int | None = None, dtype="float64", z_precision=
         want = next_ck.params.astype(np.float64)
         out["adam_update_max_abs_diff"] = float(np.abs(new - want).max())
         out["adam_update_max_abs_step"] = float(np.abs(want - ck.params.astype(np.float64)).max())
-        out["adam_update_lr"] = a["lr"]
+        out["adam_update_lr"] = lr
     return out
 
 

@@ -173,8 +173,10 @@ def test_a_fresh_flow_is_the_identity_and_infer_inverts_generate():
 TRAIN_CASES = {
     "mera-L4": ["-L", 4, "--no-symmetric"],
     "mera-L4-symmetric": ["-L", 4, "--symmetric"],
-    "tree-L4": ["-L", 4, "--arch", "tree", "--no-symmetric"],
-    "tebd-L4": ["-L", 4, "--arch", "tebd", "--depth", 2, "--no-symmetric"],
+    "tree-L4": ["-L", 4, "--arch", "tree", "--no-symmetric", "--lr-schedule", "constant",
+                "--warmup-steps", 0],
+    "tebd-L4": ["-L", 4, "--arch", "tebd", "--depth", 2, "--no-symmetric",
+                "--lr-schedule", "exponential", "--warmup-steps", 2],
     "mera-L8": ["-L", 8, "--no-symmetric"],
     "mera-L8-symmetric-seed7": ["-L", 8, "--symmetric", "--seed", 7],
     "tree-L8-mlp3": ["-L", 8, "--arch", "tree", "--mlp-layers", 3, "--hidden", 6, "--no-symmetric"],
@@ -194,9 +196,9 @@ def trained(adapter, tmp_path_factory):
             root = tmp_path_factory.mktemp(name)
             d, before = root / "run", root / "after5"
             args = list(TRAIN_CASES[name])
-            # A constant rate without warm-up: the reference's Adam step uses the configured lr.
-            for flag, default in (("--hidden", 8), ("--couplings", 4), ("--batch", 32),
-                                  ("--lr-schedule", "constant"), ("--warmup-steps", 0)):
+            # The default schedule (cosine after a linear warm-up) unless the case names one: the
+            # reference's Adam step follows the run's schedule.
+            for flag, default in (("--hidden", 8), ("--couplings", 4), ("--batch", 32)):
                 if flag not in args:
                     args += [flag, default]
             run(adapter, "train", *args, "--steps", 5, "--log-every", 1, "--quiet", "--out", d)
@@ -225,9 +227,12 @@ def test_training_step_matches_the_binary(trained, name):
         assert rel(got["objective"], m["loss_sym"]) < RTOL, (got["objective"], m["loss_sym"])
     elif ck.config["train"]["sym_reg"] == 0:
         assert got["objective"] == got["loss"]
-    # One Adam update (torch.optim.Adam from the checkpoint's moments) lands on the binary's
-    # parameters after step 6 to far below one step (lr).
-    lr = ck.config["train"]["lr"]
+    # One Adam update (torch.optim.Adam from the checkpoint's moments, at the schedule's rate of
+    # step 6) lands on the binary's parameters after step 6 to far below one step (lr).
+    t = R.load_checkpoint(str(after)).config["train"]
+    assert t["steps"] == 6
+    lr = R.learning_rate(t["lr"], t["lr_schedule"], t["warmup_steps"], 5, t["steps"])
+    assert got["adam_update_lr"] == lr, (lr, got)
     assert got["adam_update_max_abs_diff"] < 1e-2 * lr, got
     print(f"{name}: rel diff loss {rel(got['loss'], m['loss']):.2e}, grad_norm "
           f"{rel(got['grad_norm'], m['grad_norm']):.2e}"
