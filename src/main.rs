@@ -142,7 +142,7 @@ enum Command {
     /// towards --target-acceptance while thermalising and is frozen after, so the measured
     /// chain is exact. `--json` keys: sampler, lattice, beta, samples, structure_factor(_err),
     /// energy(_err), energy_exact, abs_m(_err), acceptance, tau_int, ess, ess_per_s, seconds,
-    /// step_size, force_evaluations.
+    /// step_size, force_evaluations, and warning when the error bars may not be trusted.
     #[command(allow_negative_numbers = true)]
     Hmc(Box<samplers::HmcArgs>),
     /// Sample the Ising model exactly with the flow as proposal.
@@ -165,7 +165,7 @@ enum Command {
     /// so an interrupted sweep goes on where it stopped. Then every point's free energy is
     /// estimated and fig_s1_error (relative error against T per depth, with error bars) and
     /// fig_s2_samples (a sample per temperature) are written as .png, .svg and .csv.
-    /// Example: `neuralrg-gpu sweep --temperatures 2.0:2.7:0.1 --depths 1..4 --out sweep -- -L 8
+    /// Example: `neuralrg-gpu sweep --temperatures 2.0:2.7:0.1 --depths 1..3 --out sweep -- -L 8
     /// --steps 500 --symmetric`.
     #[command(allow_negative_numbers = true)]
     Sweep(Box<sweep::SweepArgs>),

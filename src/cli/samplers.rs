@@ -34,7 +34,8 @@ pub struct SamplerCommon {
     #[arg(long)]
     json: bool,
     /// Write the per-chain time series of the observables to this CSV file
-    /// (t,chain,structure_factor,energy,abs_m).
+    /// (t,chain,structure_factor,energy,abs_m; with `hmc --compare`:
+    /// t,latent_structure_factor,physical_structure_factor, the chain averages).
     #[arg(long, value_name = "FILE.csv")]
     series: Option<PathBuf>,
 }

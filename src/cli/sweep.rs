@@ -26,7 +26,8 @@ pub struct SweepArgs {
     /// Temperatures: FROM:TO:STEP (TO included) or a comma-separated list, e.g. 2.0:2.7:0.1.
     #[arg(long, value_name = "T")]
     temperatures: String,
-    /// Depths of the flow: FROM..TO (TO included) or a comma-separated list, e.g. 1..5.
+    /// Depths of the flow: FROM..TO (TO included) or a comma-separated list, e.g. 1..3 (at most
+    /// log2 L for mera and tree).
     #[arg(long, value_name = "D")]
     depths: String,
     /// The sweep's directory: one run directory per point (T{T}-depth{D}) and the figures.
