@@ -669,7 +669,7 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
         eprintln!(
             "interrupted: checkpoint saved at step {} of {total}; continue with\n  neuralrg-gpu train --resume {}",
             summary.completed_steps,
-            shell_quote(&dir.display().to_string())
+            neuralrg_gpu::io::shell_word(&dir.display().to_string())
         );
         return Ok(ExitCode::from(130));
     }
@@ -719,16 +719,6 @@ fn stop_flag() -> &'static AtomicBool {
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
         stop
     })
-}
-
-/// `s` as one shell word (single-quoted when it holds anything but plain path characters).
-fn shell_quote(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 fn run_bench(args: &BenchArgs, gpu: &GpuOptions) -> Result<()> {

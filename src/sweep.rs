@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::io::checkpoint::Checkpoint;
+use crate::io::shell_word;
 use crate::plot::lattice::{LatticeFigure, Palette, Panel};
 use crate::plot::{Line, LineChart};
 
@@ -152,7 +153,6 @@ impl Point {
 /// (fresh, or resumed where partly trained). Points already done are left out.
 pub fn slurm_script(points: &[Point], train_args: &[String], binary: &str) -> String {
     let todo: Vec<&Point> = points.iter().filter(|p| p.state() != State::Done).collect();
-    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     let mut out = format!(
         "#!/bin/bash\n# neuralrg-gpu sweep: {} points to train, one per array task.\n\
          # Submit with `sbatch FILE`; afterwards run the same `neuralrg-gpu sweep` command \
@@ -162,10 +162,14 @@ pub fn slurm_script(points: &[Point], train_args: &[String], binary: &str) -> St
         todo.len().saturating_sub(1)
     );
     for (i, p) in todo.iter().enumerate() {
-        let args: Vec<String> = p.train_args(train_args).iter().map(|a| quote(a)).collect();
+        let args: Vec<String> = p
+            .train_args(train_args)
+            .iter()
+            .map(|a| shell_word(a))
+            .collect();
         out.push_str(&format!(
             "  {i}) exec {} {} --quiet ;;\n",
-            quote(binary),
+            shell_word(binary),
             args.join(" ")
         ));
     }

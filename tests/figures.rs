@@ -234,7 +234,7 @@ fn a_sweep_trains_resumes_plots_and_emits_slurm() {
     assert!(sweep(&["--emit", "slurm"]).status.success());
     let script = dir.join("sweep.slurm");
     let text = std::fs::read_to_string(&script).unwrap();
-    assert!(text.contains("#SBATCH --array=0-3") && text.contains("'--depth' '2'"));
+    assert!(text.contains("#SBATCH --array=0-3") && text.contains("--depth 2 "));
     // Task 1 of the array trains its point, which the sweep then counts as done.
     let task = Command::new("bash")
         .arg(&script)

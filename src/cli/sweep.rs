@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, ValueEnum};
 
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
-use neuralrg_gpu::io::checkpoint::Checkpoint;
+use neuralrg_gpu::io::checkpoint::{Checkpoint, CheckpointError};
 use neuralrg_gpu::io::write_atomic;
 use neuralrg_gpu::plot::Figure;
 use neuralrg_gpu::sample::{self, Model};
@@ -91,10 +91,18 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     // point's directory must be that point's.
     for p in &points {
         let want = train_args(&p.fresh_args(&args.train))?.check()?;
-        if p.state() == State::New {
-            continue;
-        }
-        let have = Checkpoint::load(&p.dir)?.config;
+        // A point with no checkpoint is new; one that cannot be read stops the sweep here, with
+        // the reason, rather than later as a "directory not empty" from its training.
+        let have = match Checkpoint::load(&p.dir) {
+            Ok(ck) => ck.config,
+            Err(CheckpointError::Missing(_)) => continue,
+            Err(e) => bail!(
+                "sweep point T = {}, depth {}: {e}; move {} away to train the point afresh",
+                p.temperature,
+                p.depth,
+                p.dir.display()
+            ),
+        };
         if (have.lattice, have.flow.depth) != (want.lattice, want.flow.depth)
             || (have.beta - want.beta).abs() > 1e-9 * want.beta
         {

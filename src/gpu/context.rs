@@ -352,18 +352,6 @@ impl GpuContext {
             .map(|_| ())
             .map_err(|e| GpuError::Poll(e.to_string()))
     }
-
-    /// A one-line description of the adapter, for logs and benchmark records.
-    pub fn describe(&self) -> String {
-        format!(
-            "{} ({:?}, {:?}, driver {} {})",
-            self.info.name,
-            self.info.backend,
-            self.info.device_type,
-            self.info.driver,
-            self.info.driver_info
-        )
-    }
 }
 
 /// What `neuralrg-gpu info` prints.

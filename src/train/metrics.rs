@@ -67,7 +67,10 @@ impl MetricsLine {
     }
 }
 
-/// Appends records, flushing each so that a crash loses at most the line being written.
+/// Appends records, flushing each so that a crash loses at most the line being written. The one
+/// file of a run that is appended rather than replaced atomically: an append never touches the
+/// lines already written, and a line cut off by a crash is the only damage a reader can meet
+/// (see [`parse`]).
 pub struct MetricsWriter {
     file: File,
 }
@@ -80,16 +83,18 @@ impl MetricsWriter {
         })
     }
 
-    /// Continues a resumed run: records past `step` (logged after the checkpoint was saved) are
-    /// dropped, atomically, so the file again describes one history.
+    /// Continues a resumed run: records past `step` (logged after the checkpoint was saved) and
+    /// a last line cut off by a crash are dropped, atomically, so the file again describes one
+    /// history. A damaged line before the last is an error: the file is left as it is.
     pub fn resume(dir: &Path, step: u64) -> std::io::Result<Self> {
         let path: PathBuf = dir.join(FILE_NAME);
         if path.exists() {
             let text = std::fs::read_to_string(&path)?;
-            let kept: String = text
-                .lines()
-                .filter(|l| serde_json::from_str::<MetricsLine>(l).is_ok_and(|r| r.step() <= step))
-                .map(|l| format!("{l}\n"))
+            let kept: String = parse(&text)
+                .map_err(|e| invalid(&path, e))?
+                .into_iter()
+                .filter(|(_, r)| r.step() <= step)
+                .map(|(l, _)| format!("{l}\n"))
                 .collect();
             write_atomic(&path, kept.as_bytes())?;
         }
@@ -105,15 +110,39 @@ impl MetricsWriter {
     }
 }
 
-/// Every line of a metrics file.
+/// The records of a metrics file's text, each with its line. A last line without its newline
+/// that does not parse was cut off (by a crash, or it is being written as this reads) and is
+/// left out; any other line that does not parse is an error naming it.
+fn parse(text: &str) -> Result<Vec<(&str, MetricsLine)>, String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let cut_off = !text.ends_with('\n');
+    let mut records = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        match serde_json::from_str(l) {
+            Ok(r) => records.push((*l, r)),
+            Err(_) if cut_off && i + 1 == lines.len() => {}
+            Err(e) => return Err(format!("line {}: {e}", i + 1)),
+        }
+    }
+    Ok(records)
+}
+
+fn invalid(path: &Path, message: String) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("{} is damaged at {message}", path.display()),
+    )
+}
+
+/// Every line of a metrics file (a last line cut off by a crash left out).
 pub fn read_lines(dir: &Path) -> std::io::Result<Vec<MetricsLine>> {
-    std::fs::read_to_string(dir.join(FILE_NAME))?
-        .lines()
-        .map(|l| {
-            serde_json::from_str(l)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-        })
-        .collect()
+    let path = dir.join(FILE_NAME);
+    let text = std::fs::read_to_string(&path)?;
+    Ok(parse(&text)
+        .map_err(|e| invalid(&path, e))?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect())
 }
 
 /// The step records of a metrics file (rollbacks left out).
@@ -125,4 +154,51 @@ pub fn read(dir: &Path) -> std::io::Result<Vec<MetricsRecord>> {
             MetricsLine::Rollback(_) => None,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rollback(step: u64) -> String {
+        serde_json::to_string(&MetricsLine::Rollback(RollbackRecord {
+            step,
+            rollback: "loss".into(),
+            lr: 1e-3,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_line_cut_off_at_the_end_is_left_out_and_damage_before_it_is_an_error() {
+        let whole = format!("{}\n{}\n", rollback(1), rollback(2));
+        assert_eq!(parse(&whole).unwrap().len(), 2);
+        let cut = format!("{whole}{}", &rollback(3)[..10]);
+        let steps: Vec<u64> = parse(&cut).unwrap().iter().map(|r| r.1.step()).collect();
+        assert_eq!(steps, [1, 2]);
+        // The same text with its newline was written whole: it is damage, not a cut.
+        assert!(parse(&format!("{cut}\n")).unwrap_err().starts_with("line 3"));
+        let middle = format!("{}\n{{\"step\n{}\n", rollback(1), rollback(2));
+        assert!(parse(&middle).unwrap_err().starts_with("line 2"));
+    }
+
+    #[test]
+    fn resume_drops_a_cut_off_line_and_later_steps_and_keeps_a_damaged_file() {
+        let dir = std::env::temp_dir().join(format!("metrics-resume-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(FILE_NAME);
+        let text = format!("{}\n{}\n{}", rollback(1), rollback(5), &rollback(6)[..7]);
+        std::fs::write(&path, &text).unwrap();
+        MetricsWriter::resume(&dir, 4).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{}\n", rollback(1))
+        );
+        let damaged = format!("{{\n{}\n", rollback(1));
+        std::fs::write(&path, &damaged).unwrap();
+        let e = MetricsWriter::resume(&dir, 4).err().unwrap();
+        assert!(e.to_string().contains("damaged at line 1"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), damaged);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
