@@ -347,7 +347,7 @@ impl PartialRunConfig {
             symmetric: t.symmetric.unwrap_or(defaults::SYMMETRIC),
             sym_reg: t.sym_reg.unwrap_or(0.0),
             adam: AdamConfig {
-                lr: t.lr.unwrap_or(defaults::LR),
+                lr: t.lr.unwrap_or(d.lr),
                 beta1: t.beta1.unwrap_or(d.beta1),
                 beta2: t.beta2.unwrap_or(d.beta2),
                 eps: t.eps.unwrap_or(d.eps),

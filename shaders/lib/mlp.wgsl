@@ -60,7 +60,7 @@ fn mlp_forward(base: u32, x0: vec4<f32>, x1: vec4<f32>) -> Pair {
     }
     // One call per layer with a constant index rather than a loop over layers: such a loop is
     // too big for the compiler to unroll, and its index would reach `acts`. The conditions are
-    // constants, so the calls past M vanish (MAX_MLP_LAYERS = 4).
+    // constants, so the calls past M vanish (up to MAX_MLP_LAYERS, mlp_layout.wgsl).
     if M > 1u {
         hidden_forward(base, 1u);
     }

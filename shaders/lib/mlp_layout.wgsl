@@ -2,7 +2,8 @@
 // the per-row factors flow_backward writes for grad_reduce. Per MLP, the row factors are
 //   [input (2) | delta_0 (H) | (act_{l-1} (H), delta_l (H)) for l = 1..m-1 | act_last (H) | delta_out (2)]
 
-const MAX_HIDDEN: u32 = 128u;
+// The most hidden layers the flow stages carry: mlp_forward and mlp_backward have one call per
+// hidden layer up to this many (flow::plan::MAX_MLP_LAYERS refuses more, tested to match).
 const MAX_MLP_LAYERS: u32 = 4u;
 
 // Parameters of one MLP without the s-MLP's tanh scale.

@@ -6,9 +6,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::pass::{step_groups, Direction, Flow, LayerUniform, ROWS_PER_INVOCATION};
+use crate::gpu::WG;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
-
-const WG: u32 = 64;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -491,5 +490,22 @@ impl AdjointPass {
 
     pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
         self.pass.dispatches()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gpu::Shader;
+
+    #[test]
+    fn chunk_flags_match_the_shader() {
+        assert_eq!(
+            Shader::GradReduce.constant("FIRST_CHUNK"),
+            Some(super::FIRST_CHUNK)
+        );
+        assert_eq!(
+            Shader::GradReduce.constant("LAST_CHUNK"),
+            Some(super::LAST_CHUNK)
+        );
     }
 }

@@ -5,9 +5,9 @@ use bytemuck::{Pod, Zeroable};
 
 use super::plan::FlowPlan;
 use super::weights::StepWeights;
+use crate::gpu::WG;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
 
-const WG: u32 = 64;
 /// Rows (sample, block) per invocation of the coupling kernels: one per vec4 lane.
 pub(crate) const ROWS_PER_INVOCATION: usize = 4;
 
@@ -128,6 +128,7 @@ struct LogQUniform {
     mode: u32,
 }
 
+/// `LogQUniform::mode` bits, as shaders/flow_log_q.wgsl names them.
 const PRIOR: u32 = 1;
 const LOG_DET: u32 = 2;
 const INFER: u32 = 4;
@@ -277,5 +278,21 @@ impl FlowPass {
     /// The dispatches, in order, that run the pass.
     pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
         self.dispatches.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gpu::Shader;
+
+    #[test]
+    fn log_q_modes_match_the_shader() {
+        for (name, v) in [
+            ("PRIOR", super::PRIOR),
+            ("LOG_DET", super::LOG_DET),
+            ("INFER", super::INFER),
+        ] {
+            assert_eq!(Shader::FlowLogQ.constant(name), Some(v), "{name}");
+        }
     }
 }

@@ -298,6 +298,7 @@ impl FlowPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::Shader;
 
     fn plan(l: usize, arch: Arch, depth: Option<usize>) -> FlowPlan {
         FlowPlan::new(FlowConfig::new(l, depth, arch, 2, 4, 1).unwrap())
@@ -378,5 +379,15 @@ mod tests {
             Err(PlanError::MlpLayers(0))
         );
         assert!(FlowConfig::new(16, None, Arch::Mera, 10, MAX_HIDDEN + 1, 2).is_err());
+    }
+
+    #[test]
+    fn the_deepest_mlp_is_the_deepest_the_shaders_carry() {
+        for stage in [Shader::FlowCoupling, Shader::FlowBackward] {
+            assert_eq!(
+                stage.constant("MAX_MLP_LAYERS"),
+                Some(MAX_MLP_LAYERS as u32)
+            );
+        }
     }
 }

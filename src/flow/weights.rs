@@ -8,9 +8,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::plan::FlowPlan;
+use crate::gpu::WG;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
-
-const WG: u32 = 64;
 
 /// The uniform of shaders/flow_pack.wgsl.
 #[repr(C)]

@@ -14,3 +14,8 @@ pub use context::{AdapterReport, BudgetSource, GpuContext, GpuOptions};
 pub use error::GpuError;
 pub use kernels::{grid, Dispatch, Kernel};
 pub use shaders::Shader;
+
+/// Invocations per workgroup of the stages that give each invocation its own rows or elements
+/// (passed to their `override WG`); the accumulating backward chooses its own
+/// (`flow::backward`).
+pub const WG: u32 = 64;

@@ -7,8 +7,7 @@ use super::context::GpuContext;
 use super::error::GpuError;
 use super::kernels::Dispatch;
 use super::shaders::Shader;
-
-const WG: u32 = 64;
+use super::WG;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]

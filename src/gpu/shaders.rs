@@ -99,6 +99,20 @@ impl Shader {
     pub fn trusted_indices(self) -> bool {
         matches!(self, Shader::FlowCoupling | Shader::FlowBackward)
     }
+
+    /// The value of `const NAME: u32 = ...u;` as the stage's WGSL (libraries included) writes
+    /// it: for the tests that hold a flag or slot shared with Rust to the Rust constant it
+    /// mirrors.
+    pub fn constant(self, name: &str) -> Option<u32> {
+        let raw = self.raw();
+        let prefix = format!("const {name}: u32 = ");
+        let rest = raw.lines().find_map(|l| l.trim().strip_prefix(&prefix))?;
+        let v = rest.split(['u', ';']).next()?;
+        match v.strip_prefix("0x") {
+            Some(hex) => u32::from_str_radix(hex, 16).ok(),
+            None => v.parse().ok(),
+        }
+    }
 }
 
 /// Keeps the lines of `source` whose `#if NAME` / `#else` / `#endif` conditions hold (nesting
@@ -128,7 +142,14 @@ fn select_lines(source: &str, value: &dyn Fn(&str) -> Option<bool>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::select_lines;
+    use super::{select_lines, Shader};
+
+    #[test]
+    fn constants_are_read_from_the_wgsl() {
+        assert_eq!(Shader::GradReduce.constant("NONE"), Some(u32::MAX));
+        assert_eq!(Shader::Loss.constant("SYMMETRIC"), Some(2));
+        assert_eq!(Shader::Loss.constant("NO_SUCH_CONSTANT"), None);
+    }
 
     #[test]
     fn conditional_lines_follow_the_sizes() {

@@ -3,9 +3,9 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::ising::{cas_table, IsingTarget};
+use crate::gpu::WG;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
 
-const WG: u32 = 64;
 /// Most outputs one invocation of a Hartley pass forms (`T` in shaders/target_transform.wgsl):
 /// its accumulators stay in registers.
 const HARTLEY_TILE: usize = 16;

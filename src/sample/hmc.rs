@@ -11,11 +11,10 @@ use super::draw::Model;
 use super::observables::ObservablesStage;
 use crate::flow::{AdjointPass, Direction, FlowPass};
 use crate::gpu::rng::RngStage;
+use crate::gpu::WG;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
 use crate::physics::target_stage::TargetStage;
 use crate::streams;
-
-const WG: u32 = 64;
 
 /// Where the chains move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]

@@ -8,6 +8,7 @@
 use rand::Rng;
 
 use crate::gpu::rng::RngStage;
+use crate::gpu::WG;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
 use crate::streams;
 
@@ -153,7 +154,6 @@ impl ObservablesStage {
         lattice: usize,
         seed: u64,
     ) -> Result<Self, GpuError> {
-        const WG: u32 = 64;
         let n = lattice * lattice;
         assert_eq!(x.len, batch * n, "x must hold batch x N values");
         ctx.check_loops(

@@ -1,6 +1,11 @@
 //! Adam: its hyper-parameters and its device stage.
 
+use crate::gpu::WG;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
+
+/// Where `grad_norm` leaves |grad|^2 in the training statistics (after the loss stage's four:
+/// loss and objective, each with its standard error); `NORM_SLOT` in shaders/adam.wgsl.
+pub(crate) const NORM_SLOT: usize = 4;
 
 /// Adam hyper-parameters (decoupled weight decay, optional global-norm clipping; 0 = off).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -13,10 +18,11 @@ pub struct AdamConfig {
     pub clip_grad: f64,
 }
 
+/// The product's defaults (`train`'s), the learning rate from [`crate::config::defaults`].
 impl Default for AdamConfig {
     fn default() -> Self {
         Self {
-            lr: 1e-3,
+            lr: crate::config::defaults::LR,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
@@ -60,7 +66,7 @@ impl AdamUniform {
 }
 
 /// The optimiser stage (`shaders/adam.wgsl`) over the flat parameter buffer: zeroing the
-/// gradient, its fixed-order norm (into `stats[4]`), and the update, which skips a non-finite
+/// gradient, its fixed-order norm (into `stats[NORM_SLOT]`), and the update, which skips a non-finite
 /// gradient.
 pub struct AdamStage {
     pub config: AdamConfig,
@@ -81,7 +87,6 @@ impl AdamStage {
         params: &GpuBuffer<f32>,
         stats: &GpuBuffer<f32>,
     ) -> Result<Self, GpuError> {
-        const WG: u32 = 64;
         let n_params = params.len;
         // grad_norm: one workgroup strides over every parameter, then a tree reduction.
         let loops = (n_params as u64).div_ceil(WG as u64) + WG.ilog2() as u64;
@@ -133,6 +138,19 @@ impl AdamStage {
         ctx.write_uniform(
             &self.uniform,
             &AdamUniform::new(&self.config, self.n_params, t),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gpu::Shader;
+
+    #[test]
+    fn the_norm_slot_matches_the_shader() {
+        assert_eq!(
+            Shader::Adam.constant("NORM_SLOT"),
+            Some(super::NORM_SLOT as u32)
         );
     }
 }

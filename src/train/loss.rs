@@ -4,9 +4,13 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::Objective;
+use crate::gpu::WG;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
 
-const WG: u32 = 64;
+/// `LossUniform::flags` bits, as shaders/loss.wgsl names them: an inference pass on -x feeds
+/// the loss, and the objective is the symmetrised one.
+const HAS_NEG: u32 = 1;
+const SYMMETRIC: u32 = 2;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -85,7 +89,8 @@ impl LossStage {
             &LossUniform {
                 batch: batch as u32,
                 n_sites: n as u32,
-                flags: neg as u32 | (objective.symmetric as u32) << 1,
+                flags: if neg { HAS_NEG } else { 0 }
+                    | if objective.symmetric { SYMMETRIC } else { 0 },
                 _pad: 0,
                 c: 1.0 / batch as f32,
                 sym_reg: objective.sym_reg as f32,
@@ -156,5 +161,16 @@ impl LossStage {
             _buffers: [terms, placeholder],
             _uniform: uniform,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gpu::Shader;
+
+    #[test]
+    fn flags_match_the_shader() {
+        assert_eq!(Shader::Loss.constant("HAS_NEG"), Some(super::HAS_NEG));
+        assert_eq!(Shader::Loss.constant("SYMMETRIC"), Some(super::SYMMETRIC));
     }
 }

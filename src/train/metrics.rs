@@ -177,7 +177,9 @@ mod tests {
         let steps: Vec<u64> = parse(&cut).unwrap().iter().map(|r| r.1.step()).collect();
         assert_eq!(steps, [1, 2]);
         // The same text with its newline was written whole: it is damage, not a cut.
-        assert!(parse(&format!("{cut}\n")).unwrap_err().starts_with("line 3"));
+        assert!(parse(&format!("{cut}\n"))
+            .unwrap_err()
+            .starts_with("line 3"));
         let middle = format!("{}\n{{\"step\n{}\n", rollback(1), rollback(2));
         assert!(parse(&middle).unwrap_err().starts_with("line 2"));
     }

@@ -284,7 +284,7 @@ impl TrainStep {
             loss_stderr: s[1] as f64,
             objective: s[2] as f64,
             objective_stderr: s[3] as f64,
-            grad_norm: (s[4] as f64).sqrt(),
+            grad_norm: (s[super::adam::NORM_SLOT] as f64).sqrt(),
         })
     }
 
