@@ -37,6 +37,8 @@ pub enum Host {
     ExactNoise,
     /// Exact samples of pi: the seed of their Wolff chain.
     Wolff,
+    /// The samplers' reference (`reference`, `hmc --compare`): the seed of its Wolff chain.
+    WolffReference,
 }
 
 /// The host generator of `use_` under `seed`.
@@ -50,5 +52,38 @@ pub fn host(seed: u64, use_: Host) -> ChaCha8Rng {
         Host::Metropolis => seed ^ 0x6d65_7472, // "metr"
         Host::ExactNoise => seed ^ 0x6e6f_6973, // "nois"
         Host::Wolff => seed ^ 0x776f_6c66,   // "wolf"
+        Host::WolffReference => seed ^ 0x7265_6677, // "refw"
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    #[test]
+    fn every_host_use_draws_its_own_stream() {
+        let uses = [
+            Host::Init,
+            Host::Masks,
+            Host::Perturb,
+            Host::SignFlips { step: 0 },
+            Host::SignFlips { step: 1 },
+            Host::Spins,
+            Host::Metropolis,
+            Host::ExactNoise,
+            Host::Wolff,
+            Host::WolffReference,
+        ];
+        for seed in [0, 1, 12345] {
+            let mut first: Vec<u64> = uses.iter().map(|u| host(seed, *u).random()).collect();
+            first.sort_unstable();
+            first.dedup();
+            assert_eq!(
+                first.len(),
+                uses.len(),
+                "seed {seed}: two uses share a stream"
+            );
+        }
+    }
 }

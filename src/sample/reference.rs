@@ -6,6 +6,8 @@ use std::time::Instant;
 use crate::analysis::series::summarize;
 use crate::physics::exact::energy_per_site;
 use crate::physics::wolff;
+use crate::streams;
+use rand::Rng;
 
 /// The `reference` command's result (its JSON object).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -29,7 +31,8 @@ pub struct ReferenceReport {
 /// `sweeps` measured Wolff sweeps after `thermalise` (at least one).
 pub fn run(l: usize, beta: f64, sweeps: usize, thermalise: usize, seed: u64) -> ReferenceReport {
     let began = Instant::now();
-    let s = wolff::run(l, beta, sweeps, thermalise, seed);
+    let chain_seed = streams::host(seed, streams::Host::WolffReference).random::<u64>();
+    let s = wolff::run(l, beta, sweeps, thermalise, chain_seed);
     let seconds = began.elapsed().as_secs_f64();
     let [m2, abs_m, energy] = [s.m2, s.abs_m, s.energy].map(|v| summarize(&[v]));
     ReferenceReport {
