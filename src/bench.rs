@@ -187,7 +187,7 @@ pub fn run(
     let flow = &model.flow;
     let state = ctx.storage::<f32>("bench samples", batch * plan.config.n_sites())?;
     let mut rng = RngStage::normals(ctx, &state, seed, streams::SAMPLE)?;
-    let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Generate, None)?;
+    let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Generate, false)?;
     let times = repeat(opts, |t| {
         rng.set_step(ctx, t);
         let d: Vec<&Dispatch> = std::iter::once(&rng.dispatch)

@@ -26,7 +26,7 @@ fn run(
     dir: Direction,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let state = ctx.storage_from("state", input).unwrap();
-    let pass = FlowPass::new(ctx, flow, &state, batch, dir, None).unwrap();
+    let pass = FlowPass::new(ctx, flow, &state, batch, dir, false).unwrap();
     ctx.submit("flow", &pass.dispatches().collect::<Vec<_>>())
         .unwrap();
     (

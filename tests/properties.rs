@@ -63,7 +63,7 @@ fn gpu_pass(
     dir: Direction,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let state = ctx.storage_from("state", input).unwrap();
-    let pass = FlowPass::new(ctx, flow, &state, batch, dir, None).unwrap();
+    let pass = FlowPass::new(ctx, flow, &state, batch, dir, false).unwrap();
     ctx.submit("flow", &pass.dispatches().collect::<Vec<_>>())
         .unwrap();
     (
@@ -117,7 +117,7 @@ fn flow_matches_the_twin(c: &Case) -> Result<(), TestCaseError> {
             &state,
             c.batch,
             Direction::Generate,
-            None,
+            false,
         ));
     }
 

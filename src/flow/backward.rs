@@ -5,7 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::pass::{step_groups, Direction, Flow, LayerUniform, ROWS_PER_INVOCATION};
+use super::pass::{step_groups, Direction, Flow, FlowPass, LayerUniform, ROWS_PER_INVOCATION};
 use crate::gpu::WG;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
 
@@ -243,8 +243,9 @@ impl BackwardScratch {
 
 /// The buffers a backward pass reads and writes.
 pub struct BackwardIo<'a> {
-    /// What each coupling step saw, saved by the [`FlowPass`](super::FlowPass) being reversed.
-    pub steps: &'a GpuBuffer<f32>,
+    /// The pass being reversed, built with `save_steps`: its direction, batch and what each of
+    /// its coupling steps saw.
+    pub pass: &'a FlowPass,
     /// Per sample: d objective / d log|det| of the pass.
     pub gamma: &'a GpuBuffer<f32>,
     /// [batch, N]: on entry the adjoint of the pass's output, on exit that of its input.
@@ -264,27 +265,26 @@ pub struct BackwardPass {
 }
 
 impl BackwardPass {
-    /// The backward of the `direction` pass of `flow` over `batch` samples.
+    /// The backward of `io.pass`, a pass of `flow`.
     pub fn new(
         ctx: &GpuContext,
         flow: &Flow,
         scratch: &BackwardScratch,
-        batch: usize,
-        direction: Direction,
         io: BackwardIo,
     ) -> Result<Self, GpuError> {
         let plan = &flow.plan;
         let lay = &plan.layout;
         let n = plan.config.n_sites();
+        let (batch, direction) = (io.pass.batch, io.pass.direction);
+        let steps = io
+            .pass
+            .steps
+            .as_ref()
+            .expect("a backward pass reverses a FlowPass built with save_steps");
         assert_eq!(
             io.adjoint.len,
             batch * n,
             "adjoint must hold batch x N values"
-        );
-        assert_eq!(
-            io.steps.len,
-            plan.n_rows(batch) * lay.couplings * 4,
-            "steps buffer size"
         );
         assert!(
             io.grad.is_none() || scratch.shape != GradientShape::None,
@@ -365,7 +365,7 @@ impl BackwardPass {
                             (0, u.as_entire_binding()),
                             (1, flow.mask_buf.buffer.as_entire_binding()),
                             (2, flow.weights.binding(plan, li, k)),
-                            (3, io.steps.buffer.as_entire_binding()),
+                            (3, steps.buffer.as_entire_binding()),
                             (4, io.gamma.buffer.as_entire_binding()),
                             (5, scratch.adj_rows.buffer.as_entire_binding()),
                             (6, scratch.rows.buffer.as_entire_binding()),
@@ -451,8 +451,8 @@ impl BackwardPass {
 }
 
 /// A backward pass that carries an adjoint through the flow without parameter gradients, with
-/// its own scratch: the HMC force and the latent response. `adjoint` holds the adjoint of the
-/// pass's output on entry and that of its input on exit; `gamma` weights ln|det| per sample.
+/// its own scratch: the HMC force and the latent response. `adjoint` holds the adjoint of
+/// `pass`'s output on entry and that of its input on exit; `gamma` weights ln|det| per sample.
 pub struct AdjointPass {
     _scratch: BackwardScratch,
     pass: BackwardPass,
@@ -462,21 +462,17 @@ impl AdjointPass {
     pub fn new(
         ctx: &GpuContext,
         flow: &Flow,
-        batch: usize,
-        direction: Direction,
-        steps: &GpuBuffer<f32>,
+        pass: &FlowPass,
         gamma: &GpuBuffer<f32>,
         adjoint: &GpuBuffer<f32>,
     ) -> Result<Self, GpuError> {
-        let scratch = BackwardScratch::new(ctx, flow, batch, false)?;
+        let scratch = BackwardScratch::new(ctx, flow, pass.batch, false)?;
         let pass = BackwardPass::new(
             ctx,
             flow,
             &scratch,
-            batch,
-            direction,
             BackwardIo {
-                steps,
+                pass,
                 gamma,
                 adjoint,
                 grad: None,

@@ -135,12 +135,16 @@ const INFER: u32 = 4;
 
 /// One batched pass of the flow over `state` ([batch, N]), in place. Afterwards `log_det` holds
 /// log|det| of the map applied (dg/dz for generation, dg^{-1}/dx for inference) and `ln_q` the
-/// model log-density ln q(x) = ln N(z) - log|det dg/dz| of each sample. With a `steps` buffer
-/// ([`FlowPlan::n_rows`] x couplings x 4) it also saves what each coupling step saw, for the
-/// backward pass.
+/// model log-density ln q(x) = ln N(z) - log|det dg/dz| of each sample. Built with `save_steps`
+/// it also saves what each coupling step saw ([`FlowPlan::n_rows`] x couplings x 4 values, a
+/// layout only the flow's stages know), which a [`BackwardPass`](super::BackwardPass) reverses.
 pub struct FlowPass {
     pub log_det: GpuBuffer<f32>,
     pub ln_q: GpuBuffer<f32>,
+    pub(crate) batch: usize,
+    pub(crate) direction: Direction,
+    /// The saved steps, with `save_steps`.
+    pub(crate) steps: Option<GpuBuffer<f32>>,
     dispatches: Vec<Dispatch>,
     _buffers: Vec<GpuBuffer<f32>>,
     _uniforms: Vec<wgpu::Buffer>,
@@ -153,21 +157,19 @@ impl FlowPass {
         state: &GpuBuffer<f32>,
         batch: usize,
         direction: Direction,
-        steps: Option<&GpuBuffer<f32>>,
+        save_steps: bool,
     ) -> Result<Self, GpuError> {
         let plan = &flow.plan;
-        let unused_steps = match steps {
-            Some(s) => {
-                assert_eq!(
-                    s.len,
-                    plan.n_rows(batch) * plan.layout.couplings * 4,
-                    "steps buffer size"
-                );
-                None
-            }
-            None => Some(ctx.storage::<f32>("flow steps (unused)", 1)?),
+        let (steps, unused_steps) = if save_steps {
+            let len = plan.n_rows(batch) * plan.layout.couplings * 4;
+            (Some(ctx.storage::<f32>("saved coupling steps", len)?), None)
+        } else {
+            (None, Some(ctx.storage::<f32>("flow steps (unused)", 1)?))
         };
-        let steps_buf = steps.or(unused_steps.as_ref()).expect("one of the two");
+        let steps_buf = steps
+            .as_ref()
+            .or(unused_steps.as_ref())
+            .expect("one of the two");
         let n = plan.config.n_sites();
         assert_eq!(state.len, batch * n, "state must hold batch x N values");
         let stride = plan.max_blocks();
@@ -241,7 +243,7 @@ impl FlowPass {
                     "flow steps",
                     &LayerUniform {
                         ld_stride: stride as u32,
-                        save_steps: steps.is_some() as u32,
+                        save_steps: save_steps as u32,
                         k: k as u32,
                         step_count: count as u32,
                         ..LayerUniform::new(plan, li, batch)
@@ -269,6 +271,9 @@ impl FlowPass {
         Ok(Self {
             log_det,
             ln_q,
+            batch,
+            direction,
+            steps,
             dispatches,
             _buffers: std::iter::once(partial).chain(unused_steps).collect(),
             _uniforms: uniforms,

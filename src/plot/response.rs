@@ -30,13 +30,11 @@ pub fn latent_response(
     let n = plan.config.n_sites();
     let batch = xs.len() / n;
     let state = ctx.storage_from("response x", xs)?;
-    let steps_len = plan.n_rows(batch) * plan.layout.couplings * 4;
-    let steps = ctx.storage::<f32>("response saved coupling steps", steps_len)?;
-    let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Infer, Some(&steps))?;
+    let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Infer, true)?;
     let adjoint = ctx.storage::<f32>("response adjoint", batch * n)?;
     // z_i alone is differentiated: no log-det term.
     let gamma = ctx.storage::<f32>("response log-det weights", batch)?;
-    let backward = AdjointPass::new(ctx, flow, batch, Direction::Infer, &steps, &gamma, &adjoint)?;
+    let backward = AdjointPass::new(ctx, flow, &pass, &gamma, &adjoint)?;
     ctx.submit("response inference", &pass.dispatches().collect::<Vec<_>>())?;
     let mut out = Vec::with_capacity(sites.len());
     for &s in sites {

@@ -90,11 +90,11 @@ impl<'a> Sampler<'a> {
         let n = flow.plan.config.n_sites();
         let state = ctx.storage::<f32>("samples", batch * n)?;
         let rng = RngStage::normals(ctx, &state, seed, streams::SAMPLE)?;
-        let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Generate, None)?;
+        let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Generate, false)?;
         let target = TargetStage::new(ctx, &model.target, &state, batch)?;
         let negated = if model.symmetric {
             let neg = ctx.storage::<f32>("samples, negated", batch * n)?;
-            let inf = FlowPass::new(ctx, flow, &neg, batch, Direction::Infer, None)?;
+            let inf = FlowPass::new(ctx, flow, &neg, batch, Direction::Infer, false)?;
             Some((neg, inf))
         } else {
             None

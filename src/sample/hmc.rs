@@ -41,7 +41,7 @@ struct HmcUniform {
 struct Force {
     dispatches: Vec<Dispatch>,
     target: TargetStage,
-    /// Latent space: the generation pass on the copy of q, and its saved steps, the backward
+    /// Latent space: the generation pass on the copy of q (saving its steps), the backward
     /// stage and its buffers.
     latent: Option<LatentForce>,
 }
@@ -49,7 +49,6 @@ struct Force {
 struct LatentForce {
     pass: FlowPass,
     _work: GpuBuffer<f32>,
-    _steps: GpuBuffer<f32>,
     adjoint: GpuBuffer<f32>,
     _gamma: GpuBuffer<f32>,
     _backward: AdjointPass,
@@ -201,7 +200,7 @@ impl<'a> Hmc<'a> {
         )?;
         let measure = if latent {
             let x = ctx.storage::<f32>("hmc measured x", values)?;
-            let pass = FlowPass::new(ctx, flow, &x, chains, Direction::Generate, None)?;
+            let pass = FlowPass::new(ctx, flow, &x, chains, Direction::Generate, false)?;
             let copy = ctx.dispatch(
                 &k("to_work")?,
                 &[(0, u0), (1, &state.buffer), (10, &x.buffer)],
@@ -271,22 +270,12 @@ impl<'a> Hmc<'a> {
         let k = |entry| ctx.kernel(Shader::Hmc, entry, &[("WG", WG as f64)]);
         let n = flow.plan.config.n_sites();
         let work = ctx.storage::<f32>("hmc x", chains * n)?;
-        let steps_len = flow.plan.n_rows(chains) * flow.plan.layout.couplings * 4;
-        let steps = ctx.storage::<f32>("hmc saved coupling steps", steps_len)?;
-        let pass = FlowPass::new(ctx, flow, &work, chains, Direction::Generate, Some(&steps))?;
+        let pass = FlowPass::new(ctx, flow, &work, chains, Direction::Generate, true)?;
         let target = TargetStage::new(ctx, &model.target, &work, chains)?;
         let adjoint = ctx.storage::<f32>("hmc force", chains * n)?;
         // The coefficient of ln|det dg/dz| in U: -1 for every chain.
         let gamma = ctx.storage_from("hmc log-det weights", &vec![-1.0f32; chains])?;
-        let backward = AdjointPass::new(
-            ctx,
-            flow,
-            chains,
-            Direction::Generate,
-            &steps,
-            &gamma,
-            &adjoint,
-        )?;
+        let backward = AdjointPass::new(ctx, flow, &pass, &gamma, &adjoint)?;
         let mut dispatches = vec![ctx.dispatch(
             &k("to_work")?,
             &[(0, uniform), (1, &q.buffer), (10, &work.buffer)],
@@ -310,7 +299,6 @@ impl<'a> Hmc<'a> {
             latent: Some(LatentForce {
                 pass,
                 _work: work,
-                _steps: steps,
                 adjoint,
                 _gamma: gamma,
                 _backward: backward,

@@ -33,27 +33,6 @@ impl StepStats {
     }
 }
 
-/// A flow pass that saves what its coupling steps saw, with the buffer it saves into.
-struct Saved {
-    pass: FlowPass,
-    steps: GpuBuffer<f32>,
-}
-
-impl Saved {
-    fn new(
-        ctx: &GpuContext,
-        flow: &Flow,
-        state: &GpuBuffer<f32>,
-        batch: usize,
-        direction: Direction,
-    ) -> Result<Self, GpuError> {
-        let len = flow.plan.n_rows(batch) * flow.plan.layout.couplings * 4;
-        let steps = ctx.storage::<f32>("saved coupling steps", len)?;
-        let pass = FlowPass::new(ctx, flow, state, batch, direction, Some(&steps))?;
-        Ok(Self { pass, steps })
-    }
-}
-
 /// A device copy of the trained state: parameters and Adam's moments.
 struct StateCopy {
     params: GpuBuffer<f32>,
@@ -90,9 +69,9 @@ pub struct TrainStep {
 
 /// Stages that only the recorded dispatches use, kept alive with them.
 struct KeptAlive {
-    _generation: Saved,
+    _generation: FlowPass,
     /// -x and the inference pass on it.
-    _inference: Option<(GpuBuffer<f32>, Saved)>,
+    _inference: Option<(GpuBuffer<f32>, FlowPass)>,
     _target: TargetStage,
     _scratch: BackwardScratch,
     _backward: Vec<BackwardPass>,
@@ -115,13 +94,13 @@ impl TrainStep {
         let flow = Flow::new(ctx, plan, params, masks)?;
         let state = ctx.storage::<f32>("train state", batch * n)?;
         let rng = RngStage::normals(ctx, &state, seed, streams::TRAIN)?;
-        let gen = Saved::new(ctx, &flow, &state, batch, Direction::Generate)?;
+        let gen = FlowPass::new(ctx, &flow, &state, batch, Direction::Generate, true)?;
         let target_stage = TargetStage::new(ctx, target, &state, batch)?;
         // ln q(-x): an inference pass on -x, for the objectives that need it.
         let inf = if objective.needs_negated_pass() {
             let neg_state = ctx.storage::<f32>("train -x", batch * n)?;
-            let saved = Saved::new(ctx, &flow, &neg_state, batch, Direction::Infer)?;
-            Some((neg_state, saved))
+            let pass = FlowPass::new(ctx, &flow, &neg_state, batch, Direction::Infer, true)?;
+            Some((neg_state, pass))
         } else {
             None
         };
@@ -132,25 +111,23 @@ impl TrainStep {
             n,
             LossInputs {
                 x: &state,
-                ln_q: &gen.pass.ln_q,
+                ln_q: &gen.ln_q,
                 ln_pi: &target_stage.log_pi,
                 grad_ln_pi: &target_stage.grad,
-                negated: inf.as_ref().map(|(s, saved)| (s, &saved.pass.ln_q)),
+                negated: inf.as_ref().map(|(s, pass)| (s, &pass.ln_q)),
             },
         )?;
         let adam = AdamStage::new(ctx, adam, &flow.params, &loss.stats)?;
 
         // Both backward passes share one scratch: they run one after the other.
         let scratch = BackwardScratch::new(ctx, &flow, batch, true)?;
-        let backward = |saved: &Saved, direction, gamma, adjoint| {
+        let backward = |pass, gamma, adjoint| {
             BackwardPass::new(
                 ctx,
                 &flow,
                 &scratch,
-                batch,
-                direction,
                 BackwardIo {
-                    steps: &saved.steps,
+                    pass,
                     gamma,
                     adjoint,
                     grad: Some(&adam.grad),
@@ -158,21 +135,16 @@ impl TrainStep {
             )
         };
         let bwd_inf = match &inf {
-            Some((_, saved)) => Some(backward(
-                saved,
-                Direction::Infer,
-                &loss.gamma_inf,
-                &loss.adj_inf,
-            )?),
+            Some((_, pass)) => Some(backward(pass, &loss.gamma_inf, &loss.adj_inf)?),
             None => None,
         };
-        let bwd_gen = backward(&gen, Direction::Generate, &loss.gamma_gen, &loss.adj_gen)?;
+        let bwd_gen = backward(&gen, &loss.gamma_gen, &loss.adj_gen)?;
 
-        let mut d: Vec<Dispatch> = gen.pass.dispatches().cloned().collect();
+        let mut d: Vec<Dispatch> = gen.dispatches().cloned().collect();
         d.extend(target_stage.dispatches().cloned());
-        if let Some((_, saved)) = &inf {
+        if let Some((_, pass)) = &inf {
             d.extend(loss.negate.clone());
-            d.extend(saved.pass.dispatches().cloned());
+            d.extend(pass.dispatches().cloned());
         }
         d.extend(loss.head.iter().cloned());
         d.push(adam.zero_grad.clone());
