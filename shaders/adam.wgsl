@@ -30,12 +30,6 @@ const NORM_SLOT: u32 = 4u; // stats[4] = |grad|^2
 @group(0) @binding(4) var<storage, read_write> m2: array<f32>;
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;
 
-var<workgroup> red: array<f32, WG>;
-
-fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG;
-}
-
 @compute @workgroup_size(WG)
 fn zero_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
@@ -51,16 +45,9 @@ fn grad_norm(@builtin(local_invocation_id) lid: vec3<u32>) {
     for (var i = lid.x; i < ap.n_params; i += WG) {
         acc += grad[i] * grad[i];
     }
-    red[lid.x] = acc;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if lid.x < stride {
-            red[lid.x] += red[lid.x + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(lid.x, vec4<f32>(acc, 0.0, 0.0, 0.0)).x;
     if lid.x == 0u {
-        stats[NORM_SLOT] = red[0];
+        stats[NORM_SLOT] = total;
     }
 }
 

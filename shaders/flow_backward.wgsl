@@ -36,10 +36,6 @@ override WG: u32 = 64u;
 @group(0) @binding(7) var<storage, read_write> adj_state: array<f32>;
 @group(0) @binding(8) var<storage, read> blocks: array<u32>;
 
-fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG;
-}
-
 fn block_site(row: u32, j: u32) -> u32 {
     let sample = row / lay.n_blocks;
     let blk = row % lay.n_blocks;

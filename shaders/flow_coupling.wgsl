@@ -19,7 +19,7 @@ override WG: u32 = 64u;
 @group(0) @binding(6) var<storage, read_write> steps: array<f32>;
 
 fn run(gid: vec3<u32>, nwg: vec3<u32>, forward: bool) {
-    let first = 4u * (gid.x + gid.y * nwg.x * WG);
+    let first = 4u * linear_id(gid, nwg);
     let rows = lay.batch * lay.n_blocks;
     if first >= rows {
         return;

@@ -24,8 +24,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> log_det: array<f32>;
 @group(0) @binding(4) var<storage, read_write> ln_q: array<f32>;
 
-var<workgroup> red_z: array<f32, WG>;
-var<workgroup> red_ld: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn log_q(
@@ -50,24 +48,16 @@ fn log_q(
             }
         }
     }
-    red_z[lid.x] = zz;
-    red_ld[lid.x] = ld;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if lid.x < stride {
-            red_z[lid.x] += red_z[lid.x + stride];
-            red_ld[lid.x] += red_ld[lid.x + stride];
-        }
-        workgroupBarrier();
-    }
+    // Both sums in one tree: z.z in lane x, log|det| in lane y.
+    let sums = workgroup_sum(lid.x, vec4<f32>(zz, ld, 0.0, 0.0));
     if lid.x == 0u && s < p.batch {
         var lq = ln_q[s];
         if (p.mode & PRIOR) != 0u {
-            lq = -0.5 * red_z[0] - 0.9189385332046727 * f32(p.n_sites);
+            lq = -0.5 * sums.x - 0.9189385332046727 * f32(p.n_sites);
         }
         if (p.mode & LOG_DET) != 0u {
-            log_det[s] = red_ld[0];
-            lq += select(-red_ld[0], red_ld[0], (p.mode & INFER) != 0u);
+            log_det[s] = sums.y;
+            lq += select(-sums.y, sums.y, (p.mode & INFER) != 0u);
         }
         ln_q[s] = lq;
     }

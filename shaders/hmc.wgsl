@@ -36,12 +36,6 @@ struct HmcParams {
 @group(0) @binding(11) var<storage, read> grad_ln_pi: array<f32>;
 @group(0) @binding(12) var<storage, read_write> adjoint: array<f32>;
 
-var<workgroup> red: array<f32, WG>;
-
-fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG;
-}
-
 fn n_values() -> u32 {
     return hp.chains * hp.n_sites;
 }
@@ -106,20 +100,13 @@ fn hamiltonian(
             acc += v * v;
         }
     }
-    red[lid.x] = acc;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if lid.x < stride {
-            red[lid.x] += red[lid.x + stride];
-        }
-        workgroupBarrier();
-    }
+    let kinetic = workgroup_sum(lid.x, vec4<f32>(acc, 0.0, 0.0, 0.0)).x;
     if lid.x == 0u && c < hp.chains {
         var u = -log_pi[c];
         if hp.latent != 0u {
             u -= log_det[c];
         }
-        ham[hp.slot * hp.chains + c] = u + 0.5 * red[0];
+        ham[hp.slot * hp.chains + c] = u + 0.5 * kinetic;
     }
 }
 
@@ -131,8 +118,7 @@ fn decide(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         return;
     }
     let dh = ham[hp.chains + c] - ham[c];
-    // A uniform in (0, 1) from the top 23 bits, as rng.wgsl forms it.
-    let u = (f32(bits[c] >> 9u) + 0.5) * (1.0 / 8388608.0);
+    let u = uniform01(bits[c]);
     // dh == dh is false for NaN; a NaN or +infinite dh rejects.
     let ok = dh == dh && (dh <= 0.0 || u < exp(-dh));
     accepted[c] = select(0u, 1u, ok);

@@ -43,12 +43,6 @@ struct LossParams {
 @group(0) @binding(12) var<storage, read_write> neg_state: array<f32>;
 @group(0) @binding(13) var<storage, read_write> stats: array<f32>;
 
-var<workgroup> red: array<f32, WG>;
-
-fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG;
-}
-
 // Per sample: the loss terms (plain, training objective) and the LD coefficients.
 @compute @workgroup_size(WG)
 fn coefficients(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -119,17 +113,7 @@ fn batch_sum(lid: u32, col: u32, center: f32, square: bool) -> f32 {
         let d = terms[2u * s + col] - center;
         acc += select(d, d * d, square);
     }
-    red[lid] = acc;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if lid < stride {
-            red[lid] += red[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
+    return workgroup_sum(lid, vec4<f32>(acc, 0.0, 0.0, 0.0)).x;
 }
 
 // One workgroup: mean and standard error of both loss columns, two-pass for accuracy.

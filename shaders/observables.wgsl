@@ -20,8 +20,6 @@ struct Params {
 // [batch, 3]: structure factor, energy per site, |m|.
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-var<workgroup> red: array<vec4<f32>, WG>;
-
 fn t_at(i: u32) -> f32 {
     return tanh(clamp(x[i], -20.0, 20.0));
 }
@@ -43,21 +41,13 @@ fn measure(
             let c = i % l;
             let t = t_at(base + i);
             let bonds = t * (t_at(base + r * l + (c + 1u) % l) + t_at(base + ((r + 1u) % l) * l + c));
-            let u = (f32(bits[base + i] >> 9u) + 0.5) * (1.0 / 8388608.0);
+            let u = uniform01(bits[base + i]);
             let spin = select(-1.0, 1.0, u < 0.5 * (1.0 + t));
             acc += vec4<f32>(t, t * t, bonds, spin);
         }
     }
-    red[lid.x] = acc;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if lid.x < stride {
-            red[lid.x] += red[lid.x + stride];
-        }
-        workgroupBarrier();
-    }
+    let a = workgroup_sum(lid.x, acc);
     if lid.x == 0u && s < p.batch {
-        let a = red[0];
         let nf = f32(n);
         out[3u * s] = (a.x * a.x - a.y) / (nf * nf) + 1.0 / nf;
         out[3u * s + 1u] = -a.z / nf;

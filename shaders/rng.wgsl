@@ -45,19 +45,10 @@ fn philox(block: u32) -> vec4<u32> {
     return c;
 }
 
-// Uniform in (0, 1), exactly representable in f32: never 0, so the logarithm below is finite.
-fn uniform01(a: u32) -> f32 {
-    return (f32(a >> 9u) + 0.5) * (1.0 / 8388608.0);
-}
-
 fn box_muller(a: u32, b: u32) -> vec2<f32> {
     let r = sqrt(-2.0 * log(uniform01(a)));
     let theta = 6.283185307179586 * uniform01(b);
     return vec2<f32>(r * cos(theta), r * sin(theta));
-}
-
-fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG;
 }
 
 // Raw 32-bit outputs, four per counter block (for bitwise tests against the twin).

@@ -17,8 +17,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> log_pi: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grad: array<f32>;
 
-var<workgroup> partial: array<f32, WG>;
-
 // tanh saturates to +-1 in f32 long before 20; clamping keeps every driver's tanh finite.
 fn safe_tanh(v: f32) -> f32 {
     return tanh(clamp(v, -20.0, 20.0));
@@ -46,15 +44,8 @@ fn log_prob(
             acc += ln_cosh(xv) - 0.5 * xv * yv;
         }
     }
-    partial[lid.x] = acc;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if lid.x < stride {
-            partial[lid.x] += partial[lid.x + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(lid.x, vec4<f32>(acc, 0.0, 0.0, 0.0)).x;
     if lid.x == 0u && s < p.batch {
-        log_pi[s] = partial[0];
+        log_pi[s] = total;
     }
 }

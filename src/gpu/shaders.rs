@@ -72,18 +72,18 @@ macro_rules! registry {
 }
 
 registry! {
-    Rng => "rng",
+    Rng => "rng" ["invocation"],
     TargetTransform => "target_transform" {T = 16},
-    TargetLogProb => "target_log_prob",
+    TargetLogProb => "target_log_prob" ["workgroup_sum"],
     FlowPack => "flow_pack",
-    FlowCoupling => "flow_coupling" ["layer", "mlp_layout", "weights", "mlp"] {H = 8, M = 2, UW = 1, UB = 4096, SS = 232},
-    FlowLogQ => "flow_log_q",
-    FlowBackward => "flow_backward" ["layer", "mlp_layout", "weights", "mlp"] {H = 8, M = 2, UW = 1, UB = 4096, SS = 232, GA = 1},
+    FlowCoupling => "flow_coupling" ["invocation", "layer", "mlp_layout", "weights", "mlp"] {H = 8, M = 2, UW = 1, UB = 4096, SS = 232},
+    FlowLogQ => "flow_log_q" ["workgroup_sum"],
+    FlowBackward => "flow_backward" ["invocation", "layer", "mlp_layout", "weights", "mlp"] {H = 8, M = 2, UW = 1, UB = 4096, SS = 232, GA = 1},
     GradReduce => "grad_reduce" ["mlp_layout"],
-    Loss => "loss",
-    Adam => "adam",
-    Hmc => "hmc",
-    Observables => "observables",
+    Loss => "loss" ["invocation", "workgroup_sum"],
+    Adam => "adam" ["invocation", "workgroup_sum"],
+    Hmc => "hmc" ["invocation", "workgroup_sum"],
+    Observables => "observables" ["invocation", "workgroup_sum"],
 }
 
 impl Shader {
