@@ -1,7 +1,7 @@
 //! Every shader parses and validates with naga, is registered, and stays within the portable
 //! limit of 8 storage buffers per stage. No GPU needed.
 
-use neuralrg_gpu::gpu::kernels::{entry_bindings, validate_shader, BindingKind};
+use neuralrg_gpu::gpu::kernels::{entry_bindings, validate_shader, validate_variants, BindingKind};
 use neuralrg_gpu::gpu::Shader;
 
 #[test]
@@ -30,17 +30,19 @@ fn every_wgsl_file_is_registered() {
 
 #[test]
 fn every_entry_point_uses_at_most_8_storage_buffers() {
+    // In every variant: a switch can turn a uniform binding into a storage one (UW = 0).
     for &shader in Shader::ALL {
-        let (module, info) = validate_shader(shader).unwrap();
-        for ep in &module.entry_points {
-            let b = entry_bindings(&module, &info, &ep.name).unwrap();
-            let storage = b.iter().filter(|(_, k)| *k != BindingKind::Uniform).count();
-            assert!(
-                storage <= 8,
-                "{}::{} uses {storage} storage buffers",
-                shader.name(),
-                ep.name
-            );
+        for (variant, module, info) in validate_variants(shader).unwrap() {
+            for ep in &module.entry_points {
+                let b = entry_bindings(&module, &info, &ep.name).unwrap();
+                let storage = b.iter().filter(|(_, k)| *k != BindingKind::Uniform).count();
+                assert!(
+                    storage <= 8,
+                    "{}::{} ({variant}) uses {storage} storage buffers",
+                    shader.name(),
+                    ep.name
+                );
+            }
         }
     }
 }

@@ -85,14 +85,28 @@ pub(crate) struct KernelCache {
 /// Parses and validates a shader with naga at its validation sizes and with each of its
 /// `#if` switches flipped; returns the module at the validation sizes.
 pub fn validate_shader(shader: Shader) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
+    let mut variants = validate_variants(shader)?;
+    let (_, module, info) = variants.swap_remove(0);
+    Ok((module, info))
+}
+
+/// Every variant of a shader, validated: first at its validation sizes, then with each of its
+/// `#if` switches flipped, each named by the switch it flips ("" for the first).
+pub fn validate_variants(
+    shader: Shader,
+) -> Result<Vec<(String, naga::Module, naga::valid::ModuleInfo)>, String> {
+    let (module, info) = validate_source(&shader.source())?;
+    let mut out = vec![(String::new(), module, info)];
     for (name, v) in shader.sizes() {
         if shader.raw().contains(&format!("#if {name}")) {
             let flipped = [(*name, u32::from(*v == 0))];
-            validate_source(&shader.source_with(&flipped))
-                .map_err(|e| format!("with {name} = {}: {e}", flipped[0].1))?;
+            let label = format!("{name} = {}", flipped[0].1);
+            let (module, info) = validate_source(&shader.source_with(&flipped))
+                .map_err(|e| format!("with {label}: {e}"))?;
+            out.push((label, module, info));
         }
     }
-    validate_source(&shader.source())
+    Ok(out)
 }
 
 /// Parses and validates WGSL source with naga; used at runtime and by the validation tests.
