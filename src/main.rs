@@ -991,7 +991,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                      --perturb this large breaks it, or the checkpoint is damaged); nothing written"
                 );
             }
-            let bytes = samples.to_npz().map_err(anyhow::Error::msg)?;
+            let bytes = samples.to_npz()?;
             write_atomic(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
             let e = acc.finish(model.target.neg_ln_z());
             let (f, err, exact) = (e.free_energy, e.stderr, e.neg_ln_z_exact);

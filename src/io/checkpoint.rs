@@ -159,7 +159,7 @@ impl Checkpoint {
         })
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         // The crate checks the header's size and JSON, the dtypes and shapes against the
         // offsets, and that the tensors are contiguous and cover the data exactly.
         let (n, header) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;

@@ -28,19 +28,22 @@ pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
     out
 }
 
+/// Building an `.npz` archive failed (in memory: only the zip writer's own limits can).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the .npz archive: {0}")]
+pub struct NpzError(#[from] zip::result::ZipError);
+
 /// An uncompressed zip of `name.npy` members: NumPy's `.npz`.
-pub fn npz(members: &[(&str, Vec<u8>)]) -> Result<Vec<u8>, String> {
+pub fn npz(members: &[(&str, Vec<u8>)]) -> Result<Vec<u8>, NpzError> {
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let fail = |e: &dyn std::fmt::Display| format!("cannot build the .npz archive: {e}");
     for (name, data) in members {
         let options = SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
             .large_file(data.len() as u64 >= u32::MAX as u64);
-        zip.start_file(format!("{name}.npy"), options)
-            .map_err(|e| fail(&e))?;
-        zip.write_all(data).map_err(|e| fail(&e))?;
+        zip.start_file(format!("{name}.npy"), options)?;
+        zip.write_all(data).map_err(zip::result::ZipError::from)?;
     }
-    Ok(zip.finish().map_err(|e| fail(&e))?.into_inner())
+    Ok(zip.finish()?.into_inner())
 }
 
 #[cfg(test)]

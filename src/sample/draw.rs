@@ -168,7 +168,7 @@ impl Samples {
     }
 
     /// The `.npz` archive: `x` [batch, L, L], `ln_q`, `log_det`, `ln_pi` [batch], all float32.
-    pub fn to_npz(&self) -> Result<Vec<u8>, String> {
+    pub fn to_npz(&self) -> Result<Vec<u8>, npy::NpzError> {
         let l = self.lattice;
         npy::npz(&[
             ("x", npy::npy_f32(&[self.batch, l, l], &self.x)),
