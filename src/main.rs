@@ -113,10 +113,10 @@ enum Command {
         #[arg(long, default_value_t = 8192)]
         samples: usize,
         /// Samples per GPU batch.
-        #[arg(long, default_value_t = 1024)]
+        #[arg(long, default_value_t = sample::EVAL_BATCH)]
         batch: usize,
         /// Seed of the latent draws.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = sample::EVAL_SEED)]
         seed: u64,
         /// One JSON object on stdout instead of text.
         #[arg(long)]
@@ -676,7 +676,14 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     if let Some(m) = args.eval_samples.filter(|m| *m > 0) {
         let ck = Checkpoint::load(&dir)?;
         let model = Model::from_checkpoint(&ctx, &ck)?;
-        let e = sample::estimate(&ctx, &model, m, 1024.min(m), 1, |_| {})?;
+        let e = sample::estimate(
+            &ctx,
+            &model,
+            m,
+            sample::EVAL_BATCH.min(m),
+            sample::EVAL_SEED,
+            |_| {},
+        )?;
         let kind = if model.symmetric { "symmetrised " } else { "" };
         println!(
             "final model, {m} fresh samples: {kind}variational free energy {:.6} +/- {:.6}, \

@@ -214,7 +214,14 @@ fn collect(points: &[sweep::Point], args: &SweepArgs, gpu: &GpuOptions) -> Resul
     for p in points {
         let ck = Checkpoint::load(&p.dir)?;
         let model = Model::from_checkpoint(&ctx, &ck)?;
-        let e = sample::estimate(&ctx, &model, args.eval_samples, 1024, 1, |_| {})?;
+        let e = sample::estimate(
+            &ctx,
+            &model,
+            args.eval_samples,
+            sample::EVAL_BATCH,
+            sample::EVAL_SEED,
+            |_| {},
+        )?;
         let err = e.stderr / e.neg_ln_z_exact.abs();
         println!(
             "{:>8.4} {:>6} {:>14.4e} {:>12.2e}",

@@ -11,6 +11,12 @@ use crate::gpu::{GpuContext, GpuError};
 /// Contiguous blocks of the jackknife (fewer when there are fewer samples).
 const BLOCKS: usize = 64;
 
+/// Samples per device batch of an evaluation (`eval`'s default, and the evaluations after
+/// `train` and of a sweep's points).
+pub const EVAL_BATCH: usize = 1024;
+/// Seed of an evaluation's latent draws, likewise.
+pub const EVAL_SEED: u64 = 1;
+
 #[derive(Debug, Error)]
 pub enum EstimateError {
     #[error(transparent)]

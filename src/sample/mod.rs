@@ -9,4 +9,4 @@ pub mod observables;
 pub mod reference;
 
 pub use draw::{draw, Model, Sampler, Samples};
-pub use estimate::{estimate, Accumulator, Estimate, EstimateError};
+pub use estimate::{estimate, Accumulator, Estimate, EstimateError, EVAL_BATCH, EVAL_SEED};
