@@ -11,7 +11,6 @@ use crate::flow::{cost, params, Direction, FlowPass, FlowPlan};
 use crate::gpu::profiler::Clock;
 use crate::gpu::rng::RngStage;
 use crate::gpu::{Dispatch, GpuContext, GpuError};
-use crate::physics::IsingTarget;
 use crate::sample::hmc::{Hmc, Space};
 use crate::sample::Model;
 use crate::streams;
@@ -142,7 +141,7 @@ pub fn run(
 ) -> Result<BenchReport, GpuError> {
     let c = &opts.config;
     let plan = FlowPlan::new(c.flow_config().expect("validated config"));
-    let target = IsingTarget::new(c.lattice, c.beta).expect("validated config");
+    let target = c.target().expect("validated config");
     let batch = c.train.batch;
     let seed = c.train.seed;
     let mut p = params::init(&plan, seed);

@@ -5,7 +5,7 @@ use thiserror::Error;
 
 use crate::flow::plan::{Arch, FlowConfig, PlanError};
 use crate::physics::exact::BETA_C;
-use crate::physics::ising::{MAX_BETA, MIN_BETA};
+use crate::physics::ising::{IsingTarget, TargetError, MAX_BETA, MIN_BETA};
 use crate::train::{AdamConfig, LrSchedule, Objective};
 
 #[derive(Debug, Error, PartialEq)]
@@ -447,6 +447,12 @@ impl RunConfig {
         }
         self.flow_config()?;
         Ok(())
+    }
+
+    /// The target model of the run: the one place that says which model a configuration
+    /// describes (today the Ising model's continuous relaxation, eq. 7).
+    pub fn target(&self) -> Result<IsingTarget, TargetError> {
+        IsingTarget::new(self.lattice, self.beta)
     }
 
     pub fn flow_config(&self) -> Result<FlowConfig, PlanError> {

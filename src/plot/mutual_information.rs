@@ -10,7 +10,6 @@ use super::{Figure, PlotError};
 use crate::analysis::mutual_information::matrix;
 use crate::flow::FlowPlan;
 use crate::io::checkpoint::Checkpoint;
-use crate::physics::IsingTarget;
 use crate::reference::flow::infer;
 use crate::sample::exact;
 
@@ -49,7 +48,7 @@ pub fn write_mutual_information(
     seed: u64,
 ) -> Result<Vec<PathBuf>, PlotError> {
     let config = &ck.config;
-    let target = IsingTarget::new(config.lattice, config.beta).expect("validated checkpoint");
+    let target = config.target().expect("validated checkpoint");
     let plan = FlowPlan::new(config.flow_config().expect("validated checkpoint"));
     let params: Vec<f64> = ck.params.iter().map(|v| *v as f64).collect();
     let sites = top_sites(config.lattice, config.flow.depth, VARIABLES);

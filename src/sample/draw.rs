@@ -46,7 +46,7 @@ impl Model {
         let plan = FlowPlan::new(config.flow_config().expect("validated config"));
         Ok(Self {
             flow: Flow::new(ctx, plan, p, masks)?,
-            target: IsingTarget::new(config.lattice, config.beta).expect("validated config"),
+            target: config.target().expect("validated config"),
             symmetric: config.train.symmetric,
         })
     }

@@ -16,7 +16,6 @@ use crate::gpu::{GpuContext, GpuError};
 use crate::io::checkpoint::{Checkpoint, FILE_NAME as CHECKPOINT};
 use crate::io::lock::{DirLock, LockError, LOCK_FILE};
 use crate::io::write_atomic;
-use crate::physics::IsingTarget;
 use crate::train::schedule::{batch_at, learning_rate};
 
 /// The weight of the past in the moving averages of the loss (about the last 10 logged steps).
@@ -114,7 +113,7 @@ pub fn train(
     let dir = &opts.dir;
     check_run_dir(dir, resume.is_some())?;
     opts.lock.remove_stale_temporaries().map_err(io_err(dir))?;
-    let target = IsingTarget::new(config.lattice, config.beta).expect("validated config");
+    let target = config.target().expect("validated config");
     let plan = FlowPlan::new(config.flow_config().expect("validated config"));
     let t = &config.train;
     let (start, elapsed_before, params, masks) = match &resume {
