@@ -5,6 +5,7 @@
 //! need.
 
 use rand::Rng;
+use rand_distr::StandardNormal;
 
 use crate::physics::{wolff, IsingTarget};
 use crate::reference::target::apply_a_power;
@@ -21,17 +22,12 @@ pub fn draw(target: &IsingTarget, count: usize, seed: u64) -> Vec<Vec<f64>> {
         .chunks_exact(n)
         .map(|s| {
             let s: Vec<f64> = s.iter().map(|v| *v as f64).collect();
-            let xi: Vec<f64> = (0..n).map(|_| normal(&mut noise)).collect();
+            let xi: Vec<f64> = (0..n).map(|_| noise.sample(StandardNormal)).collect();
             let mean = apply_a_power(target, &s, 1.0);
             let spread = apply_a_power(target, &xi, 0.5);
             mean.iter().zip(&spread).map(|(m, d)| m + d).collect()
         })
         .collect()
-}
-
-fn normal(rng: &mut impl Rng) -> f64 {
-    let (u, v): (f64, f64) = (rng.random(), rng.random());
-    (-2.0 * (1.0 - u).ln()).sqrt() * (std::f64::consts::TAU * v).cos()
 }
 
 #[cfg(test)]
