@@ -6,7 +6,7 @@
 # network, compare.sh), then torch.compile at batch 1024 if time is left, and a summary.
 #
 # Usage: bench/gpu_report.sh OUT_DIR
-#   Writes into OUT_DIR: info.txt, fp32.json, default.json, wide.json, hmc/, eager/ and compile/
+#   Writes into OUT_DIR: info.txt, fp32.json, default.json, wide.json, hmc/ and hmc.txt, eager/ and compile/
 #   (compare.sh's reports and tables), log.txt and summary.txt. Parts that would start past the
 #   budget are skipped and say so; each part is cut off at the budget's end.
 #

@@ -229,15 +229,14 @@ def test_training_step_matches_the_binary(trained, name):
         assert got["objective"] == got["loss"]
     # One Adam update (torch.optim.Adam from the checkpoint's moments, at the schedule's rate of
     # step 6) lands on the binary's parameters after step 6 to far below one step (lr).
-    t = R.load_checkpoint(str(after)).config["train"]
-    assert t["steps"] == 6
-    lr = R.learning_rate(t["lr"], t["lr_schedule"], t["warmup_steps"], 5, t["steps"])
-    assert got["adam_update_lr"] == lr, (lr, got)
+    # The reference's rate is the schedule's, as the binary logged it for step 6.
+    lr = got["adam_update_lr"]
+    assert rel(lr, m["lr"]) < 1e-12, (lr, m["lr"])
     assert got["adam_update_max_abs_diff"] < 1e-2 * lr, got
     print(f"{name}: rel diff loss {rel(got['loss'], m['loss']):.2e}, grad_norm "
           f"{rel(got['grad_norm'], m['grad_norm']):.2e}"
           + (f", objective {rel(got['objective'], m['loss_sym']):.2e}" if "loss_sym" in m else "")
-          + f", adam update {got['adam_update_max_abs_diff']:.2e}")
+          + f", adam update {got['adam_update_max_abs_diff']:.2e} at lr {lr:.3g}")
 
 
 def test_generation_matches_the_binary(adapter, trained, tmp_path):

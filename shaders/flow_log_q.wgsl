@@ -31,7 +31,7 @@ fn log_q(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let s = wid.x + wid.y * nwg.x;
+    let s = workgroup_index(wid, nwg);
     var zz = 0.0;
     var ld = 0.0;
     if s < p.batch {

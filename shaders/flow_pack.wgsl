@@ -18,7 +18,7 @@ struct Pack {
 
 @compute @workgroup_size(WG)
 fn pack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let p = gid.x + gid.y * nwg.x * WG;
+    let p = linear_id(gid, nwg);
     if p >= pk.n {
         return;
     }

@@ -84,7 +84,7 @@ fn is_hidden_weight(q: u32, h: u32, m: u32) -> bool {
 // Every parameter but the hidden-to-hidden weights, one invocation each.
 @compute @workgroup_size(WG)
 fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let p = gid.x + gid.y * nwg.x * WG;
+    let p = linear_id(gid, nwg);
     if p >= rd.coupling_size {
         return;
     }
@@ -125,7 +125,7 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 // per invocation: per four rows, 4 delta and 4 activation vectors feed 64 multiply-adds.
 @compute @workgroup_size(WG)
 fn reduce_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let q = gid.x + gid.y * nwg.x * WG;
+    let q = linear_id(gid, nwg);
     let h = rd.hidden;
     let m = rd.mlp_layers;
     let tps = (h + 3u) / 4u;
@@ -183,7 +183,7 @@ fn reduce_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 // per parameter.
 @compute @workgroup_size(WG)
 fn sum_partials(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let q = gid.x + gid.y * nwg.x * WG;
+    let q = linear_id(gid, nwg);
     if 4u * q >= rd.coupling_size {
         return;
     }

@@ -91,7 +91,7 @@ fn hamiltonian(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let c = wid.x + wid.y * nwg.x;
+    let c = workgroup_index(wid, nwg);
     let base = c * hp.n_sites;
     var acc = 0.0;
     if c < hp.chains {

@@ -30,7 +30,7 @@ fn measure(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let s = wid.x + wid.y * nwg.x;
+    let s = workgroup_index(wid, nwg);
     let l = p.l;
     let n = l * l;
     let base = s * n;

@@ -33,7 +33,7 @@ fn log_prob(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let s = wid.x + wid.y * nwg.x;
+    let s = workgroup_index(wid, nwg);
     let n = p.l * p.l;
     var acc = 0.0;
     if s < p.batch {

@@ -27,7 +27,7 @@ struct Params {
 
 @compute @workgroup_size(WG)
 fn hartley(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = gid.x + gid.y * nwg.x * WG;
+    let id = linear_id(gid, nwg);
     let l = p.l;
     let n = l * l;
     let tiles = (l + T - 1u) / T;

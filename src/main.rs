@@ -430,11 +430,13 @@ struct TrainArgs {
     /// Run directory. [default: runs/L{L}-beta{beta}-seed{seed}]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// TOML file with any of the settings (command-line flags win).
+    /// TOML file with any of the settings but --eval-samples, --max-rollbacks, --out and
+    /// --resume (command-line flags win).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Continue the run in DIR from its checkpoint, bit for bit; flags that would change the
-    /// model or target are refused.
+    /// model or target are refused, and other training flags given with it (e.g. --lr) replace
+    /// the recorded ones, so the continuation then differs from an uninterrupted run.
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
     /// No progress bar (it is also off when stderr is not a terminal).

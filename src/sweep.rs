@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::io::checkpoint::Checkpoint;
+use crate::io::checkpoint::{Checkpoint, CheckpointError};
 use crate::io::shell_word;
 use crate::plot::lattice::{LatticeFigure, Palette, Panel};
 use crate::plot::{Line, LineChart};
@@ -112,25 +112,35 @@ pub enum State {
 }
 
 impl Point {
-    pub fn state(&self) -> State {
+    /// The point's checkpoint: none where its directory holds none yet, an error where one
+    /// cannot be read.
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, CheckpointError> {
         match Checkpoint::load(&self.dir) {
-            Ok(ck) if ck.step >= ck.config.train.steps => State::Done,
-            Ok(ck) => State::Partial(ck.step, ck.config.train.steps),
-            Err(_) => State::New,
+            Ok(ck) => Ok(Some(ck)),
+            Err(CheckpointError::Missing(_)) => Ok(None),
+            Err(e) => Err(e),
         }
+    }
+
+    pub fn state(&self) -> Result<State, CheckpointError> {
+        Ok(match self.checkpoint()? {
+            Some(ck) if ck.step >= ck.config.train.steps => State::Done,
+            Some(ck) => State::Partial(ck.step, ck.config.train.steps),
+            None => State::New,
+        })
     }
 
     /// The `train` arguments of this point, after the sweep's own `train_args`: a fresh run,
     /// or for a partly trained point `--resume` to its recorded total.
-    pub fn train_args(&self, train_args: &[String]) -> Vec<String> {
-        match self.state() {
+    pub fn train_args(&self, train_args: &[String]) -> Result<Vec<String>, CheckpointError> {
+        Ok(match self.state()? {
             State::Partial(..) => vec![
                 "train".into(),
                 "--resume".into(),
                 self.dir.display().to_string(),
             ],
             _ => self.fresh_args(train_args),
-        }
+        })
     }
 
     /// The `train` arguments of a fresh run of this point.
@@ -151,8 +161,17 @@ impl Point {
 
 /// A Slurm job-array script with one task per point, each `binary train ...` for its point
 /// (fresh, or resumed where partly trained). Points already done are left out.
-pub fn slurm_script(points: &[Point], train_args: &[String], binary: &str) -> String {
-    let todo: Vec<&Point> = points.iter().filter(|p| p.state() != State::Done).collect();
+pub fn slurm_script(
+    points: &[Point],
+    train_args: &[String],
+    binary: &str,
+) -> Result<String, CheckpointError> {
+    let mut todo = Vec::new();
+    for p in points {
+        if p.state()? != State::Done {
+            todo.push(p);
+        }
+    }
     let mut out = format!(
         "#!/bin/bash\n# neuralrg-gpu sweep: {} points to train, one per array task.\n\
          # Submit with `sbatch FILE`; afterwards run the same `neuralrg-gpu sweep` command \
@@ -163,7 +182,7 @@ pub fn slurm_script(points: &[Point], train_args: &[String], binary: &str) -> St
     );
     for (i, p) in todo.iter().enumerate() {
         let args: Vec<String> = p
-            .train_args(train_args)
+            .train_args(train_args)?
             .iter()
             .map(|a| shell_word(a))
             .collect();
@@ -174,7 +193,7 @@ pub fn slurm_script(points: &[Point], train_args: &[String], binary: &str) -> St
         ));
     }
     out.push_str("  *) echo \"no point for task $SLURM_ARRAY_TASK_ID\" >&2; exit 1 ;;\nesac\n");
-    out
+    Ok(out)
 }
 
 /// A point's evaluated result.
@@ -256,13 +275,13 @@ mod tests {
         let p = points(&[2.0, 2.5], &[1, 2], out);
         assert_eq!(p.len(), 4);
         assert_eq!(p[1].dir, out.join("T2.0000-depth2"));
-        assert_eq!(p[0].state(), State::New);
-        let args = p[0].train_args(&["-L".into(), "8".into()]);
+        assert_eq!(p[0].state().unwrap(), State::New);
+        let args = p[0].train_args(&["-L".into(), "8".into()]).unwrap();
         assert_eq!(
             args.join(" "),
             "train -L 8 --temperature 2 --depth 1 --out /nonexistent/sweep/T2.0000-depth1"
         );
-        let script = slurm_script(&p, &["-L".into(), "8".into()], "neuralrg-gpu");
+        let script = slurm_script(&p, &["-L".into(), "8".into()], "neuralrg-gpu").unwrap();
         assert!(script.contains("#SBATCH --array=0-3"));
         assert_eq!(script.matches("--temperature").count(), 4);
     }

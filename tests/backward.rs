@@ -142,7 +142,10 @@ fn gpu_adam_matches_the_twin() {
     let masks = params::masks(&plan, 2);
     let p0 = common::to_f64(&common::to_f32(&random_params(&plan, 5)));
     for adam in [
-        AdamConfig::default(),
+        AdamConfig {
+            lr: 1e-3,
+            ..AdamConfig::default()
+        },
         AdamConfig {
             lr: 0.01,
             weight_decay: 0.1,

@@ -89,10 +89,7 @@ mod tests {
 
     fn gaussian_pairs(rho: f64, n: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut normal = || {
-            let (u, v): (f64, f64) = (rng.random(), rng.random());
-            (-2.0 * (1.0 - u).ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-        };
+        let mut normal = || -> f64 { rng.sample(rand_distr::StandardNormal) };
         (0..n)
             .map(|_| {
                 let (a, b) = (normal(), normal());
@@ -101,12 +98,13 @@ mod tests {
             .unzip()
     }
 
-    /// Bivariate Gaussians: I = -ln(1 - rho^2) / 2 within 0.05 nats at 2,000 samples, k = 3, and
-    /// about 0 for independent variables.
+    /// Bivariate Gaussians: I = -ln(1 - rho^2) / 2 within 0.05 nats at 8,000 samples, k = 3, and
+    /// about 0 for independent variables. (At rho = 0.9 the estimate's spread over seeds is
+    /// 0.012 nats at 8,000 samples, 0.024 at 2,000, where 0.05 would be only two of them.)
     #[test]
     fn gaussian_mutual_information() {
         for (i, rho) in [0.0, 0.3, 0.6, 0.9].into_iter().enumerate() {
-            let (x, y) = gaussian_pairs(rho, 2000, 10 + i as u64);
+            let (x, y) = gaussian_pairs(rho, 8000, 10 + i as u64);
             let exact = -0.5 * (1.0 - rho * rho).ln();
             let got = ksg(&x, &y, 3);
             assert!(

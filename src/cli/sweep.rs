@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, ValueEnum};
 
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
-use neuralrg_gpu::io::checkpoint::{Checkpoint, CheckpointError};
+use neuralrg_gpu::io::checkpoint::Checkpoint;
 use neuralrg_gpu::io::write_atomic;
 use neuralrg_gpu::plot::Figure;
 use neuralrg_gpu::sample::{self, Model};
@@ -93,9 +93,9 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
         let want = train_args(&p.fresh_args(&args.train))?.check()?;
         // A point with no checkpoint is new; one that cannot be read stops the sweep here, with
         // the reason, rather than later as a "directory not empty" from its training.
-        let have = match Checkpoint::load(&p.dir) {
-            Ok(ck) => ck.config,
-            Err(CheckpointError::Missing(_)) => continue,
+        let have = match p.checkpoint() {
+            Ok(Some(ck)) => ck.config,
+            Ok(None) => continue,
             Err(e) => bail!(
                 "sweep point T = {}, depth {}: {e}; move {} away to train the point afresh",
                 p.temperature,
@@ -121,7 +121,7 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     }
     if args.dry_run {
         for p in &points {
-            let state = match p.state() {
+            let state = match p.state()? {
                 State::New => "new".to_string(),
                 State::Partial(s, t) => format!("trained to step {s} of {t}"),
                 State::Done => "done".to_string(),
@@ -136,7 +136,13 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(Emit::Slurm) = args.emit {
-        if points.iter().all(|p| p.state() == State::Done) {
+        if points
+            .iter()
+            .map(|p| p.state())
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .all(|s| *s == State::Done)
+        {
             println!("every point is trained: run the sweep without --emit to collect and plot");
             return Ok(ExitCode::SUCCESS);
         }
@@ -147,7 +153,7 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
         let path = args.out.join("sweep.slurm");
         write_atomic(
             &path,
-            sweep::slurm_script(&points, &args.train, &binary).as_bytes(),
+            sweep::slurm_script(&points, &args.train, &binary)?.as_bytes(),
         )
         .with_context(|| format!("writing {}", path.display()))?;
         println!(
@@ -166,8 +172,8 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     );
     for p in &points {
         bar.set_message(format!("T = {}, depth {}", p.temperature, p.depth));
-        if p.state() != State::Done {
-            let train = train_args(&p.train_args(&args.train))?;
+        if p.state()? != State::Done {
+            let train = train_args(&p.train_args(&args.train)?)?;
             let code = bar.suspend(|| super::run_train(&train, gpu))?;
             if code != ExitCode::SUCCESS {
                 bar.abandon();

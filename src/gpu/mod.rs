@@ -15,7 +15,7 @@ pub use error::GpuError;
 pub use kernels::{grid, Dispatch, Kernel};
 pub use shaders::Shader;
 
-/// Invocations per workgroup of the stages that give each invocation its own rows or elements
-/// (passed to their `override WG`); the accumulating backward chooses its own
-/// (`flow::backward`).
+/// Invocations per workgroup (passed to each stage's `override WG`): of the stages that give
+/// each invocation its own rows or elements, and of those that reduce with one workgroup per
+/// sample or per chain; the accumulating backward chooses its own (`flow::backward`).
 pub const WG: u32 = 64;

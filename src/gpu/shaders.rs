@@ -73,13 +73,13 @@ macro_rules! registry {
 
 registry! {
     Rng => "rng" ["invocation"],
-    TargetTransform => "target_transform" {T = 16},
-    TargetLogProb => "target_log_prob" ["workgroup_sum"],
-    FlowPack => "flow_pack",
+    TargetTransform => "target_transform" ["invocation"] {T = 16},
+    TargetLogProb => "target_log_prob" ["invocation", "workgroup_sum"],
+    FlowPack => "flow_pack" ["invocation"],
     FlowCoupling => "flow_coupling" ["invocation", "layer", "mlp_layout", "weights", "mlp"] {H = 8, M = 2, UW = 1, UB = 4096, SS = 232},
-    FlowLogQ => "flow_log_q" ["workgroup_sum"],
+    FlowLogQ => "flow_log_q" ["invocation", "workgroup_sum"],
     FlowBackward => "flow_backward" ["invocation", "layer", "mlp_layout", "weights", "mlp"] {H = 8, M = 2, UW = 1, UB = 4096, SS = 232, GA = 1},
-    GradReduce => "grad_reduce" ["mlp_layout"],
+    GradReduce => "grad_reduce" ["invocation", "mlp_layout"],
     Loss => "loss" ["invocation", "workgroup_sum"],
     Adam => "adam" ["invocation", "workgroup_sum"],
     Hmc => "hmc" ["invocation", "workgroup_sum"],

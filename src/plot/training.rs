@@ -10,11 +10,12 @@ use crate::train::metrics;
 pub fn training_curves(runs: &[&Path]) -> Result<LineChart, PlotError> {
     let mut lines = Vec::new();
     for dir in runs {
-        let records = metrics::read(dir).map_err(|e| {
-            PlotError::Input(format!(
+        let records = metrics::read(dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => PlotError::Input(e.to_string()),
+            _ => PlotError::Input(format!(
                 "{} holds no readable metrics.jsonl ({e}): is it a run directory?",
                 dir.display()
-            ))
+            )),
         })?;
         if records.is_empty() {
             return Err(PlotError::Input(format!(

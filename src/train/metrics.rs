@@ -112,12 +112,15 @@ impl MetricsWriter {
 
 /// The records of a metrics file's text, each with its line. A last line without its newline
 /// that does not parse was cut off (by a crash, or it is being written as this reads) and is
-/// left out; any other line that does not parse is an error naming it.
+/// left out, and so are blank lines; any other line that does not parse is an error naming it.
 fn parse(text: &str) -> Result<Vec<(&str, MetricsLine)>, String> {
     let lines: Vec<&str> = text.lines().collect();
     let cut_off = !text.ends_with('\n');
     let mut records = Vec::with_capacity(lines.len());
     for (i, l) in lines.iter().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
         match serde_json::from_str(l) {
             Ok(r) => records.push((*l, r)),
             Err(_) if cut_off && i + 1 == lines.len() => {}
@@ -132,6 +135,15 @@ fn invalid(path: &Path, message: String) -> std::io::Error {
         std::io::ErrorKind::InvalidData,
         format!("{} is damaged at {message}", path.display()),
     )
+}
+
+/// Whether a run's metrics file (if it has one) can be resumed: an error if a line before the
+/// last is damaged.
+pub fn check(dir: &Path) -> std::io::Result<()> {
+    match read_lines(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r.map(|_| ()),
+    }
 }
 
 /// Every line of a metrics file (a last line cut off by a crash left out).
@@ -182,6 +194,9 @@ mod tests {
             .starts_with("line 3"));
         let middle = format!("{}\n{{\"step\n{}\n", rollback(1), rollback(2));
         assert!(parse(&middle).unwrap_err().starts_with("line 2"));
+        // Blank lines and Windows line ends are not damage.
+        let loose = format!("{}\r\n\n{}\r\n\n", rollback(1), rollback(2));
+        assert_eq!(parse(&loose).unwrap().len(), 2);
     }
 
     #[test]

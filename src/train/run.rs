@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use thiserror::Error;
 
-use super::metrics::{MetricsLine, MetricsRecord, MetricsWriter, RollbackRecord};
+use super::metrics::{self, MetricsLine, MetricsRecord, MetricsWriter, RollbackRecord};
 use super::step::{StepStats, TrainStep};
 use crate::config::RunConfig;
 use crate::flow::{params, FlowPlan};
@@ -46,6 +46,8 @@ pub enum TrainError {
     Lock(#[from] LockError),
     #[error("writing {path}: {message}")]
     Io { path: String, message: String },
+    #[error("{0}; repair it, or move it away to resume with a new log")]
+    DamagedLog(String),
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
@@ -139,6 +141,14 @@ pub fn train(
             t.seed,
         )
     };
+    let log_err = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::InvalidData => TrainError::DamagedLog(e.to_string()),
+        _ => io_err(dir)(e),
+    };
+    // A resumed run whose log is damaged stops before the device is used or anything written.
+    if resume.is_some() {
+        metrics::check(dir).map_err(log_err)?;
+    }
     let mut trainer = build(batch_at(t.batch, t.batch_final, start, t.steps), &params)?;
     if let Some(ck) = &resume {
         trainer.load(ctx, &ck.params, &ck.adam_m, &ck.adam_v)?;
@@ -149,7 +159,7 @@ pub fn train(
         Some(_) => MetricsWriter::resume(dir, start),
         None => MetricsWriter::create(dir),
     }
-    .map_err(io_err(dir))?;
+    .map_err(log_err)?;
 
     let began = Instant::now();
     // The configuration as it goes on: a rollback halves the learning rate.
