@@ -15,12 +15,11 @@ use neuralrg_gpu::config::{
 use neuralrg_gpu::flow::{Arch, FlowPlan};
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
 use neuralrg_gpu::io::checkpoint::Checkpoint;
-use neuralrg_gpu::io::lock::DirLock;
 use neuralrg_gpu::io::write_atomic;
 use neuralrg_gpu::physics::IsingTarget;
 use neuralrg_gpu::plot::Figure;
 use neuralrg_gpu::sample::{self, Accumulator, Model};
-use neuralrg_gpu::train::{self, RunOptions};
+use neuralrg_gpu::train::{self, RunOptions, RunStart};
 
 #[path = "cli/samplers.rs"]
 mod samplers;
@@ -563,60 +562,27 @@ fn print_info(ctx: &GpuContext, json: bool) -> Result<()> {
 }
 
 fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
-    let cli = args.with_file()?;
-    let (config, resume, dir): (RunConfig, Option<Checkpoint>, PathBuf) = match &args.resume {
-        Some(given) => {
-            // The run directory; the path of its checkpoint file names it too.
-            let dir = if given.is_file() {
-                given.parent().unwrap_or(Path::new(".")).to_path_buf()
-            } else {
-                given.clone()
-            };
-            if args.out.as_ref().is_some_and(|o| *o != dir) {
-                bail!("--resume continues in its own directory; drop --out");
-            }
-            let ck = Checkpoint::load(&dir)?;
-            // --steps is the run's total; without it the run goes on to its recorded total.
-            let config = ck.config.with_overrides(cli)?;
-            (config, Some(ck), dir)
-        }
-        None => {
-            let config = cli.resolve()?;
-            let dir = args.out.clone().unwrap_or_else(|| {
-                PathBuf::from(format!(
-                    "runs/L{}-beta{:.4}-seed{}",
-                    config.lattice, config.beta, config.train.seed
-                ))
-            });
-            (config, None, dir)
-        }
-    };
-    let total = config.train.steps;
-    if total == 0 {
-        bail!("--steps must be at least 1");
-    }
     if args.eval_samples == Some(1) {
         bail!("--eval-samples must be 0 (off) or at least 2");
     }
-    // The lock first: a second process on the directory is told who owns it.
-    let lock = DirLock::acquire(&dir)?;
+    let start = train::run::start(
+        args.resume.as_deref(),
+        args.out.as_deref(),
+        args.with_file()?,
+        args.steps.is_some(),
+    )?;
+    let (config, resume, dir, lock) = match start {
+        RunStart::Complete { dir, step } => {
+            println!(
+                "{} is complete at step {step} (its --steps); give --steps above {step} to extend it",
+                dir.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        RunStart::Train(run) => (run.config, run.resume, run.dir, run.lock),
+    };
+    let total = config.train.steps;
     let from = resume.as_ref().map_or(0, |c| c.step);
-    // Runs resumed by older versions recorded the last increment, not the total.
-    if total < from && args.steps.is_some() {
-        bail!(
-            "--steps {total} is below the {from} steps {} already holds: --steps is the run's \
-             total, so give more than {from} to extend it",
-            dir.display()
-        );
-    }
-    if total <= from {
-        println!(
-            "{} is complete at step {from} (its --steps); give --steps above {from} to extend it",
-            dir.display()
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    train::run::check_run_dir(&dir, resume.is_some())?;
     // Saving a checkpoint holds the parameters and both moments, read back, as bytes, and
     // serialised twice: 12 copies at 4 bytes.
     check_host_memory(

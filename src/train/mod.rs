@@ -10,6 +10,6 @@ pub mod step;
 
 pub use adam::AdamConfig;
 pub use objective::Objective;
-pub use run::{train, RunOptions, Summary, TrainError};
+pub use run::{train, RunOptions, RunStart, Summary, TrainError};
 pub use schedule::{batch_at, learning_rate, LrSchedule};
 pub use step::{StepStats, TrainStep};

@@ -10,10 +10,10 @@ use thiserror::Error;
 
 use super::metrics::{self, MetricsLine, MetricsRecord, MetricsWriter, RollbackRecord};
 use super::step::{StepStats, TrainStep};
-use crate::config::RunConfig;
+use crate::config::{PartialRunConfig, RunConfig, RunConfigError};
 use crate::flow::{params, FlowPlan};
 use crate::gpu::{GpuContext, GpuError};
-use crate::io::checkpoint::{Checkpoint, FILE_NAME as CHECKPOINT};
+use crate::io::checkpoint::{Checkpoint, CheckpointError, FILE_NAME as CHECKPOINT};
 use crate::io::lock::{DirLock, LockError, LOCK_FILE};
 use crate::io::write_atomic;
 use crate::train::schedule::{batch_at, learning_rate};
@@ -48,6 +48,105 @@ pub enum TrainError {
     Io { path: String, message: String },
     #[error("{0}; repair it, or move it away to resume with a new log")]
     DamagedLog(String),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Config(#[from] RunConfigError),
+    #[error("--resume continues in its own directory; drop --out")]
+    ResumeWithOut,
+    #[error("--steps must be at least 1")]
+    NoSteps,
+    #[error(
+        "--steps {steps} is below the {held} steps {dir} already holds: --steps is the run's \
+         total, so give more than {held} to extend it"
+    )]
+    StepsBelow { steps: u64, held: u64, dir: String },
+}
+
+/// Where a `train` invocation starts, decided before any device work.
+pub enum RunStart {
+    /// The run in `dir` already holds its total steps (`step`).
+    Complete {
+        dir: PathBuf,
+        step: u64,
+    },
+    Train(Box<PreparedRun>),
+}
+
+/// A run to train: `config` in `dir`, from `resume` or afresh, holding the directory's lock.
+pub struct PreparedRun {
+    pub config: RunConfig,
+    pub resume: Option<Checkpoint>,
+    pub dir: PathBuf,
+    pub lock: DirLock,
+}
+
+/// A fresh run's directory when no --out is given.
+pub fn default_dir(config: &RunConfig) -> PathBuf {
+    PathBuf::from(format!(
+        "runs/L{}-beta{:.4}-seed{}",
+        config.lattice, config.beta, config.train.seed
+    ))
+}
+
+/// Resolves a `train` invocation: `resume` is --resume (a run directory or its checkpoint
+/// file), `out` is --out, `flags` the settings given (flags over a --config file), and
+/// `steps_given` whether --steps was among them. A resumed run takes its recorded settings
+/// with `flags` over them (those that would change the model or the target are refused); the
+/// directory's lock is taken before the directory is checked, so a second process is told who
+/// owns it.
+pub fn start(
+    resume: Option<&Path>,
+    out: Option<&Path>,
+    flags: PartialRunConfig,
+    steps_given: bool,
+) -> Result<RunStart, TrainError> {
+    let (config, resume, dir) = match resume {
+        Some(given) => {
+            // The run directory; the path of its checkpoint file names it too.
+            let dir = if given.is_file() {
+                given.parent().unwrap_or(Path::new(".")).to_path_buf()
+            } else {
+                given.to_path_buf()
+            };
+            if out.is_some_and(|o| o != dir) {
+                return Err(TrainError::ResumeWithOut);
+            }
+            let ck = Checkpoint::load(&dir)?;
+            // --steps is the run's total; without it the run goes on to its recorded total.
+            let config = ck.config.with_overrides(flags)?;
+            (config, Some(ck), dir)
+        }
+        None => {
+            let config = flags.resolve()?;
+            let dir = out.map_or_else(|| default_dir(&config), Path::to_path_buf);
+            (config, None, dir)
+        }
+    };
+    let total = config.train.steps;
+    if total == 0 {
+        return Err(TrainError::NoSteps);
+    }
+    let lock = DirLock::acquire(&dir)?;
+    let from = resume.as_ref().map_or(0, |c| c.step);
+    // Runs resumed by older versions recorded the last increment, not the total.
+    if total < from && steps_given {
+        return Err(TrainError::StepsBelow {
+            steps: total,
+            held: from,
+            dir: dir.display().to_string(),
+        });
+    }
+    if total <= from {
+        return Ok(RunStart::Complete { dir, step: from });
+    }
+    check_run_dir(&dir, resume.is_some())?;
+    Ok(RunStart::Train(Box::new(PreparedRun {
+        config,
+        resume,
+        dir,
+        lock,
+    })))
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
