@@ -1,11 +1,19 @@
 // Gradients of one coupling step's shared weights. From flow_backward's row factors (its GA = 0
-// shape; `reduce` and `reduce_hidden`): each parameter sums, over the rows of a chunk in order,
-// the product of its output delta and its input activation (a bias: the delta alone; a tanh scale: its precomputed factor). The factors are stored
-// factor-major (factor f of row r at f * stride + r, the chunk padded with zero rows to a
-// multiple of 4), so each sum streams two contiguous vectors, four rows per vec4. Each lane keeps
-// its own partial sum across the chunks of a (layer, step) in `acc4`; the last chunk folds the
-// four into the gradient. Fixed order, no atomics, and the same bits however the rows are
-// chunked (chunks start at multiples of 4). CPU twin: src/reference/backward.rs.
+// shape; `reduce`, `reduce_hidden`, then `fold`): each parameter sums, over the rows, the
+// product of its output delta and its input activation (a bias: the delta alone; a tanh scale:
+// its precomputed factor). The factors are stored factor-major (factor f of row r at
+// f * stride + r, the chunk padded with zero rows to a multiple of 4), so each sum streams two
+// contiguous vectors, four rows per vec4, one sum per lane. The rows of a chunk are cut into
+// slices of `slice_rows` (a multiple of 4): `reduce` and `reduce_hidden` sum each parameter over
+// each slice, in parallel (on a GPU, weights x slices invocations rather than one long loop per
+// weight), into `slices`; `fold` then adds a parameter's slice sums in order onto its running
+// four-lane sum in `acc4`, and after the layer's last chunk adds the four to the gradient.
+// Chunks hold whole slices, so the slices, and the bits, are the same however the rows are
+// chunked. That is the SL = 1 variant (GPUs). With SL = 0 (CPU adapters, where a few cores take
+// hundreds of weights each anyway) a chunk is one slice and `reduce` continues each running sum
+// in place, with no `fold` (a fold cost lavapipe 5-15% of the reduction, and deciding at run time
+// inside `reduce_hidden` twice that: its tile of sums left registers). Fixed order, no atomics.
+// CPU twin: src/reference/backward.rs.
 
 override WG: u32 = 64u;
 
@@ -23,13 +31,26 @@ struct Red {
     rows: u32,
     stride4: u32,
     flags: u32,
-    _pad: u32,
+    // Rows per slice of the chunk (a multiple of 4).
+    slice_rows: u32,
 }
 
 @group(0) @binding(0) var<uniform> rd: Red;
 @group(0) @binding(1) var<storage, read> rows: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> acc4: array<vec4<f32>>;
+// [slice][parameter of the step]: the four-lane sums over each slice of the chunk.
+@group(0) @binding(4) var<storage, read_write> slices: array<vec4<f32>>;
+
+fn n_slices() -> u32 {
+    return (rd.rows + rd.slice_rows - 1u) / rd.slice_rows;
+}
+
+// The vec4 rows [first, end) of slice s of the chunk.
+fn slice_range(s: u32) -> vec2<u32> {
+    let per = rd.slice_rows / 4u;
+    return vec2<u32>(s * per, min((s + 1u) * per, (rd.rows + 3u) / 4u));
+}
 
 // The running four-lane sum of parameter p of the step, before this chunk.
 fn start(p: u32) -> vec4<f32> {
@@ -38,6 +59,25 @@ fn start(p: u32) -> vec4<f32> {
     }
     return acc4[p];
 }
+
+// Where parameter p's sum over slice s starts, and where it goes.
+#if SL
+fn slice_start(p: u32) -> vec4<f32> {
+    return vec4<f32>(0.0);
+}
+
+fn slice_end(s: u32, p: u32, acc: vec4<f32>) {
+    slices[s * rd.coupling_size + p] = acc;
+}
+#else
+fn slice_start(p: u32) -> vec4<f32> {
+    return start(p);
+}
+
+fn slice_end(s: u32, p: u32, acc: vec4<f32>) {
+    finish(p, acc);
+}
+#endif
 
 // Keeps the running sum for the next chunk, or, after the last, adds it to the gradient.
 fn finish(p: u32, acc: vec4<f32>) {
@@ -81,11 +121,13 @@ fn is_hidden_weight(q: u32, h: u32, m: u32) -> bool {
     return q >= 3u * h && q - 3u * h < (m - 1u) * hidden_size && (q - 3u * h) % hidden_size < h * h;
 }
 
-// Every parameter but the hidden-to-hidden weights, one invocation each.
+// Every parameter but the hidden-to-hidden weights, one invocation per (slice, parameter).
 @compute @workgroup_size(WG)
 fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let p = linear_id(gid, nwg);
-    if p >= rd.coupling_size {
+    let id = linear_id(gid, nwg);
+    let p = id % rd.coupling_size;
+    let s = id / rd.coupling_size;
+    if s >= n_slices() {
         return;
     }
     let h = rd.hidden;
@@ -105,32 +147,36 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         let g = mlp_factor(p - ms - 2u, h, m);
         f = vec2<u32>(g.x + f_mlp + 2u, select(g.y + f_mlp + 2u, NONE, g.y == NONE));
     }
-    let n4 = (rd.rows + 3u) / 4u;
+    let span = slice_range(s);
     let dx = f.x * rd.stride4;
-    var acc = start(p);
+    var acc = slice_start(p);
     if f.y == NONE {
-        for (var r = 0u; r < n4; r++) {
+        for (var r = span.x; r < span.y; r++) {
             acc += rows[dx + r];
         }
     } else {
         let ax = f.y * rd.stride4;
-        for (var r = 0u; r < n4; r++) {
+        for (var r = span.x; r < span.y; r++) {
             acc += rows[dx + r] * rows[ax + r];
         }
     }
-    finish(p, acc);
+    slice_end(s, p, acc);
 }
 
 // The hidden-to-hidden weights W_l (H x H, the bulk of the parameters), a 4 x 4 tile of (j, i)
-// per invocation: per four rows, 4 delta and 4 activation vectors feed 64 multiply-adds.
+// per invocation and slice: per four rows, 4 delta and 4 activation vectors feed 64
+// multiply-adds.
 @compute @workgroup_size(WG)
 fn reduce_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let q = linear_id(gid, nwg);
+    let id = linear_id(gid, nwg);
     let h = rd.hidden;
     let m = rd.mlp_layers;
     let tps = (h + 3u) / 4u;
     let per_layer = tps * tps;
-    if q >= 2u * (m - 1u) * per_layer {
+    let tiles = 2u * (m - 1u) * per_layer;
+    let q = id % tiles;
+    let s = id / tiles;
+    if s >= n_slices() {
         return;
     }
     let mlp = q / ((m - 1u) * per_layer);
@@ -148,17 +194,17 @@ fn reduce_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         d[c] = (f_a + h + min(j0 + c, h - 1u)) * rd.stride4;
         a[c] = (f_a + min(i0 + c, h - 1u)) * rd.stride4;
     }
-    // acc[jj][ii]: the four lanes' sums of weight (j0 + jj, i0 + ii).
+    // acc[jj][ii]: the four lanes' sums of weight (j0 + jj, i0 + ii) over the slice.
     var acc: array<mat4x4<f32>, 4>;
     for (var jj = 0u; jj < 4u; jj++) {
         for (var ii = 0u; ii < 4u; ii++) {
             if j0 + jj < h && i0 + ii < h {
-                acc[jj][ii] = start(p_w + (j0 + jj) * h + i0 + ii);
+                acc[jj][ii] = slice_start(p_w + (j0 + jj) * h + i0 + ii);
             }
         }
     }
-    let n4 = (rd.rows + 3u) / 4u;
-    for (var r = 0u; r < n4; r++) {
+    let span = slice_range(s);
+    for (var r = span.x; r < span.y; r++) {
         let av = mat4x4<f32>(rows[a[0] + r], rows[a[1] + r], rows[a[2] + r], rows[a[3] + r]);
         acc[0] += mat4x4<f32>(rows[d[0] + r] * av[0], rows[d[0] + r] * av[1], rows[d[0] + r] * av[2], rows[d[0] + r] * av[3]);
         acc[1] += mat4x4<f32>(rows[d[1] + r] * av[0], rows[d[1] + r] * av[1], rows[d[1] + r] * av[2], rows[d[1] + r] * av[3]);
@@ -168,10 +214,24 @@ fn reduce_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     for (var jj = 0u; jj < 4u; jj++) {
         for (var ii = 0u; ii < 4u; ii++) {
             if j0 + jj < h && i0 + ii < h {
-                finish(p_w + (j0 + jj) * h + i0 + ii, acc[jj][ii]);
+                slice_end(s, p_w + (j0 + jj) * h + i0 + ii, acc[jj][ii]);
             }
         }
     }
+}
+
+// Per parameter: its slice sums, in order, onto its running sum (see the top).
+@compute @workgroup_size(WG)
+fn fold(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let p = linear_id(gid, nwg);
+    if p >= rd.coupling_size {
+        return;
+    }
+    var acc = start(p);
+    for (var s = 0u; s < n_slices(); s++) {
+        acc += slices[s * rd.coupling_size + p];
+    }
+    finish(p, acc);
 }
 
 // Gradients from flow_backward's per-invocation partial sums (GA = 1) of a group of coupling

@@ -1,7 +1,9 @@
 //! Code paths that only large problems reach, forced at L = 4 by lowering the limits that
 //! trigger them, and compared bit for bit with the unforced run: dispatches spread over a
 //! two-dimensional grid (more than 65,535 workgroups), the weight reduction in chunks of rows
-//! (a factor buffer above its 64 MiB budget, or sums longer than a driver's loop budget),
+//! (a factor buffer above its 64 MiB budget, or sums longer than a driver's loop budget), with
+//! each weight's sum continued in place (CPU adapters) or cut into slices of 20 rows (as GPUs
+//! cut layers of over 1,024 rows),
 //! coupling weights bound as storage (a step above the uniform binding limit), and a layer's
 //! coupling steps split over several dispatches (one step each, or uneven groups: wide MLPs
 //! within a loop budget); each for both shapes of the weight gradients (accumulated per invocation, or per-row factors reduced
@@ -17,6 +19,10 @@ use neuralrg_gpu::physics::IsingTarget;
 use neuralrg_gpu::train::{AdamConfig, Objective, StepStats, TrainStep};
 
 const BATCH: usize = 64;
+
+/// Rows per slice of the sliced weight reduction here: a layer has 256 rows, so it is cut into
+/// slices.
+const SLICE_ROWS: usize = 20;
 
 fn context(opts: GpuOptions) -> std::sync::Arc<GpuContext> {
     std::env::set_var("NODEVICE_SELECT", "1");
@@ -110,7 +116,29 @@ fn two_dimensional_grids_chunked_reductions_and_storage_weights_give_the_same_bi
         steps_per_dispatch: Some(n),
         ..shape(accumulate)
     };
-    // Each gradient shape, forced, with the variants that must give its bits.
+    // Each gradient shape, forced, with the variants that must give its bits; the factor shape
+    // with its sums in place and in slices.
+    let factors = |slices: Option<usize>| {
+        let f = |o: GpuOptions| GpuOptions {
+            accumulate_gradients: Some(false),
+            reduce_slice_rows: slices,
+            ..o
+        };
+        (
+            f(GpuOptions::default()),
+            vec![
+                f(two_d.clone()),
+                // A factor buffer of 100 rows: the 64 x 4 rows of a layer in 3 chunks.
+                f(GpuOptions {
+                    row_budget_bytes: Some(100 * 4 * row_size as u64),
+                    ..GpuOptions::default()
+                }),
+                f(storage.clone()),
+                f(steps(false, 1)),
+                f(steps(false, 4)),
+            ],
+        )
+    };
     let groups = [
         (
             shape(true),
@@ -121,27 +149,8 @@ fn two_dimensional_grids_chunked_reductions_and_storage_weights_give_the_same_bi
                 steps(true, 4),
             ],
         ),
-        (
-            shape(false),
-            vec![
-                GpuOptions {
-                    accumulate_gradients: Some(false),
-                    ..two_d
-                },
-                // A factor buffer of 100 rows: the 64 x 4 rows of a layer in 3 chunks.
-                GpuOptions {
-                    accumulate_gradients: Some(false),
-                    row_budget_bytes: Some(100 * 4 * row_size as u64),
-                    ..GpuOptions::default()
-                },
-                GpuOptions {
-                    accumulate_gradients: Some(false),
-                    ..storage
-                },
-                steps(false, 1),
-                steps(false, 4),
-            ],
-        ),
+        factors(None),
+        factors(Some(SLICE_ROWS)),
     ];
     for obj in [
         Objective::PLAIN,
@@ -164,9 +173,10 @@ fn two_dimensional_grids_chunked_reductions_and_storage_weights_give_the_same_bi
 #[test]
 fn both_gradient_shapes_agree() {
     let plan = FlowPlan::new(FlowConfig::new(4, None, Arch::Mera, 2, 6, 3).unwrap());
-    let shape = |accumulate: bool| {
+    let shape = |accumulate: bool, slices: Option<usize>| {
         context(GpuOptions {
             accumulate_gradients: Some(accumulate),
+            reduce_slice_rows: slices,
             ..GpuOptions::default()
         })
     };
@@ -177,29 +187,35 @@ fn both_gradient_shapes_agree() {
             sym_reg: 0.25,
         },
     ] {
-        let (s_acc, acc) = run(&shape(true), &plan, obj);
-        let (s_fac, fac) = run(&shape(false), &plan, obj);
-        let forward = |s: &StepStats| (s.loss, s.loss_stderr, s.objective, s.objective_stderr);
-        assert_eq!(
-            forward(&s_acc),
-            forward(&s_fac),
-            "{obj:?}: the forward statistics do not depend on the shape"
-        );
-        let rel = (s_acc.grad_norm - s_fac.grad_norm).abs() / s_fac.grad_norm;
-        assert!(rel < 1e-5, "{obj:?}: gradient norms {s_acc:?} vs {s_fac:?}");
-        // The same sums in another order: f32 rounding only.
-        let (g_acc, g_fac) = (&acc[0], &fac[0]);
-        let scale = g_fac.iter().fold(0f32, |m, g| m.max(g.abs()));
-        for (p, (a, f)) in g_acc.iter().zip(g_fac).enumerate() {
+        let (s_acc, acc) = run(&shape(true, None), &plan, obj);
+        // The factor shape with its sums in place, and in slices.
+        for slices in [None, Some(SLICE_ROWS)] {
+            let (s_fac, fac) = run(&shape(false, slices), &plan, obj);
+            let forward = |s: &StepStats| (s.loss, s.loss_stderr, s.objective, s.objective_stderr);
+            assert_eq!(
+                forward(&s_acc),
+                forward(&s_fac),
+                "{obj:?}: the forward statistics do not depend on the shape"
+            );
+            let rel = (s_acc.grad_norm - s_fac.grad_norm).abs() / s_fac.grad_norm;
             assert!(
-                (a - f).abs() <= 1e-5 * scale,
-                "{obj:?}: gradient {p}: accumulated {a} vs factors {f} (largest {scale})"
+                rel < 1e-5,
+                "{obj:?} {slices:?}: gradient norms {s_acc:?} vs {s_fac:?}"
+            );
+            // The same sums in another order: f32 rounding only.
+            let (g_acc, g_fac) = (&acc[0], &fac[0]);
+            let scale = g_fac.iter().fold(0f32, |m, g| m.max(g.abs()));
+            for (p, (a, f)) in g_acc.iter().zip(g_fac).enumerate() {
+                assert!(
+                    (a - f).abs() <= 1e-5 * scale,
+                    "{obj:?} {slices:?}: gradient {p}: accumulated {a} vs factors {f} (largest {scale})"
+                );
+            }
+            assert_eq!(
+                acc[1], fac[1],
+                "{obj:?}: dz does not depend on the gradient shape"
             );
         }
-        assert_eq!(
-            acc[1], fac[1],
-            "{obj:?}: dz does not depend on the gradient shape"
-        );
     }
 }
 

@@ -19,7 +19,7 @@ struct ReduceUniform {
     rows: u32,
     stride4: u32,
     flags: u32,
-    _pad: u32,
+    slice_rows: u32,
 }
 
 /// `ReduceUniform::flags`: the chunk starts a (layer, step)'s sums, or ends them.
@@ -32,8 +32,13 @@ pub enum GradientShape {
     /// No parameter gradients.
     None,
     /// Per-row factors, reduced by grad_reduce in chunks of `chunk_rows` rows (`stride` floats
-    /// per factor).
-    Factors { chunk_rows: usize, stride: usize },
+    /// per factor), each weight's sum over a chunk split into slices of `slice_rows` rows where
+    /// given (its SL = 1 variant), else one running sum per weight (SL = 0).
+    Factors {
+        chunk_rows: usize,
+        stride: usize,
+        slice_rows: Option<usize>,
+    },
     /// Every invocation sums groups of four rows into one partial per parameter; a layer's rows
     /// spread over `min_invocations` to `max_invocations` of them (see
     /// [`GradientShape::schedule`]), each carrying at most `max_quads` groups; the scratch
@@ -56,6 +61,14 @@ const WG_ACCUMULATE: u32 = 16;
 /// per partial spend a noticeable share of the work on partial sums. 16 rather than 8: 3-5%
 /// on a step at L = 16, batch 64, 2% at 256, nothing at 1024 (docs/BENCHMARKS.md).
 const MIN_QUADS: usize = 16;
+
+/// Rows per slice of the factor shape's weight reduction on GPUs: each reduction invocation sums
+/// one weight over one slice, so a layer of R rows gives (weights x R / 1024) invocations rather
+/// than one 4-rows-per-iteration loop over all R per weight, which on a GPU would leave all but
+/// a few hundred threads idle (the default flow's step has 546 weights); the slices' sums are
+/// then added in order (`fold`). A constant, and chunks hold whole slices, so the order of the
+/// sums does not depend on the GPU or on the chunking.
+const REDUCE_SLICE_ROWS: usize = 1024;
 
 /// Workgroups per core the accumulating backward may spread a large layer over, for balance
 /// between cores that finish at different times.
@@ -106,17 +119,36 @@ impl GradientShape {
                 };
             }
         }
-        let factors = 2 * (4 + 2 * h * m) + 2;
-        let mut chunk_rows = (budget / (4 * factors as u64)) as usize;
-        // Each weight's sum over the rows is one loop; keep it within the driver's loop budget.
-        if let Some(loops) = ctx.loop_budget {
-            chunk_rows = chunk_rows.min(super::cost::reduce_rows_within(loops) as usize);
-        }
-        // Chunks start at multiples of 4, so every row keeps its lane whatever the chunking.
-        let chunk_rows = layer_rows.min((chunk_rows / 4 * 4).max(4));
+        let factors = factor_count(h, m);
+        let memory_rows = (budget / (4 * factors as u64)) as usize;
+        // A weight's sum over a slice (or, unsliced, a chunk) is one loop, within the driver's
+        // loop budget.
+        let loop_rows = ctx
+            .loop_budget
+            .map_or(usize::MAX, |l| super::cost::reduce_rows_within(l) as usize);
+        // Slices pay where threads are many (GPUs); a CPU adapter, each of whose few cores takes
+        // hundreds of weights anyway, continues each sum in place (see grad_reduce.wgsl).
+        let cpu = ctx.info.device_type == wgpu::DeviceType::Cpu;
+        let slice_rows = ctx
+            .reduce_slice_rows
+            .or((!cpu).then_some(REDUCE_SLICE_ROWS))
+            // Whole vec4s, so every row keeps its lane; one slice fits the factor buffer.
+            .map(|r| (r.min(loop_rows).min(memory_rows) / 4 * 4).max(4));
+        let chunk_rows = match slice_rows {
+            // Chunks of whole slices, so that the slices, and the order of the sums, are the
+            // same however the rows are chunked; `fold` loops over a chunk's slices.
+            Some(slice) => {
+                let fold_loops = ctx.loop_budget.map_or(usize::MAX, |l| l as usize - 8);
+                (memory_rows / slice).min(fold_loops).max(1) * slice
+            }
+            // Chunks of whole vec4s, so every row keeps its lane whatever the chunking.
+            None => (memory_rows.min(loop_rows) / 4 * 4).max(4),
+        };
+        let chunk_rows = layer_rows.min(chunk_rows);
         Self::Factors {
             chunk_rows,
             stride: chunk_rows.next_multiple_of(4),
+            slice_rows,
         }
     }
 
@@ -162,6 +194,12 @@ impl GradientShape {
     }
 }
 
+/// Row factors per (sample, block) row of the factor shape: per MLP 4 + 2 h m (mlp_layout.wgsl's
+/// `factors_size`), twice, and the s-MLP's two tanh-scale factors.
+fn factor_count(h: usize, m: usize) -> usize {
+    2 * (4 + 2 * h * m) + 2
+}
+
 /// Floats between two invocations' partial sums of a group of `steps` coupling steps of
 /// `coupling_size` parameters each (the accumulating shape): padded to whole vec4s, which
 /// grad_reduce::sum_partials reads. Its WGSL twin is `partials_stride` in flow_backward.wgsl.
@@ -172,12 +210,14 @@ fn partials_stride(steps: usize, coupling_size: usize) -> usize {
 /// Per-row working memory of a backward pass, shared by the passes of one step (they run one
 /// after the other): the four adjoints of every (sample, block) row, and, when parameter
 /// gradients are wanted, what their [`GradientShape`] needs: the factors of one chunk of rows
-/// (factor-major: `stride` floats per factor) and the four-lane partial sums of one coupling
-/// step's parameters across chunks, or the invocations' partial sums.
+/// (factor-major: `stride` floats per factor), the four-lane sums of one coupling step's
+/// parameters over each slice of the chunk, and their running sums across chunks; or the
+/// invocations' partial sums.
 pub struct BackwardScratch {
     adj_rows: GpuBuffer<f32>,
     rows: GpuBuffer<f32>,
     acc4: GpuBuffer<f32>,
+    slices: GpuBuffer<f32>,
     shape: GradientShape,
 }
 
@@ -197,16 +237,28 @@ impl BackwardScratch {
             GradientShape::None
         };
         let step = plan.layout.coupling_size();
-        let (rows, acc4) = match shape {
+        let unused = |what: &str| ctx.storage::<f32>(&format!("{what} (unused)"), 4);
+        let (rows, acc4, slices) = match shape {
             GradientShape::None => (
-                ctx.storage::<f32>("row factors (unused)", 4)?,
-                ctx.storage::<f32>("reduction lanes (unused)", 4)?,
+                unused("row factors")?,
+                unused("reduction lanes")?,
+                unused("slice sums")?,
             ),
-            GradientShape::Factors { stride, .. } => {
-                let factors = 2 * (4 + 2 * plan.layout.hidden * plan.layout.mlp_layers) + 2;
+            GradientShape::Factors {
+                chunk_rows,
+                stride,
+                slice_rows,
+            } => {
+                let factors = factor_count(plan.layout.hidden, plan.layout.mlp_layers);
                 (
                     ctx.storage::<f32>("row factors", factors * stride)?,
                     ctx.storage::<f32>("reduction lanes", 4 * step)?,
+                    match slice_rows {
+                        Some(slice) => {
+                            ctx.storage::<f32>("slice sums", 4 * step * chunk_rows.div_ceil(slice))?
+                        }
+                        None => unused("slice sums")?,
+                    },
                 )
             }
             GradientShape::Accumulated { .. } => {
@@ -223,7 +275,8 @@ impl BackwardScratch {
                     .unwrap_or(4);
                 (
                     ctx.storage::<f32>("gradient partial sums", most)?,
-                    ctx.storage::<f32>("reduction lanes (unused)", 4)?,
+                    unused("reduction lanes")?,
+                    unused("slice sums")?,
                 )
             }
         };
@@ -231,6 +284,7 @@ impl BackwardScratch {
             adj_rows,
             rows,
             acc4,
+            slices,
             shape,
         })
     }
@@ -315,8 +369,18 @@ impl BackwardPass {
             &[("WG", coupling_wg as f64)],
         )?;
         let sum_partials = ctx.kernel(Shader::GradReduce, "sum_partials", &consts)?;
-        let reduce = ctx.kernel(Shader::GradReduce, "reduce", &consts)?;
-        let reduce_hidden = ctx.kernel(Shader::GradReduce, "reduce_hidden", &consts)?;
+        let sliced = matches!(
+            shape,
+            GradientShape::Factors {
+                slice_rows: Some(_),
+                ..
+            }
+        );
+        let sl = [("SL", sliced as u32)];
+        let reduce = ctx.specialised_kernel(Shader::GradReduce, &sl, "reduce", &consts)?;
+        let reduce_hidden =
+            ctx.specialised_kernel(Shader::GradReduce, &sl, "reduce_hidden", &consts)?;
+        let fold = ctx.kernel(Shader::GradReduce, "fold", &consts)?;
         let hidden_tiles = 2 * (lay.mlp_layers - 1) * lay.hidden.div_ceil(4).pow(2);
         let layers: Vec<usize> = match direction {
             Direction::Generate => (0..plan.layers.len()).collect(),
@@ -330,9 +394,13 @@ impl BackwardPass {
             let layer = &plan.layers[li];
             let layer_rows = batch * layer.blocks.len();
             let (quads, group) = shape.schedule(ctx, flow, layer_rows);
-            let (chunk_rows, stride) = match shape {
-                GradientShape::Factors { chunk_rows, stride } => (chunk_rows, stride),
-                _ => (layer_rows, 0),
+            let (chunk_rows, stride, slice_rows) = match shape {
+                GradientShape::Factors {
+                    chunk_rows,
+                    stride,
+                    slice_rows,
+                } => (chunk_rows, stride, slice_rows.unwrap_or(chunk_rows)),
+                _ => (layer_rows, 0, layer_rows),
             };
             let uniform = |k: usize, count: usize, chunk_start: usize, chunk: usize| LayerUniform {
                 k: k as u32,
@@ -411,25 +479,42 @@ impl BackwardPass {
                                 } else {
                                     0
                                 },
-                            _pad: 0,
+                            slice_rows: slice_rows as u32,
                         },
                     )?;
-                    let reduce_bindings = [
+                    // Each weight's sum over each slice of the chunk, then the slices' sums in
+                    // order onto the running sums (or the gradient, after the last chunk).
+                    let slices = chunk.div_ceil(slice_rows) as u64;
+                    // Unsliced, the sums go on in place: no slice sums, no fold.
+                    let sums = [
                         (0, &r),
                         (1, &scratch.rows.buffer),
                         (2, &grad.buffer),
                         (3, &scratch.acc4.buffer),
+                        (4, &scratch.slices.buffer),
                     ];
+                    let bindings: Vec<_> = if sliced {
+                        vec![sums[0], sums[1], sums[4]]
+                    } else {
+                        sums[..4].to_vec()
+                    };
                     dispatches.push(ctx.dispatch(
                         &reduce,
-                        &reduce_bindings,
-                        ctx.grid(lay.coupling_size() as u64, WG),
+                        &bindings,
+                        ctx.grid(lay.coupling_size() as u64 * slices, WG),
                     )?);
                     if hidden_tiles > 0 {
                         dispatches.push(ctx.dispatch(
                             &reduce_hidden,
-                            &reduce_bindings,
-                            ctx.grid(hidden_tiles as u64, WG),
+                            &bindings,
+                            ctx.grid(hidden_tiles as u64 * slices, WG),
+                        )?);
+                    }
+                    if sliced {
+                        dispatches.push(ctx.dispatch(
+                            &fold,
+                            &[sums[0], sums[2], sums[3], sums[4]],
+                            ctx.grid(lay.coupling_size() as u64, WG),
                         )?);
                     }
                     uniforms.push(r);

@@ -17,6 +17,9 @@ pub struct GpuOptions {
     /// Lowers the largest per-row factor buffer of a backward pass below 64 MiB, so that tests
     /// reach the chunked backward at tiny sizes. `None`: 64 MiB.
     pub row_budget_bytes: Option<u64>,
+    /// Rows per slice of the factor-shape weight reduction, so that tests reach several slices
+    /// (and chunks of whole slices) at tiny sizes. `None`: `flow::backward`'s constant.
+    pub reduce_slice_rows: Option<usize>,
     /// Sets the loop-iteration budget per invocation (see [`GpuContext::loop_budget`]), so that
     /// tests reach the paths that respect it. `None`: the adapter's own.
     pub loop_budget: Option<u64>,
@@ -80,6 +83,8 @@ pub struct GpuContext {
     pub max_workgroups_per_dim: u32,
     /// Largest per-row factor buffer of a backward pass (see [`GpuOptions::row_budget_bytes`]).
     pub row_budget_bytes: u64,
+    /// See [`GpuOptions::reduce_slice_rows`].
+    pub reduce_slice_rows: Option<usize>,
     /// Loop iterations one invocation may run, where the driver caps them (llvmpipe); stages
     /// split their work to stay within it or refuse a configuration that cannot.
     pub loop_budget: Option<u64>,
@@ -250,6 +255,7 @@ impl GpuContext {
                 .unwrap_or(MAX_WORKGROUPS_PER_DIM)
                 .clamp(1, MAX_WORKGROUPS_PER_DIM),
             row_budget_bytes: opts.row_budget_bytes.unwrap_or(ROW_BUDGET_BYTES).max(4),
+            reduce_slice_rows: opts.reduce_slice_rows,
             loop_budget,
             uniform_weights_bytes,
             accumulate_gradients,

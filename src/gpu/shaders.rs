@@ -79,7 +79,7 @@ registry! {
     FlowCoupling => "flow_coupling" ["invocation", "layer", "mlp_layout", "weights", "mlp"] {H = 8, M = 2, UW = 1, UB = 4096, SS = 232},
     FlowLogQ => "flow_log_q" ["invocation", "workgroup_sum"],
     FlowBackward => "flow_backward" ["invocation", "layer", "mlp_layout", "weights", "mlp"] {H = 8, M = 2, UW = 1, UB = 4096, SS = 232, GA = 1},
-    GradReduce => "grad_reduce" ["invocation", "mlp_layout"],
+    GradReduce => "grad_reduce" ["invocation", "mlp_layout"] {SL = 1},
     Loss => "loss" ["invocation", "workgroup_sum"],
     Adam => "adam" ["invocation", "workgroup_sum"],
     Hmc => "hmc" ["invocation", "workgroup_sum"],
