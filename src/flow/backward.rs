@@ -138,7 +138,9 @@ impl GradientShape {
             // Chunks of whole slices, so that the slices, and the order of the sums, are the
             // same however the rows are chunked; `fold` loops over a chunk's slices.
             Some(slice) => {
-                let fold_loops = ctx.loop_budget.map_or(usize::MAX, |l| l as usize - 8);
+                let fold_loops = ctx
+                    .loop_budget
+                    .map_or(usize::MAX, |l| l.saturating_sub(8) as usize);
                 (memory_rows / slice).min(fold_loops).max(1) * slice
             }
             // Chunks of whole vec4s, so every row keeps its lane whatever the chunking.
