@@ -190,9 +190,9 @@ enum Command {
     /// the variables that continue to each coarser level, drawn as the lattices L, L/2, L/4, ...
     /// (the renormalised configurations), and 16 generated samples as spins sign(x) and as
     /// tanh x in grey. `--mi`: the mutual information (Kraskov-Stoegbauer-Grassberger) among
-    /// the 16 coarsest latent variables z = g^{-1}(x) and among the physical variables at the
-    /// same sites, for independent configurations x of pi itself (Wolff spins, then x given the
-    /// spins) (Fig. 4b, c). `--response`: the latent response E[dz_i/dx] of the 4 coarsest
+    /// the 16 coarsest latent variables z = g^{-1}(x) (the inference pass on the device) and
+    /// among the physical variables at the same sites, for independent configurations x of pi
+    /// itself (Wolff spins, then x given the spins) (Fig. 4b, c). `--response`: the latent response E[dz_i/dx] of the 4 coarsest
     /// latent variables over configurations of pi, by the flow's backward stage through the
     /// inference pass on the device, one lattice per variable (Fig. 4a).
     ///
@@ -825,27 +825,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let ck = Checkpoint::load(&checkpoint)?;
             let mut written = Vec::new();
-            let ctx = (rg_flow || response)
-                .then(|| GpuContext::new(&gpu))
-                .transpose()?;
-            if let Some(ctx) = &ctx {
-                if rg_flow {
-                    written.extend(neuralrg_gpu::plot::rg_flow::write_rg_flow(
-                        ctx, &ck, &out, seed,
-                    )?);
-                }
-                if response {
-                    written.extend(neuralrg_gpu::plot::response::write_response(
-                        ctx, &ck, &out, samples, seed,
-                    )?);
-                }
+            let ctx = GpuContext::new(&gpu)?;
+            if rg_flow {
+                written.extend(neuralrg_gpu::plot::rg_flow::write_rg_flow(
+                    &ctx, &ck, &out, seed,
+                )?);
             }
             if mi {
                 written.extend(
                     neuralrg_gpu::plot::mutual_information::write_mutual_information(
-                        &ck, &out, samples, seed,
+                        &ctx, &ck, &out, samples, seed,
                     )?,
                 );
+            }
+            if response {
+                written.extend(neuralrg_gpu::plot::response::write_response(
+                    &ctx, &ck, &out, samples, seed,
+                )?);
             }
             for path in written {
                 println!("wrote {}", path.display());

@@ -60,6 +60,34 @@ impl Flow {
     }
 }
 
+impl Flow {
+    /// z = g^{-1}(x) for every row of `xs` ([count, N]), `batch` rows per submission (the last
+    /// one padded with zeros): the inference pass as a map over any number of configurations,
+    /// for analyses. Each row's arithmetic is the same whatever the batch.
+    pub fn infer_rows(
+        &self,
+        ctx: &GpuContext,
+        xs: &[f32],
+        batch: usize,
+    ) -> Result<Vec<f32>, GpuError> {
+        let n = self.plan.config.n_sites();
+        assert_eq!(xs.len() % n, 0, "xs must hold whole configurations");
+        let batch = batch.clamp(1, (xs.len() / n).max(1));
+        let state = ctx.storage::<f32>("inferred rows", batch * n)?;
+        let pass = FlowPass::new(ctx, self, &state, batch, Direction::Infer, false)?;
+        let dispatches: Vec<&Dispatch> = pass.dispatches().collect();
+        let mut z = Vec::with_capacity(xs.len());
+        for rows in xs.chunks(batch * n) {
+            let mut padded = rows.to_vec();
+            padded.resize(batch * n, 0.0);
+            ctx.write(&state, &padded);
+            ctx.submit("inference", &dispatches)?;
+            z.extend_from_slice(&ctx.read(&state)?[..rows.len()]);
+        }
+        Ok(z)
+    }
+}
+
 /// The uniform of the per-layer flow kernels: WGSL `Layer` (shaders/lib/layer.wgsl).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]

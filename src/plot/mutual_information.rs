@@ -1,17 +1,16 @@
 //! Fig. 4(b, c): the mutual information between latent variables and between the physical
 //! variables at the same sites, for independent configurations x drawn from pi itself
-//! (`sample::exact`) and their latents z = g^{-1}(x) (the f64 twin's inference pass). A flow
-//! that factorised pi perfectly would leave no information shared between latents.
+//! (`sample::exact`) and their latents z = g^{-1}(x) (the flow's inference pass on the device).
+//! A flow that factorised pi perfectly would leave no information shared between latents.
 
 use std::path::{Path, PathBuf};
 
 use super::lattice::{LatticeFigure, Palette, Panel};
 use super::{Figure, PlotError};
 use crate::analysis::mutual_information::matrix;
-use crate::flow::FlowPlan;
+use crate::gpu::GpuContext;
 use crate::io::checkpoint::Checkpoint;
-use crate::reference::flow::infer;
-use crate::sample::exact;
+use crate::sample::{exact, Model, EVAL_BATCH};
 
 /// Variables in each matrix.
 const VARIABLES: usize = 16;
@@ -42,25 +41,26 @@ pub fn top_sites(lattice: usize, depth: usize, count: usize) -> Vec<usize> {
 /// coarsest latents and among the physical variables at the same sites, written under `out`
 /// as `mi` (.png, .svg, .csv).
 pub fn write_mutual_information(
+    ctx: &GpuContext,
     ck: &Checkpoint,
     out: &Path,
     samples: usize,
     seed: u64,
 ) -> Result<Vec<PathBuf>, PlotError> {
-    let config = &ck.config;
-    let target = config.target().expect("validated checkpoint");
-    let plan = FlowPlan::new(config.flow_config().expect("validated checkpoint"));
-    let params: Vec<f64> = ck.params.iter().map(|v| *v as f64).collect();
-    let sites = top_sites(config.lattice, config.flow.depth, VARIABLES);
-    let mut latent = vec![Vec::with_capacity(samples); sites.len()];
-    let mut physical = vec![Vec::with_capacity(samples); sites.len()];
-    for x in exact::draw(&target, samples, seed) {
-        let (z, _) = infer(&plan, &params, &ck.masks, &x);
-        for (k, &s) in sites.iter().enumerate() {
-            latent[k].push(z[s]);
-            physical[k].push(x[s]);
-        }
-    }
+    let model = Model::from_checkpoint(ctx, ck)?;
+    let n = model.target.n_sites();
+    let sites = top_sites(ck.config.lattice, ck.config.flow.depth, VARIABLES);
+    let xs: Vec<f32> = exact::draw(&model.target, samples, seed)
+        .into_iter()
+        .flatten()
+        .map(|v| v as f32)
+        .collect();
+    let zs = model.flow.infer_rows(ctx, &xs, EVAL_BATCH)?;
+    let column = |values: &[f32], s: usize| -> Vec<f64> {
+        values.chunks_exact(n).map(|row| row[s] as f64).collect()
+    };
+    let latent: Vec<Vec<f64>> = sites.iter().map(|&s| column(&zs, s)).collect();
+    let physical: Vec<Vec<f64>> = sites.iter().map(|&s| column(&xs, s)).collect();
     let panel = |title: &str, columns: &[Vec<f64>]| Panel {
         title: title.to_string(),
         side: sites.len(),
