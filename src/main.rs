@@ -16,7 +16,7 @@ use neuralrg_gpu::flow::{Arch, FlowPlan};
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
 use neuralrg_gpu::io::checkpoint::Checkpoint;
 use neuralrg_gpu::io::write_atomic;
-use neuralrg_gpu::physics::IsingTarget;
+use neuralrg_gpu::physics::{IsingTarget, Target};
 use neuralrg_gpu::plot::Figure;
 use neuralrg_gpu::sample::{self, Accumulator, Model};
 use neuralrg_gpu::train::{self, RunOptions, RunStart};

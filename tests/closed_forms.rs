@@ -5,7 +5,7 @@ mod common;
 
 use neuralrg_gpu::flow::{params, Arch, FlowConfig, FlowPlan};
 use neuralrg_gpu::physics::ising::ln_cosh;
-use neuralrg_gpu::physics::IsingTarget;
+use neuralrg_gpu::physics::{IsingTarget, Target};
 use neuralrg_gpu::sample::{self, Model};
 use neuralrg_gpu::train::{AdamConfig, Objective, TrainStep};
 

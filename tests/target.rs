@@ -5,8 +5,7 @@ mod common;
 
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
 use neuralrg_gpu::physics::ising::ln_cosh;
-use neuralrg_gpu::physics::target_stage::TargetStage;
-use neuralrg_gpu::physics::{IsingTarget, Lattice};
+use neuralrg_gpu::physics::{IsingTarget, Lattice, Target};
 use neuralrg_gpu::reference::{dense, target as twin};
 
 const BETAS: [f64; 3] = [0.3, neuralrg_gpu::physics::exact::BETA_C, 0.6];
@@ -102,7 +101,7 @@ fn gpu_log_prob_and_gradient_match_the_twin() {
             let x = common::random_vec(100 + l as u64, batch * n, 2.5);
             let xs: Vec<f64> = common::to_f64(&common::to_f32(&x)); // what the GPU sees
             let xbuf = ctx.storage_from("x", &common::to_f32(&x)).unwrap();
-            let stage = TargetStage::new(&ctx, &t, &xbuf, batch).unwrap();
+            let stage = t.stage(&ctx, &xbuf, batch).unwrap();
             ctx.submit("target", &stage.dispatches().collect::<Vec<_>>())
                 .unwrap();
             let lp = common::to_f64(&ctx.read(&stage.log_pi).unwrap());

@@ -11,6 +11,9 @@ use thiserror::Error;
 
 use super::exact::ln_z_ising;
 use super::lattice::Lattice;
+use super::target::Target;
+use super::target_stage::TargetStage;
+use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 
 /// lambda_min(A) after the shift (footnote 66).
 pub const MIN_EIGENVALUE: f64 = 0.1;
@@ -101,20 +104,9 @@ impl IsingTarget {
         })
     }
 
-    pub fn n_sites(&self) -> usize {
-        self.lattice.n_sites()
-    }
-
     /// ln Z of the Ising model on this torus (Kaufman).
     pub fn ln_z_ising(&self) -> f64 {
         ln_z_ising(self.lattice.l, self.beta)
-    }
-
-    /// -ln Z of the continuous target: the lower bound of the variational free energy.
-    /// -ln Z = -ln Z_Ising - ln det A / 2 + N/2 [ln(2/pi) - alpha].
-    pub fn neg_ln_z(&self) -> f64 {
-        let n = self.n_sites() as f64;
-        -self.ln_z_ising() - 0.5 * self.ln_det_a + 0.5 * n * ((2.0 / PI).ln() - self.alpha)
     }
 
     /// 1 / (N lambda_ab), indexed like `eigenvalues`: the diagonal of A^{-1} in the Hartley basis,
@@ -122,6 +114,31 @@ impl IsingTarget {
     pub fn inverse_eigenvalues_scaled(&self) -> Vec<f64> {
         let n = self.n_sites() as f64;
         self.eigenvalues.iter().map(|e| 1.0 / (n * e)).collect()
+    }
+}
+
+impl Target for IsingTarget {
+    fn lattice(&self) -> usize {
+        self.lattice.l
+    }
+
+    /// -ln Z = -ln Z_Ising - ln det A / 2 + N/2 [ln(2/pi) - alpha].
+    fn neg_ln_z(&self) -> f64 {
+        let n = self.n_sites() as f64;
+        -self.ln_z_ising() - 0.5 * self.ln_det_a + 0.5 * n * ((2.0 / PI).ln() - self.alpha)
+    }
+
+    fn log_prob_and_grad(&self, x: &[f64]) -> (f64, Vec<f64>) {
+        crate::reference::target::log_prob_and_grad(self, x)
+    }
+
+    fn stage(
+        &self,
+        ctx: &GpuContext,
+        x: &GpuBuffer<f32>,
+        batch: usize,
+    ) -> Result<TargetStage, GpuError> {
+        super::ising_stage::build(ctx, self, x, batch)
     }
 }
 

@@ -10,6 +10,7 @@ use super::{Figure, PlotError};
 use crate::analysis::mutual_information::matrix;
 use crate::gpu::GpuContext;
 use crate::io::checkpoint::Checkpoint;
+use crate::physics::Target;
 use crate::sample::{exact, Model, EVAL_BATCH};
 
 /// Variables in each matrix.

@@ -6,11 +6,10 @@
 
 use crate::flow::params::unpack_mask;
 use crate::flow::{Direction, FlowPlan, ParamLayout};
-use crate::physics::IsingTarget;
+use crate::physics::Target;
 use crate::train::Objective;
 
 use super::flow::{ln_normal, mlp_forward, pass, PassRecord};
-use super::target;
 
 pub struct TwinGradients {
     /// mean(ln q(x) - ln pi(x)) over the batch.
@@ -189,7 +188,7 @@ pub fn loss_and_grads(
     plan: &FlowPlan,
     p: &[f64],
     masks: &[u32],
-    target: &IsingTarget,
+    target: &dyn Target,
     z: &[f64],
     obj: Objective,
 ) -> TwinGradients {
@@ -206,7 +205,7 @@ pub fn loss_and_grads(
         let mut rec = PassRecord::new();
         let (x, ld) = pass(plan, p, masks, zs, Direction::Generate, Some(&mut rec));
         let lq = ln_normal(zs) - ld;
-        let (lp, grad_lp) = target::log_prob_and_grad(target, &x);
+        let (lp, grad_lp) = target.log_prob_and_grad(&x);
         let plain = lq - lp;
         let (mut term, mut a, mut b) = (plain, 1.0, 0.0);
         let mut adj_x: Vec<f64> = grad_lp.iter().map(|g| -c * g).collect();

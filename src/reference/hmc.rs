@@ -3,14 +3,13 @@
 
 use super::backward::loss_and_grads;
 use super::flow::generate;
-use super::target::log_prob_and_grad;
 use crate::flow::FlowPlan;
-use crate::physics::IsingTarget;
+use crate::physics::Target;
 use crate::train::Objective;
 
 /// Physical space: U(x) = -ln pi(x) and dU/dx, for one sample.
-pub fn physical(target: &IsingTarget, x: &[f64]) -> (f64, Vec<f64>) {
-    let (lp, grad) = log_prob_and_grad(target, x);
+pub fn physical(target: &dyn Target, x: &[f64]) -> (f64, Vec<f64>) {
+    let (lp, grad) = target.log_prob_and_grad(x);
     (-lp, grad.iter().map(|g| -g).collect())
 }
 
@@ -19,11 +18,11 @@ pub fn latent(
     plan: &FlowPlan,
     p: &[f64],
     masks: &[u32],
-    target: &IsingTarget,
+    target: &dyn Target,
     z: &[f64],
 ) -> (f64, Vec<f64>) {
     let (x, log_det) = generate(plan, p, masks, z);
-    let (lp, _) = log_prob_and_grad(target, &x);
+    let (lp, _) = target.log_prob_and_grad(&x);
     // One sample, plain objective: dz is d(ln q - ln pi)/dz at fixed ln N(z), which is dU/dz.
     let g = loss_and_grads(plan, p, masks, target, z, Objective::PLAIN);
     (-lp - log_det, g.dz)

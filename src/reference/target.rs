@@ -2,6 +2,7 @@
 //! ln pi(x) and its gradient through the same separable Hartley transforms.
 
 use crate::physics::ising::{cas_table, ln_cosh, IsingTarget};
+use crate::physics::Target;
 
 /// One separable Hartley pass over an L x L field, along x (`axis` 0) or y (`axis` 1), optionally
 /// scaled elementwise: the shader's `hartley`.

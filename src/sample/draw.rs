@@ -10,8 +10,7 @@ use crate::gpu::rng::RngStage;
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::io::checkpoint::Checkpoint;
 use crate::io::npy;
-use crate::physics::target_stage::TargetStage;
-use crate::physics::IsingTarget;
+use crate::physics::{IsingTarget, Target, TargetStage};
 use crate::streams;
 
 /// A flow with its target, ready to sample.
@@ -91,7 +90,7 @@ impl<'a> Sampler<'a> {
         let state = ctx.storage::<f32>("samples", batch * n)?;
         let rng = RngStage::normals(ctx, &state, seed, streams::SAMPLE)?;
         let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Generate, false)?;
-        let target = TargetStage::new(ctx, &model.target, &state, batch)?;
+        let target = model.target.stage(ctx, &state, batch)?;
         let negated = if model.symmetric {
             let neg = ctx.storage::<f32>("samples, negated", batch * n)?;
             let inf = FlowPass::new(ctx, flow, &neg, batch, Direction::Infer, false)?;

@@ -7,6 +7,7 @@ use thiserror::Error;
 
 use super::draw::{Model, Sampler};
 use crate::gpu::{GpuContext, GpuError};
+use crate::physics::Target;
 
 /// Contiguous blocks of the jackknife (fewer when there are fewer samples).
 const BLOCKS: usize = 64;

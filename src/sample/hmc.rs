@@ -13,7 +13,7 @@ use crate::flow::{AdjointPass, Direction, FlowPass};
 use crate::gpu::rng::RngStage;
 use crate::gpu::WG;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
-use crate::physics::target_stage::TargetStage;
+use crate::physics::{Target, TargetStage};
 use crate::streams;
 
 /// Where the chains move.
@@ -260,7 +260,7 @@ impl<'a> Hmc<'a> {
     ) -> Result<Force, GpuError> {
         let flow = &model.flow;
         if space == Space::Physical {
-            let target = TargetStage::new(ctx, &model.target, q, chains)?;
+            let target = model.target.stage(ctx, q, chains)?;
             return Ok(Force {
                 dispatches: target.dispatches().cloned().collect(),
                 target,
@@ -271,7 +271,7 @@ impl<'a> Hmc<'a> {
         let n = flow.plan.config.n_sites();
         let work = ctx.storage::<f32>("hmc x", chains * n)?;
         let pass = FlowPass::new(ctx, flow, &work, chains, Direction::Generate, true)?;
-        let target = TargetStage::new(ctx, &model.target, &work, chains)?;
+        let target = model.target.stage(ctx, &work, chains)?;
         let adjoint = ctx.storage::<f32>("hmc force", chains * n)?;
         // The coefficient of ln|det dg/dz| in U: -1 for every chain.
         let gamma = ctx.storage_from("hmc log-det weights", &vec![-1.0f32; chains])?;

@@ -16,6 +16,7 @@ use crate::gpu::{GpuContext, GpuError};
 use crate::io::checkpoint::{Checkpoint, CheckpointError, FILE_NAME as CHECKPOINT};
 use crate::io::lock::{DirLock, LockError, LOCK_FILE};
 use crate::io::write_atomic;
+use crate::physics::Target;
 use crate::train::schedule::{batch_at, learning_rate};
 
 /// The weight of the past in the moving averages of the loss (about the last 10 logged steps).

@@ -10,8 +10,7 @@ use super::{AdamConfig, Objective};
 use crate::flow::{BackwardIo, BackwardPass, BackwardScratch, Direction, Flow, FlowPass, FlowPlan};
 use crate::gpu::rng::RngStage;
 use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError};
-use crate::physics::target_stage::TargetStage;
-use crate::physics::IsingTarget;
+use crate::physics::{Target, TargetStage};
 use crate::streams;
 
 /// What one step reports (all reductions on the device, in a fixed order).
@@ -84,7 +83,7 @@ impl TrainStep {
         plan: FlowPlan,
         params: &[f32],
         masks: Vec<u32>,
-        target: &IsingTarget,
+        target: &dyn Target,
         batch: usize,
         objective: Objective,
         adam: AdamConfig,
@@ -95,7 +94,7 @@ impl TrainStep {
         let state = ctx.storage::<f32>("train state", batch * n)?;
         let rng = RngStage::normals(ctx, &state, seed, streams::TRAIN)?;
         let gen = FlowPass::new(ctx, &flow, &state, batch, Direction::Generate, true)?;
-        let target_stage = TargetStage::new(ctx, target, &state, batch)?;
+        let target_stage = target.stage(ctx, &state, batch)?;
         // ln q(-x): an inference pass on -x, for the objectives that need it.
         let inf = if objective.needs_negated_pass() {
             let neg_state = ctx.storage::<f32>("train -x", batch * n)?;
