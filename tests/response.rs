@@ -21,7 +21,7 @@ fn the_identity_flow_responds_with_unit_vectors() {
     let model = Model::init(&ctx, &config(), 0.0).unwrap();
     let xs = common::to_f32(&common::random_vec(1, 5 * N, 1.5));
     let sites = [0, 5, 10];
-    let r = latent_response(&ctx, &model, &xs, &sites).unwrap();
+    let r = latent_response(&ctx, &model, &xs, &sites, 5).unwrap();
     for (k, &s) in sites.iter().enumerate() {
         for (j, v) in r[k].iter().enumerate() {
             let want = if j == s { 1.0 } else { 0.0 };
@@ -43,7 +43,10 @@ fn the_response_matches_finite_differences_of_the_twin() {
     let samples = 3;
     let xs = common::random_vec(2, samples * N, 1.2);
     let sites = [0, 7];
-    let r = latent_response(&ctx, &model, &common::to_f32(&xs), &sites).unwrap();
+    let r = latent_response(&ctx, &model, &common::to_f32(&xs), &sites, samples).unwrap();
+    // Two configurations per submission, the last padded: the same means, to the bit.
+    let pairs = latent_response(&ctx, &model, &common::to_f32(&xs), &sites, 2).unwrap();
+    assert_eq!(pairs, r, "in submissions of two");
     let h = 1e-5;
     for (k, &s) in sites.iter().enumerate() {
         let fd: Vec<f64> = (0..N)

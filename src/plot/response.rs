@@ -12,51 +12,57 @@ use super::{Figure, PlotError};
 use crate::flow::{AdjointPass, Direction, FlowPass};
 use crate::gpu::{GpuContext, GpuError};
 use crate::io::checkpoint::Checkpoint;
-use crate::sample::{exact, Model};
+use crate::sample::{exact, Model, EVAL_BATCH};
 
 /// Collective variables drawn.
 const VARIABLES: usize = 4;
 
 /// For each site in `sites`, the mean over the configurations `xs` ([count, N]) of
-/// d z_site / dx (N values).
+/// d z_site / dx (N values), `batch` configurations per submission (the last one padded with
+/// zeros, which are left out of the means): the stages' memory stays that of one batch.
 pub fn latent_response(
     ctx: &GpuContext,
     model: &Model,
     xs: &[f32],
     sites: &[usize],
+    batch: usize,
 ) -> Result<Vec<Vec<f64>>, GpuError> {
     let flow = &model.flow;
     let plan = &flow.plan;
     let n = plan.config.n_sites();
-    let batch = xs.len() / n;
-    let state = ctx.storage_from("response x", xs)?;
+    let count = xs.len() / n;
+    let batch = batch.clamp(1, count.max(1));
+    let state = ctx.storage::<f32>("response x", batch * n)?;
     let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Infer, true)?;
     let adjoint = ctx.storage::<f32>("response adjoint", batch * n)?;
     // z_i alone is differentiated: no log-det term.
     let gamma = ctx.storage::<f32>("response log-det weights", batch)?;
     let backward = AdjointPass::new(ctx, flow, &pass, &gamma, &adjoint)?;
-    ctx.submit("response inference", &pass.dispatches().collect::<Vec<_>>())?;
-    let mut out = Vec::with_capacity(sites.len());
-    for &s in sites {
-        let mut seed = vec![0.0f32; batch * n];
-        for b in 0..batch {
-            seed[b * n + s] = 1.0;
-        }
-        ctx.write(&adjoint, &seed);
-        ctx.submit(
-            "response backward",
-            &backward.dispatches().collect::<Vec<_>>(),
-        )?;
-        let d = ctx.read(&adjoint)?;
-        let mut mean = vec![0.0f64; n];
-        for row in d.chunks_exact(n) {
-            for (m, v) in mean.iter_mut().zip(row) {
-                *m += *v as f64 / batch as f64;
+    let mut means = vec![vec![0.0f64; n]; sites.len()];
+    for rows in xs.chunks(batch * n) {
+        let mut padded = rows.to_vec();
+        padded.resize(batch * n, 0.0);
+        ctx.write(&state, &padded);
+        ctx.submit("response inference", &pass.dispatches().collect::<Vec<_>>())?;
+        for (&s, mean) in sites.iter().zip(&mut means) {
+            let mut seed = vec![0.0f32; batch * n];
+            for b in 0..rows.len() / n {
+                seed[b * n + s] = 1.0;
+            }
+            ctx.write(&adjoint, &seed);
+            ctx.submit(
+                "response backward",
+                &backward.dispatches().collect::<Vec<_>>(),
+            )?;
+            let d = ctx.read(&adjoint)?;
+            for row in d[..rows.len()].chunks_exact(n) {
+                for (m, v) in mean.iter_mut().zip(row) {
+                    *m += *v as f64 / count as f64;
+                }
             }
         }
-        out.push(mean);
     }
-    Ok(out)
+    Ok(means)
 }
 
 /// `analyze --response`: the response of the 4 coarsest latents, averaged over `samples`
@@ -76,7 +82,7 @@ pub fn write_response(
         .flatten()
         .map(|v| v as f32)
         .collect();
-    let response = latent_response(ctx, &model, &xs, &sites)?;
+    let response = latent_response(ctx, &model, &xs, &sites, EVAL_BATCH)?;
     let figure = LatticeFigure {
         title: format!("Latent response E[dz_i/dx], {samples} samples of pi"),
         columns: sites.len(),
