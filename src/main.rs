@@ -824,6 +824,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("--samples must be from 16 to 100000 (got {samples})");
             }
             let ck = Checkpoint::load(&checkpoint)?;
+            if mi || response {
+                // Per value of the configurations drawn: the spins (1 byte), x in f64 and f32,
+                // and the latents.
+                check_host_memory(
+                    17 * samples as u64 * (ck.config.lattice as u64).pow(2),
+                    "analyzing this many configurations",
+                    "reduce --samples",
+                )?;
+            }
             let mut written = Vec::new();
             let ctx = GpuContext::new(&gpu)?;
             if rg_flow {

@@ -332,6 +332,64 @@ fn sizes_beyond_memory_are_refused_at_once_with_bounded_memory() {
     }
 }
 
+/// `analyze` refuses more configurations than host memory holds before drawing any, in one line,
+/// writing nothing (a tiny flow at L = 256: 100,000 configurations take over 100 GiB).
+#[cfg(unix)]
+#[test]
+fn analyze_refuses_configurations_beyond_host_memory_at_once() {
+    let dir = std::env::temp_dir().join(format!("neuralrg-cli-analyze-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (run, out) = (dir.join("run"), dir.join("figures"));
+    let (run, out) = (run.to_str().unwrap(), out.to_str().unwrap());
+    let trained = neuralrg(&[
+        "train",
+        "-L",
+        "256",
+        "--batch",
+        "2",
+        "--hidden",
+        "4",
+        "--couplings",
+        "2",
+        "--depth",
+        "1",
+        "--steps",
+        "1",
+        "--quiet",
+        "--eval-samples",
+        "0",
+        "--out",
+        run,
+    ]);
+    assert!(trained.status.success(), "{trained:?}");
+    for analysis in ["--mi", "--response"] {
+        let args = [
+            "analyze",
+            "--checkpoint",
+            run,
+            "--out",
+            out,
+            analysis,
+            "--samples",
+            "100000",
+        ];
+        let (ok, err, seconds, max_rss_kib) = measured(&args);
+        assert!(!ok, "{args:?} succeeded");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("host memory") && err.contains("reduce --samples"),
+            "{err}"
+        );
+        assert!(seconds < 10.0, "{args:?} took {seconds} s");
+        assert!(
+            max_rss_kib < 512 * 1024,
+            "{args:?} peaked at {max_rss_kib} KiB"
+        );
+        assert!(!std::path::Path::new(out).exists(), "{args:?} wrote {out}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn an_unknown_adapter_is_refused_with_the_list_of_adapters() {
     let out = neuralrg(&["info", "--adapter", "no-such-adapter-xyz"]);
