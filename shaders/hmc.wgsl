@@ -119,8 +119,9 @@ fn decide(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     }
     let dh = ham[hp.chains + c] - ham[c];
     let u = uniform01(bits[c]);
-    // dh == dh is false for NaN; a NaN or +infinite dh rejects.
-    let ok = dh == dh && (dh <= 0.0 || u < exp(-dh));
+    // A NaN or +infinite dh rejects (tested on the bits, which no compiler may assume away); a
+    // chain whose start was not finite (dh = -infinity) moves.
+    let ok = (is_finite(dh) || is_negative_infinity(dh)) && (dh <= 0.0 || u < exp(-dh));
     accepted[c] = select(0u, 1u, ok);
 }
 

@@ -60,7 +60,9 @@ fn coefficients(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         if (lp.flags & SYMMETRIC) != 0u {
             let mx = max(lq, lqn);
             objective = mx + log(exp(lq - mx) + exp(lqn - mx)) - 0.6931471805599453 - ln_pi[s];
-            a = 1.0 / (1.0 + exp(lqn - lq));
+            // w1 = 1 / (1 + q(-x)/q(x)); beyond e^88 the ratio would overflow f32 (which a
+            // compiler may assume never happens), and w1 is 0 to f32 precision anyway.
+            a = 1.0 / (1.0 + exp(min(lqn - lq, 88.0)));
             b = 1.0 - a;
         }
         objective += lp.sym_reg * (lq - lqn);

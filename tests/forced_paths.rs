@@ -82,14 +82,57 @@ fn forces_something(opts: &GpuOptions, plan: &FlowPlan) -> bool {
     chunked || two_d || split || !flow.weights.is_uniform() || opts.accumulate_gradients.is_some()
 }
 
+const OUTPUTS: [&str; 3] = ["grad", "dz", "params after Adam"];
+
 fn assert_same_bits(a: &(StepStats, Vec<Vec<f32>>), b: &(StepStats, Vec<Vec<f32>>), what: &str) {
     assert_eq!(a.0, b.0, "{what}: statistics");
-    for (name, (x, y)) in ["grad", "dz", "params after Adam"]
-        .iter()
-        .zip(a.1.iter().zip(&b.1))
-    {
+    for (name, (x, y)) in OUTPUTS.iter().zip(a.1.iter().zip(&b.1)) {
         let same = x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits());
         assert!(same, "{what}: {name} differs");
+    }
+}
+
+/// Whether two separately compiled shader variants that write the same arithmetic give the same
+/// bits on `ctx`'s adapter. naga marks no expression as exempt from contraction, so a GPU
+/// driver may fuse a multiply and an add into one FMA in one variant and not in the other;
+/// llvmpipe compiles both alike, which these tests hold it to.
+fn variants_compile_alike(ctx: &GpuContext) -> bool {
+    ctx.info.device_type == wgpu::DeviceType::Cpu
+}
+
+/// `got` equals `want` to f32 rounding (relative to the largest value).
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-6 * scale,
+            "{what}: value {i}: {a} vs {b}"
+        );
+    }
+}
+
+/// The same bits where `ctx`'s adapter compiles variants alike, else the same to f32 rounding.
+fn assert_same_arithmetic(
+    ctx: &GpuContext,
+    a: &(StepStats, Vec<Vec<f32>>),
+    b: &(StepStats, Vec<Vec<f32>>),
+    what: &str,
+) {
+    if variants_compile_alike(ctx) {
+        return assert_same_bits(a, b, what);
+    }
+    let stats = |s: &StepStats| [s.loss, s.objective, s.grad_norm];
+    for (x, y) in stats(&a.0).iter().zip(stats(&b.0)) {
+        assert!(
+            (x - y).abs() <= 1e-5 * y.abs(),
+            "{what}: statistics {:?} vs {:?}",
+            a.0,
+            b.0
+        );
+    }
+    for (name, (x, y)) in OUTPUTS.iter().zip(a.1.iter().zip(&b.1)) {
+        assert_close(x, y, &format!("{what}: {name}"));
     }
 }
 
@@ -163,8 +206,14 @@ fn two_dimensional_grids_chunked_reductions_and_storage_weights_give_the_same_bi
             let expected = run(&context(base.clone()), &plan, obj);
             for opts in variants {
                 assert!(forces_something(opts, &plan), "{opts:?} forces nothing");
-                let got = run(&context(opts.clone()), &plan, obj);
-                assert_same_bits(&got, &expected, &format!("{opts:?} {obj:?}"));
+                let ctx = context(opts.clone());
+                let got = run(&ctx, &plan, obj);
+                let what = format!("{opts:?} {obj:?}");
+                match opts.uniform_weights_bytes {
+                    // Weights bound as storage: another compiled variant.
+                    Some(_) => assert_same_arithmetic(&ctx, &got, &expected, &what),
+                    None => assert_same_bits(&got, &expected, &what),
+                }
             }
         }
     }
@@ -211,10 +260,12 @@ fn both_gradient_shapes_agree() {
                     "{obj:?} {slices:?}: gradient {p}: accumulated {a} vs factors {f} (largest {scale})"
                 );
             }
-            assert_eq!(
-                acc[1], fac[1],
-                "{obj:?}: dz does not depend on the gradient shape"
-            );
+            // dz does not depend on the gradient shape, which is another compiled variant.
+            let what = format!("{obj:?} {slices:?}: dz");
+            match variants_compile_alike(&shape(true, None)) {
+                true => assert_eq!(acc[1], fac[1], "{what}"),
+                false => assert_close(&fac[1], &acc[1], &what),
+            }
         }
     }
 }

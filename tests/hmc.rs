@@ -193,3 +193,29 @@ fn two_dimensional_chain_grids_give_the_same_bits() {
     });
     assert_eq!(forced, run(GpuOptions::default()));
 }
+
+/// A trajectory whose Hamiltonian overflows (a step size of 10^6 drives x past f32's range, so
+/// H ends infinite or NaN) is rejected by every chain: the chains keep their finite states.
+#[test]
+fn diverging_trajectories_are_rejected() {
+    let ctx = common::gpu();
+    let config = model_config();
+    let model = Model::init(&ctx, &config, 0.3).unwrap();
+    let chains = 8;
+    let mut hmc = Hmc::new(&ctx, &model, Space::Physical, chains, 1e6, 4, 3).unwrap();
+    let before = hmc.configurations(&ctx).unwrap();
+    let ends = hmc
+        .integrate_from(&ctx, &before, &vec![1.0; chains * N])
+        .unwrap();
+    assert!(
+        ends.hamiltonians[chains..].iter().all(|h| !h.is_finite()),
+        "the test needs trajectories that diverge: {:?}",
+        ends.hamiltonians
+    );
+    for t in 0..3 {
+        assert_eq!(hmc.trajectory(&ctx, t).unwrap(), 0, "trajectory {t}");
+    }
+    let after = hmc.configurations(&ctx).unwrap();
+    assert!(after.iter().all(|v| v.is_finite()));
+    assert_eq!(after, before);
+}

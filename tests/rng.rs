@@ -35,11 +35,15 @@ fn device_normals_match_the_twin() {
     stage.set_step(&ctx, 11);
     ctx.submit("normals", &[&stage.dispatch]).unwrap();
     let got = ctx.read(&out).unwrap();
-    let want = rng::normals(42, 3, 11, n);
+    // Whole blocks, so every value has its Box-Muller partner.
+    let want = rng::normals(42, 3, 11, n.div_ceil(4) * 4);
     // The uniforms are bitwise equal (test above); only the f32 log/cos/sin differ from f64.
+    // Vulkan bounds log's error near 1 only absolutely (2^-21), and r = sqrt(-2 ln u) turns an
+    // absolute error e of ln u into e / r of r: allowed on top of the relative error.
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        let r = want[i & !1].hypot(want[i | 1]);
         assert!(
-            (*g as f64 - w).abs() < 2e-5 * (1.0 + w.abs()),
+            (*g as f64 - w).abs() < 2e-5 * (1.0 + w.abs()) + 2f64.powi(-21) / r,
             "normal {i}: {g} vs {w}"
         );
     }

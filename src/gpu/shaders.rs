@@ -81,8 +81,8 @@ registry! {
     FlowBackward => "flow_backward" ["invocation", "layer", "mlp_layout", "weights", "mlp"] {H = 8, M = 2, UW = 1, UB = 4096, SS = 232, GA = 1},
     GradReduce => "grad_reduce" ["invocation", "mlp_layout"] {SL = 1},
     Loss => "loss" ["invocation", "workgroup_sum"],
-    Adam => "adam" ["invocation", "workgroup_sum"],
-    Hmc => "hmc" ["invocation", "workgroup_sum"],
+    Adam => "adam" ["invocation", "workgroup_sum", "float"],
+    Hmc => "hmc" ["invocation", "workgroup_sum", "float"],
     Observables => "observables" ["invocation", "workgroup_sum"],
 }
 
