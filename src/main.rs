@@ -509,6 +509,9 @@ fn check_output(path: &Path, extension: &str, flag: &str) -> Result<()> {
     if path.extension().and_then(|e| e.to_str()) != Some(extension) {
         bail!("{flag} must end in .{extension} (got {})", path.display());
     }
+    if path.is_dir() {
+        bail!("{flag} names a directory: {}", path.display());
+    }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -562,6 +565,8 @@ fn print_info(ctx: &GpuContext, json: bool) -> Result<()> {
 }
 
 fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
+    // First, so a signal from here on stops the run cleanly rather than killing it.
+    let stop = stop_flag();
     if args.eval_samples == Some(1) {
         bail!("--eval-samples must be 0 (off) or at least 2");
     }
@@ -590,7 +595,6 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
         "training this flow",
         "reduce --hidden, --mlp-layers, --couplings or --depth",
     )?;
-    let stop = stop_flag();
     let ctx = GpuContext::new(gpu)?;
     let summary = train::train(
         &ctx,
@@ -606,6 +610,10 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
             inject_nan_at: args.inject_nan_at,
         },
     )?;
+    if summary.interrupted && summary.completed_steps == 0 {
+        eprintln!("interrupted before the first step: nothing was saved");
+        return Ok(ExitCode::from(130));
+    }
     if let Some(s) = summary.last {
         let exact = summary.neg_ln_z;
         let rel = |f: f64| (f - exact) / exact.abs();
@@ -756,10 +764,27 @@ fn run_bench(args: &BenchArgs, gpu: &GpuOptions) -> Result<()> {
     Ok(())
 }
 
+/// What to change when a buffer that grows with the batch does not fit: the command's own flags
+/// (a checkpoint fixes the lattice).
+fn batch_advice(command: &Command) -> &'static str {
+    match command {
+        Command::Train(_) | Command::Sweep(_) => "reduce --batch (or --batch-final) or --lattice",
+        Command::Hmc(_) | Command::Mcmc(_) => "reduce --chains",
+        Command::Eval { .. } => "reduce --batch",
+        Command::Sample {
+            checkpoint: Some(_),
+            ..
+        } => "reduce --batch",
+        Command::Analyze { .. } => "this checkpoint's lattice is too large for the adapter",
+        _ => "reduce --batch or --lattice",
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     let gpu = GpuOptions {
         adapter: cli.adapter,
         memory_limit: cli.memory_limit,
+        batch_advice: Some(batch_advice(&cli.command)),
         ..GpuOptions::default()
     };
     match cli.command {
@@ -928,6 +953,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             if !(perturb.is_finite() && perturb >= 0.0) {
                 bail!("--perturb must be a non-negative number (got {perturb})");
+            }
+            if checkpoint.is_none() && lattice.is_none() {
+                bail!("--lattice is required with --init (the lattice of the fresh flow)");
             }
             if checkpoint.is_some() && perturb != 0.0 {
                 bail!("--perturb perturbs a fresh flow (--init); drop it with --checkpoint");

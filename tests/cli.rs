@@ -305,6 +305,25 @@ fn sizes_beyond_memory_are_refused_at_once_with_bounded_memory() {
             ],
             &["--batch", "2^36"],
         ),
+        // A ramp's last batch is built first: refused before the first step.
+        (
+            &[
+                "--memory-limit",
+                "64M",
+                "train",
+                "-L",
+                "8",
+                "--batch",
+                "64",
+                "--batch-final",
+                "8192",
+                "--steps",
+                "20",
+                "--out",
+                run,
+            ],
+            &["--memory-limit", "--batch-final"],
+        ),
         (
             &[
                 "sample", "--init", "-L", "4096", "--batch", "4000", "--out", npz,

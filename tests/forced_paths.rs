@@ -271,16 +271,13 @@ fn both_gradient_shapes_agree() {
 }
 
 /// The device-memory budget: a training step's buffers are counted, later steps allocate
-/// nothing more, and under a budget below that total the buffer that would pass it is refused
-/// (by name, with the flag to change) before it is created.
+/// nothing more, a dropped step gives its memory back (so stages built one after another, as
+/// a batch ramp or `bench` builds them, fit a budget of one), and under a budget below one step
+/// the buffer that would pass it is refused (by name, with the flag to change) before it is
+/// created.
 #[test]
 fn the_memory_budget_counts_every_buffer_and_refuses_the_one_past_it() {
     let plan = FlowPlan::new(FlowConfig::new(4, None, Arch::Mera, 2, 8, 2).unwrap());
-    let ctx = context(GpuOptions::default());
-    let before = ctx.allocated_bytes();
-    let (first, _) = run(&ctx, &plan, Objective::PLAIN);
-    let one_run = ctx.allocated_bytes() - before;
-    assert!(first.is_finite() && one_run > 0);
     let target = IsingTarget::new(4, 0.44).unwrap();
     // A fresh plain training stage of the plan on `ctx`.
     let build = |ctx: &GpuContext| {
@@ -296,8 +293,12 @@ fn the_memory_budget_counts_every_buffer_and_refuses_the_one_past_it() {
             1,
         )
     };
+    let ctx = context(GpuOptions::default());
+    let before = ctx.allocated_bytes();
     let mut step = build(&ctx).unwrap();
     let built = ctx.allocated_bytes();
+    let one_step = built - before;
+    assert!(one_step > 0);
     for t in 0..3 {
         step.step(&ctx, t).unwrap();
     }
@@ -306,9 +307,24 @@ fn the_memory_budget_counts_every_buffer_and_refuses_the_one_past_it() {
         built,
         "steps allocated device memory"
     );
+    drop(step);
+    assert_eq!(
+        ctx.allocated_bytes(),
+        before,
+        "a dropped step kept its memory"
+    );
+
+    let exact = context(GpuOptions {
+        memory_limit: Some(before + one_step),
+        ..GpuOptions::default()
+    });
+    for round in 0..3 {
+        let mut step = build(&exact).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert!(step.step(&exact, round).unwrap().is_finite());
+    }
 
     let small = context(GpuOptions {
-        memory_limit: Some(one_run / 2),
+        memory_limit: Some(before + one_step / 2),
         ..GpuOptions::default()
     });
     let err = build(&small)
@@ -319,5 +335,9 @@ fn the_memory_budget_counts_every_buffer_and_refuses_the_one_past_it() {
         err.contains("--memory-limit") && err.contains("reduce --"),
         "{err}"
     );
-    assert!(small.allocated_bytes() <= one_run / 2);
+    assert_eq!(
+        small.allocated_bytes(),
+        before,
+        "a refused stage kept memory"
+    );
 }

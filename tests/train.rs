@@ -404,6 +404,66 @@ fn past_the_rollback_limit_training_stops_with_the_last_good_state() {
     std::fs::remove_dir_all(&fresh).unwrap();
 }
 
+/// A fresh run that ends before its first checkpoint (a NaN at the first step with no rollback
+/// allowed; a stop requested before the first step) keeps nothing: the directory it made goes,
+/// so the same command can start again there.
+#[test]
+fn a_fresh_run_that_ends_before_its_first_checkpoint_leaves_no_directory() {
+    let dir = fresh_dir("first-step");
+    let mut args = vec!["train"];
+    args.extend(&TINY[..TINY.len() - 1]);
+    args.extend(["--steps", "4", "--out", dir.to_str().unwrap()]);
+    let mut faulty = args.clone();
+    faulty.extend(["--inject-nan-at", "1", "--max-rollbacks", "0"]);
+    let out = neuralrg(&faulty);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("No checkpoint was written"), "{err}");
+    assert!(!dir.exists(), "the failed run left {}", dir.display());
+    run_ok(&args);
+    assert_eq!(Checkpoint::load(&dir).unwrap().step, 4);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    use neuralrg_gpu::config::{PartialRunConfig, PartialTrain};
+    use neuralrg_gpu::train::{run, RunOptions, RunStart};
+    let stopped = fresh_dir("stopped");
+    let flags = PartialRunConfig {
+        lattice: Some(4),
+        train: PartialTrain {
+            steps: Some(4),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let RunStart::Train(prepared) = run::start(None, Some(&stopped), flags, true).unwrap() else {
+        panic!("a fresh run is not complete");
+    };
+    std::env::set_var("NODEVICE_SELECT", "1");
+    let ctx = neuralrg_gpu::gpu::GpuContext::new(&Default::default()).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let summary = neuralrg_gpu::train::train(
+        &ctx,
+        &prepared.config,
+        None,
+        RunOptions {
+            dir: prepared.dir.clone(),
+            lock: prepared.lock,
+            steps: 4,
+            quiet: true,
+            stop: &stop,
+            max_rollbacks: 0,
+            inject_nan_at: None,
+        },
+    )
+    .unwrap();
+    assert!(summary.interrupted && summary.completed_steps == 0);
+    assert!(
+        !stopped.exists(),
+        "the stopped run left {}",
+        stopped.display()
+    );
+}
+
 #[test]
 fn bad_resumes_are_refused_without_damage() {
     let dir = fresh_dir("bad");

@@ -193,6 +193,14 @@ pub fn run_hmc_command(args: &HmcArgs, gpu: &GpuOptions) -> Result<()> {
     at_least(args.leapfrog, 1, "--leapfrog")?;
     if let Some(p) = &args.plot {
         super::check_output(p, "png", "--plot")?;
+        // The figure writes its numbers beside it, as FILE.csv (and FILE.svg).
+        let beside = neuralrg_gpu::plot::outputs(p);
+        if let Some(series) = c.series.as_ref().filter(|s| beside.contains(s)) {
+            bail!(
+                "--series {} is where --plot writes its own numbers; choose another name",
+                series.display()
+            );
+        }
     }
     let ck = load(c)?;
     neuralrg_gpu::config::check_batch(args.chains, ck.config.lattice, 1, "--chains")?;
@@ -339,6 +347,12 @@ pub fn run_reference_command(args: &ReferenceArgs) -> Result<()> {
     let beta =
         neuralrg_gpu::config::resolve_beta(args.temperature.beta, args.temperature.temperature)?;
     at_least(args.sweeps, 2, "--sweeps")?;
+    // Three measurements of 8 bytes per sweep, kept for the autocorrelation analysis.
+    super::check_host_memory(
+        24u64.saturating_mul(args.sweeps as u64),
+        "this many sweeps",
+        "reduce --sweeps",
+    )?;
     let r = reference::run(l, beta, args.sweeps, args.thermalise, args.seed);
     print(&r, r.to_text(), args.json)
 }

@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 use super::plan::FlowPlan;
 use super::weights::StepWeights;
 use crate::gpu::WG;
-use crate::gpu::{Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
+use crate::gpu::{fitting_batch, Dispatch, GpuBuffer, GpuContext, GpuError, Shader};
 
 /// Rows (sample, block) per invocation of the coupling kernels: one per vec4 lane.
 pub(crate) const ROWS_PER_INVOCATION: usize = 4;
@@ -61,9 +61,10 @@ impl Flow {
 }
 
 impl Flow {
-    /// z = g^{-1}(x) for every row of `xs` ([count, N]), `batch` rows per submission (the last
-    /// one padded with zeros): the inference pass as a map over any number of configurations,
-    /// for analyses. Each row's arithmetic is the same whatever the batch.
+    /// z = g^{-1}(x) for every row of `xs` ([count, N]), up to `batch` rows per submission (fewer
+    /// where the adapter cannot hold that many; the last one padded with zeros): the inference
+    /// pass as a map over any number of configurations, for analyses. Each row's arithmetic is
+    /// the same whatever the batch.
     pub fn infer_rows(
         &self,
         ctx: &GpuContext,
@@ -72,9 +73,11 @@ impl Flow {
     ) -> Result<Vec<f32>, GpuError> {
         let n = self.plan.config.n_sites();
         assert_eq!(xs.len() % n, 0, "xs must hold whole configurations");
-        let batch = batch.clamp(1, (xs.len() / n).max(1));
-        let state = ctx.storage::<f32>("inferred rows", batch * n)?;
-        let pass = FlowPass::new(ctx, self, &state, batch, Direction::Infer, false)?;
+        let (batch, (state, pass)) = fitting_batch(batch.clamp(1, (xs.len() / n).max(1)), |b| {
+            let state = ctx.storage::<f32>("inferred rows", b * n)?;
+            let pass = FlowPass::new(ctx, self, &state, b, Direction::Infer, false)?;
+            Ok((state, pass))
+        })?;
         let dispatches: Vec<&Dispatch> = pass.dispatches().collect();
         let mut z = Vec::with_capacity(xs.len());
         for rows in xs.chunks(batch * n) {

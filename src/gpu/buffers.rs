@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
-use super::context::GpuContext;
+use super::context::{GpuContext, Reservation};
 use super::error::GpuError;
 
 /// A device buffer of `len` elements of `T`.
@@ -14,6 +14,7 @@ pub struct GpuBuffer<T: Pod> {
     pub buffer: wgpu::Buffer,
     pub len: usize,
     label: String,
+    _reservation: Reservation,
     _t: PhantomData<T>,
 }
 
@@ -23,25 +24,43 @@ impl<T: Pod> GpuBuffer<T> {
     }
 }
 
+/// Builds with `batch` rows, or with half as many again and again while a buffer does not fit
+/// (the adapter's binding limits or the memory budget), down to one row; returns the batch
+/// built with. For stages that map rows independently, so any batch gives the same rows.
+pub fn fitting_batch<T>(
+    mut batch: usize,
+    mut build: impl FnMut(usize) -> Result<T, GpuError>,
+) -> Result<(usize, T), GpuError> {
+    loop {
+        match build(batch) {
+            Err(GpuError::BufferTooLarge { .. } | GpuError::DeviceMemory { .. }) if batch > 1 => {
+                batch /= 2;
+            }
+            built => return built.map(|t| (batch, t)),
+        }
+    }
+}
+
 const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
-/// The flags a buffer's size depends on, from its label: the parameter-sized buffers (the
-/// parameters, their packed copy, Adam's moments, gradients and their partial sums) grow with the
-/// flow, every other one with the batch and the lattice.
-pub(crate) fn advice_for(label: &str) -> &'static str {
-    const PER_PARAMETER: [&str; 5] = ["param", "weights", "adam", "grad", "partial sums"];
-    if label != "grad log pi" && PER_PARAMETER.iter().any(|p| label.contains(p)) {
-        "reduce --hidden, --mlp-layers, --couplings or --depth"
-    } else if label.starts_with("hmc") {
-        "reduce --chains"
-    } else {
-        "reduce --batch or --lattice"
-    }
-}
-
 impl GpuContext {
+    /// The flags a buffer's size depends on, from its label: the parameter-sized buffers (the
+    /// parameters, their packed copy, Adam's moments, gradients and their partial sums) grow with
+    /// the flow, the chains' own with --chains, every other one with the batch and the lattice
+    /// (as the command names them: [`GpuOptions::batch_advice`](super::GpuOptions)).
+    pub(crate) fn advice_for(&self, label: &str) -> &'static str {
+        const PER_PARAMETER: [&str; 5] = ["param", "weights", "adam", "grad", "partial sums"];
+        if label != "grad log pi" && PER_PARAMETER.iter().any(|p| label.contains(p)) {
+            "reduce --hidden, --mlp-layers, --couplings or --depth"
+        } else if label.starts_with("hmc") {
+            "reduce --chains"
+        } else {
+            self.batch_advice
+        }
+    }
+
     /// Refuses a buffer the adapter cannot hold, naming the size and the limit.
     pub fn check_buffer_size(
         &self,
@@ -70,7 +89,7 @@ impl GpuContext {
                     bytes,
                     limit,
                     limit_name,
-                    advice: advice_for(label),
+                    advice: self.advice_for(label),
                 });
             }
         }
@@ -101,7 +120,7 @@ impl GpuContext {
         // Zero-length bindings are invalid; keep one element so empty inputs still bind.
         let bytes = (len.max(1) * std::mem::size_of::<T>()) as u64;
         self.check_buffer_size(label, bytes, false)?;
-        self.reserve(label, bytes)?;
+        let reservation = self.reserve(label, bytes)?;
         let buffer = self.scoped(label, || {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -114,6 +133,7 @@ impl GpuContext {
             buffer,
             len,
             label: label.to_string(),
+            _reservation: reservation,
             _t: PhantomData,
         })
     }
@@ -125,11 +145,11 @@ impl GpuContext {
         Ok(buf)
     }
 
-    /// A uniform buffer holding `value`; rewrite it with [`GpuContext::write_uniform`].
+    /// A uniform buffer holding `value`; rewrite it with [`GpuContext::write_uniform`]. Not
+    /// counted against the memory budget: a few dozen bytes of parameters each.
     pub fn uniform<T: Pod>(&self, label: &str, value: &T) -> Result<wgpu::Buffer, GpuError> {
         let bytes = bytemuck::bytes_of(value);
         self.check_buffer_size(label, bytes.len() as u64, true)?;
-        self.reserve(label, bytes.len() as u64)?;
         self.scoped(label, || {
             self.device
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -225,5 +245,49 @@ impl GpuContext {
         drop(view);
         staging.unmap();
         Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn too_large() -> GpuError {
+        GpuError::BufferTooLarge {
+            label: "rows".into(),
+            bytes: 2,
+            limit: 1,
+            limit_name: "max_buffer_size",
+            advice: "reduce --batch",
+        }
+    }
+
+    #[test]
+    fn fitting_batch_halves_until_the_buffers_fit() {
+        let mut tried = Vec::new();
+        let got = fitting_batch(100, |b| {
+            tried.push(b);
+            if b > 20 {
+                Err(too_large())
+            } else {
+                Ok(b * 10)
+            }
+        });
+        assert_eq!(got.unwrap(), (12, 120));
+        assert_eq!(tried, [100, 50, 25, 12]);
+        // One row that does not fit is the error; another error is not retried.
+        assert!(matches!(
+            fitting_batch(4, |_| Err::<(), _>(too_large())),
+            Err(GpuError::BufferTooLarge { .. })
+        ));
+        let mut calls = 0;
+        let other = fitting_batch(8, |_| {
+            calls += 1;
+            Err::<(), _>(GpuError::Validation {
+                context: "x".into(),
+                message: "y".into(),
+            })
+        });
+        assert!(matches!(other, Err(GpuError::Validation { .. })) && calls == 1);
     }
 }

@@ -38,6 +38,26 @@ pub struct GpuOptions {
     /// more is refused before the buffer that would pass it is created. `None`: no limit of our
     /// own, but a CPU adapter is still held to the host memory available.
     pub memory_limit: Option<u64>,
+    /// What a refusal of a buffer that grows with the batch tells the user to change: the
+    /// command's own flags (`hmc` has --chains, a checkpoint fixes the lattice). `None`:
+    /// "reduce --batch or --lattice".
+    pub batch_advice: Option<&'static str>,
+}
+
+/// Most dispatches one command buffer of [`GpuContext::submit`] records: more than a training
+/// step of the default flow, so that stays one submission.
+pub const MAX_DISPATCHES_PER_SUBMISSION: usize = 512;
+
+/// Bytes counted against a context's memory budget, given back when dropped.
+pub(crate) struct Reservation {
+    counter: Arc<AtomicU64>,
+    bytes: u64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// Where a device-memory budget comes from, for the message that refuses a configuration.
@@ -102,9 +122,11 @@ pub struct GpuContext {
     pub steps_per_dispatch: usize,
     /// The device memory buffers may take in all, and where that bound comes from.
     pub memory_budget: Option<(u64, BudgetSource)>,
-    /// Bytes of every buffer created through this context so far (never decreased: stages live
-    /// as long as the command).
-    allocated: AtomicU64,
+    /// Bytes of the storage buffers created through this context and not yet dropped (each
+    /// gives its bytes back when dropped, so stages built one after another fit one budget).
+    allocated: Arc<AtomicU64>,
+    /// See [`GpuOptions::batch_advice`].
+    pub(crate) batch_advice: &'static str,
     pub(crate) kernels: KernelCache,
 }
 
@@ -261,14 +283,16 @@ impl GpuContext {
             accumulate_gradients,
             steps_per_dispatch: opts.steps_per_dispatch.unwrap_or(usize::MAX).max(1),
             memory_budget,
-            allocated: AtomicU64::new(0),
+            allocated: Arc::new(AtomicU64::new(0)),
+            batch_advice: opts.batch_advice.unwrap_or("reduce --batch or --lattice"),
             kernels: KernelCache::default(),
         }))
     }
 
-    /// Counts `bytes` of a new buffer against the memory budget, refusing it (before it is
-    /// created) where it would pass the budget.
-    pub(crate) fn reserve(&self, label: &str, bytes: u64) -> Result<(), GpuError> {
+    /// Counts `bytes` of a new buffer against the memory budget until the returned reservation
+    /// is dropped (with its buffer), refusing it (before it is created) where it would pass the
+    /// budget.
+    pub(crate) fn reserve(&self, label: &str, bytes: u64) -> Result<Reservation, GpuError> {
         let total = self.allocated.fetch_add(bytes, Ordering::Relaxed) + bytes;
         match self.memory_budget {
             Some((budget, origin)) if total > budget => {
@@ -279,14 +303,17 @@ impl GpuContext {
                     total: crate::memory::human(total),
                     budget: crate::memory::human(budget),
                     origin,
-                    advice: super::buffers::advice_for(label),
+                    advice: self.advice_for(label),
                 })
             }
-            _ => Ok(()),
+            _ => Ok(Reservation {
+                counter: self.allocated.clone(),
+                bytes,
+            }),
         }
     }
 
-    /// Bytes of all buffers created through this context.
+    /// Bytes of the storage buffers of this context that are alive.
     pub fn allocated_bytes(&self) -> u64 {
         self.allocated.load(Ordering::Relaxed)
     }
@@ -307,28 +334,36 @@ impl GpuContext {
         if o.is_some() {
             return Err(GpuError::OutOfMemory {
                 context: context.to_string(),
+                advice: self.advice_for(context),
             });
         }
         Ok(out)
     }
 
     /// Records the dispatches in order into one command buffer and submits it.
+    /// Long lists go as several command buffers of at most [`MAX_DISPATCHES_PER_SUBMISSION`],
+    /// one after another (the same order, so the same results): an HMC trajectory of many
+    /// leapfrog steps would otherwise hold its whole recording in host memory, and keep a GPU
+    /// busy past a display driver's watchdog, in one piece.
     pub fn submit(&self, label: &str, dispatches: &[&Dispatch]) -> Result<(), GpuError> {
-        self.scoped(label, || {
-            let mut enc = self
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-            {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some(label),
-                    timestamp_writes: None,
-                });
-                for d in dispatches {
-                    d.record(&mut pass);
+        for part in dispatches.chunks(MAX_DISPATCHES_PER_SUBMISSION) {
+            self.scoped(label, || {
+                let mut enc = self
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+                {
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(label),
+                        timestamp_writes: None,
+                    });
+                    for d in part {
+                        d.record(&mut pass);
+                    }
                 }
-            }
-            self.queue.submit([enc.finish()]);
-        })
+                self.queue.submit([enc.finish()]);
+            })?;
+        }
+        Ok(())
     }
 
     /// Refuses a kernel whose invocations would run more loop iterations than the adapter

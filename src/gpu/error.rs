@@ -16,8 +16,11 @@ pub enum GpuError {
     RequestDevice { adapter: String, message: String },
     #[error("GPU validation error in {context}: {message}")]
     Validation { context: String, message: String },
-    #[error("GPU out of memory in {context}: reduce --batch or --lattice")]
-    OutOfMemory { context: String },
+    #[error("GPU out of memory in {context}: {advice}")]
+    OutOfMemory {
+        context: String,
+        advice: &'static str,
+    },
     #[error(
         "buffer {label:?} needs {bytes} bytes but the adapter allows at most {limit} bytes ({limit_name}); \
          {advice}"

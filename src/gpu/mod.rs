@@ -9,7 +9,7 @@ pub mod profiler;
 pub mod rng;
 pub mod shaders;
 
-pub use buffers::GpuBuffer;
+pub use buffers::{fitting_batch, GpuBuffer};
 pub use context::{AdapterReport, BudgetSource, GpuContext, GpuOptions};
 pub use error::GpuError;
 pub use kernels::{grid, Dispatch, Kernel};

@@ -10,7 +10,7 @@ use super::lattice::{LatticeFigure, Palette, Panel};
 use super::mutual_information::top_sites;
 use super::{Figure, PlotError};
 use crate::flow::{AdjointPass, Direction, FlowPass};
-use crate::gpu::{GpuContext, GpuError};
+use crate::gpu::{fitting_batch, GpuContext, GpuError};
 use crate::io::checkpoint::Checkpoint;
 use crate::sample::{exact, Model, EVAL_BATCH};
 
@@ -18,8 +18,8 @@ use crate::sample::{exact, Model, EVAL_BATCH};
 const VARIABLES: usize = 4;
 
 /// For each site in `sites`, the mean over the configurations `xs` ([count, N]) of
-/// d z_site / dx (N values), `batch` configurations per submission (the last one padded with
-/// zeros, which are left out of the means): the stages' memory stays that of one batch.
+/// d z_site / dx (N values), up to `batch` configurations per submission (fewer where the adapter
+/// cannot hold that many; the last one padded with zeros, which are left out of the means).
 pub fn latent_response(
     ctx: &GpuContext,
     model: &Model,
@@ -31,13 +31,16 @@ pub fn latent_response(
     let plan = &flow.plan;
     let n = plan.config.n_sites();
     let count = xs.len() / n;
-    let batch = batch.clamp(1, count.max(1));
-    let state = ctx.storage::<f32>("response x", batch * n)?;
-    let pass = FlowPass::new(ctx, flow, &state, batch, Direction::Infer, true)?;
-    let adjoint = ctx.storage::<f32>("response adjoint", batch * n)?;
-    // z_i alone is differentiated: no log-det term.
-    let gamma = ctx.storage::<f32>("response log-det weights", batch)?;
-    let backward = AdjointPass::new(ctx, flow, &pass, &gamma, &adjoint)?;
+    let (batch, (state, pass, adjoint, _gamma, backward)) =
+        fitting_batch(batch.clamp(1, count.max(1)), |b| {
+            let state = ctx.storage::<f32>("response x", b * n)?;
+            let pass = FlowPass::new(ctx, flow, &state, b, Direction::Infer, true)?;
+            let adjoint = ctx.storage::<f32>("response adjoint", b * n)?;
+            // z_i alone is differentiated: no log-det term.
+            let gamma = ctx.storage::<f32>("response log-det weights", b)?;
+            let backward = AdjointPass::new(ctx, flow, &pass, &gamma, &adjoint)?;
+            Ok((state, pass, adjoint, gamma, backward))
+        })?;
     let mut means = vec![vec![0.0f64; n]; sites.len()];
     for rows in xs.chunks(batch * n) {
         let mut padded = rows.to_vec();

@@ -205,12 +205,33 @@ pub fn check_run_dir(dir: &Path, resuming: bool) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// Trains `config` into `opts.dir`, from scratch or from `resume`.
+/// Trains `config` into `opts.dir`, from scratch or from `resume`. A fresh run that ends before
+/// its first checkpoint (an error, a signal) removes the files it wrote, so the directory can
+/// be used again, or goes with its lock if the lock created it.
 pub fn train(
     ctx: &GpuContext,
     config: &RunConfig,
     resume: Option<Checkpoint>,
     opts: RunOptions,
+) -> Result<Summary, TrainError> {
+    let fresh = resume.is_none();
+    let result = run_steps(ctx, config, resume, &opts);
+    if fresh && !opts.dir.join(CHECKPOINT).exists() {
+        for name in [CONFIG_FILE, metrics::FILE_NAME] {
+            let _ = std::fs::remove_file(opts.dir.join(name));
+        }
+    }
+    result
+}
+
+/// The run's settings as trained, beside its checkpoint.
+const CONFIG_FILE: &str = "config.toml";
+
+fn run_steps(
+    ctx: &GpuContext,
+    config: &RunConfig,
+    resume: Option<Checkpoint>,
+    opts: &RunOptions,
 ) -> Result<Summary, TrainError> {
     let dir = &opts.dir;
     check_run_dir(dir, resume.is_some())?;
@@ -249,11 +270,17 @@ pub fn train(
     if resume.is_some() {
         metrics::check(dir).map_err(log_err)?;
     }
-    let mut trainer = build(batch_at(t.batch, t.batch_final, start, t.steps), &params)?;
+    // A ramp's largest batch is built first, so a batch the adapter or the memory budget cannot
+    // hold is refused now rather than in the middle of the run.
+    let first = batch_at(t.batch, t.batch_final, start, t.steps);
+    if let Some(last) = t.batch_final.filter(|&b| b > first) {
+        drop(build(last, &params)?);
+    }
+    let mut trainer = build(first, &params)?;
     if let Some(ck) = &resume {
         trainer.load(ctx, &ck.params, &ck.adam_m, &ck.adam_v)?;
     }
-    let config_path = dir.join("config.toml");
+    let config_path = dir.join(CONFIG_FILE);
     write_atomic(&config_path, config.to_toml().as_bytes()).map_err(io_err(&config_path))?;
     let mut metrics = match resume {
         Some(_) => MetricsWriter::resume(dir, start),
@@ -336,6 +363,8 @@ pub fn train(
             .map(|b| ctx.read(b));
             let [p, m, v] = state;
             let (p, m, v) = (p?, m?, v?);
+            // The old stage's memory goes back before the new one is built.
+            drop(trainer);
             trainer = build(batch, &p)?;
             trainer.load(ctx, &p, &m, &v)?;
         }
