@@ -13,7 +13,7 @@ use neuralrg_gpu::config::{
     RunConfig,
 };
 use neuralrg_gpu::flow::{Arch, FlowPlan};
-use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
+use neuralrg_gpu::gpu::{GpuContext, GpuOptions, SizeAdvice};
 use neuralrg_gpu::io::checkpoint::Checkpoint;
 use neuralrg_gpu::io::write_atomic;
 use neuralrg_gpu::physics::{IsingTarget, Target};
@@ -192,9 +192,10 @@ enum Command {
     /// tanh x in grey. `--mi`: the mutual information (Kraskov-Stoegbauer-Grassberger) among
     /// the 16 coarsest latent variables z = g^{-1}(x) (the inference pass on the device) and
     /// among the physical variables at the same sites, for independent configurations x of pi
-    /// itself (Wolff spins, then x given the spins) (Fig. 4b, c). `--response`: the latent response E[dz_i/dx] of the 4 coarsest
-    /// latent variables over configurations of pi, by the flow's backward stage through the
-    /// inference pass on the device, one lattice per variable (Fig. 4a).
+    /// itself (Wolff spins, then x given the spins) (Fig. 4b, c). `--response`: the latent
+    /// response E[dz_i/dx] of the 4 coarsest latent variables over configurations of pi, by the
+    /// flow's backward stage through the inference pass on the device, one lattice per variable
+    /// (Fig. 4a).
     ///
     /// Writes rg_flow, samples_spins, samples_tanh, mi and response as .png, .svg and .csv
     /// (`panel,row,col,value`) into --out (created if missing).
@@ -764,27 +765,39 @@ fn run_bench(args: &BenchArgs, gpu: &GpuOptions) -> Result<()> {
     Ok(())
 }
 
-/// What to change when a buffer that grows with the batch does not fit: the command's own flags
-/// (a checkpoint fixes the lattice).
-fn batch_advice(command: &Command) -> &'static str {
-    match command {
-        Command::Train(_) | Command::Sweep(_) => "reduce --batch (or --batch-final) or --lattice",
-        Command::Hmc(_) | Command::Mcmc(_) => "reduce --chains",
-        Command::Eval { .. } => "reduce --batch",
-        Command::Sample {
+/// What to change when a buffer does not fit: the command's own flags (a checkpoint fixes the
+/// lattice and the flow).
+fn size_advice(command: &Command) -> SizeAdvice {
+    const FIXED_FLOW: &str = "this checkpoint's flow is too large for the adapter (or raise \
+                              --memory-limit)";
+    let (batch, flow) = match command {
+        Command::Train(args) if args.resume.is_some() => {
+            ("reduce --batch (or --batch-final)", FIXED_FLOW)
+        }
+        Command::Train(_) | Command::Sweep(_) => (
+            "reduce --batch (or --batch-final) or --lattice",
+            SizeAdvice::default().flow,
+        ),
+        Command::Hmc(_) | Command::Mcmc(_) => ("reduce --chains", FIXED_FLOW),
+        Command::Eval { .. }
+        | Command::Sample {
             checkpoint: Some(_),
             ..
-        } => "reduce --batch",
-        Command::Analyze { .. } => "this checkpoint's lattice is too large for the adapter",
-        _ => "reduce --batch or --lattice",
-    }
+        } => ("reduce --batch", FIXED_FLOW),
+        Command::Analyze { .. } => (
+            "this checkpoint's lattice is too large for the adapter (or raise --memory-limit)",
+            FIXED_FLOW,
+        ),
+        _ => return SizeAdvice::default(),
+    };
+    SizeAdvice { batch, flow }
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let gpu = GpuOptions {
         adapter: cli.adapter,
         memory_limit: cli.memory_limit,
-        batch_advice: Some(batch_advice(&cli.command)),
+        size_advice: size_advice(&cli.command),
         ..GpuOptions::default()
     };
     match cli.command {
@@ -850,33 +863,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let ck = Checkpoint::load(&checkpoint)?;
             if mi || response {
-                // Per value of the configurations drawn: the spins (1 byte), x in f64 and f32,
-                // and the latents.
+                // Per value of the configurations drawn: the spins (1 byte), x and the latents
+                // (4 bytes each).
                 check_host_memory(
-                    17 * samples as u64 * (ck.config.lattice as u64).pow(2),
+                    9 * samples as u64 * (ck.config.lattice as u64).pow(2),
                     "analyzing this many configurations",
                     "reduce --samples",
                 )?;
             }
-            let mut written = Vec::new();
             let ctx = GpuContext::new(&gpu)?;
-            if rg_flow {
-                written.extend(neuralrg_gpu::plot::rg_flow::write_rg_flow(
-                    &ctx, &ck, &out, seed,
-                )?);
-            }
-            if mi {
-                written.extend(
-                    neuralrg_gpu::plot::mutual_information::write_mutual_information(
-                        &ctx, &ck, &out, samples, seed,
-                    )?,
-                );
-            }
-            if response {
-                written.extend(neuralrg_gpu::plot::response::write_response(
-                    &ctx, &ck, &out, samples, seed,
-                )?);
-            }
+            let which = neuralrg_gpu::plot::analyze::Analyses {
+                rg_flow,
+                mi,
+                response,
+            };
+            let written =
+                neuralrg_gpu::plot::analyze::analyze(&ctx, &ck, &out, which, samples, seed)?;
             for path in written {
                 println!("wrote {}", path.display());
             }

@@ -352,7 +352,7 @@ fn sizes_beyond_memory_are_refused_at_once_with_bounded_memory() {
 }
 
 /// `analyze` refuses more configurations than host memory holds before drawing any, in one line,
-/// writing nothing (a tiny flow at L = 256: 100,000 configurations take over 100 GiB).
+/// writing nothing (a tiny flow at L = 512: 100,000 configurations take 236 GB).
 #[cfg(unix)]
 #[test]
 fn analyze_refuses_configurations_beyond_host_memory_at_once() {
@@ -363,7 +363,7 @@ fn analyze_refuses_configurations_beyond_host_memory_at_once() {
     let trained = neuralrg(&[
         "train",
         "-L",
-        "256",
+        "512",
         "--batch",
         "2",
         "--hidden",

@@ -276,7 +276,7 @@ fn both_gradient_shapes_agree() {
 /// the buffer that would pass it is refused (by name, with the flag to change) before it is
 /// created.
 #[test]
-fn the_memory_budget_counts_every_buffer_and_refuses_the_one_past_it() {
+fn the_memory_budget_counts_every_storage_buffer_and_refuses_the_one_past_it() {
     let plan = FlowPlan::new(FlowConfig::new(4, None, Arch::Mera, 2, 8, 2).unwrap());
     let target = IsingTarget::new(4, 0.44).unwrap();
     // A fresh plain training stage of the plan on `ctx`.

@@ -121,6 +121,21 @@ pub struct ReferenceArgs {
     json: bool,
 }
 
+/// Whether two output paths name the same file, however they are spelled.
+fn same_file(a: &Path, b: &Path) -> bool {
+    let place = |p: &Path| {
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        (
+            std::fs::canonicalize(dir).ok(),
+            p.file_name().map(|f| f.to_owned()),
+        )
+    };
+    place(a) == place(b)
+}
+
 /// The checkpoint, checked against --lattice, and the series path checked before any work.
 fn load(common: &SamplerCommon) -> Result<Checkpoint> {
     if let Some(path) = &common.series {
@@ -195,7 +210,11 @@ pub fn run_hmc_command(args: &HmcArgs, gpu: &GpuOptions) -> Result<()> {
         super::check_output(p, "png", "--plot")?;
         // The figure writes its numbers beside it, as FILE.csv (and FILE.svg).
         let beside = neuralrg_gpu::plot::outputs(p);
-        if let Some(series) = c.series.as_ref().filter(|s| beside.contains(s)) {
+        if let Some(series) = c
+            .series
+            .as_ref()
+            .filter(|s| beside.iter().any(|b| same_file(s, b)))
+        {
             bail!(
                 "--series {} is where --plot writes its own numbers; choose another name",
                 series.display()
@@ -347,9 +366,10 @@ pub fn run_reference_command(args: &ReferenceArgs) -> Result<()> {
     let beta =
         neuralrg_gpu::config::resolve_beta(args.temperature.beta, args.temperature.temperature)?;
     at_least(args.sweeps, 2, "--sweeps")?;
-    // Three measurements of 8 bytes per sweep, kept for the autocorrelation analysis.
+    // Three measurements of 8 bytes per sweep, kept for the autocorrelation analysis, and the
+    // centred copy of one.
     super::check_host_memory(
-        24u64.saturating_mul(args.sweeps as u64),
+        32u64.saturating_mul(args.sweeps as u64),
         "this many sweeps",
         "reduce --sweeps",
     )?;

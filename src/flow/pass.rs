@@ -80,15 +80,27 @@ impl Flow {
         })?;
         let dispatches: Vec<&Dispatch> = pass.dispatches().collect();
         let mut z = Vec::with_capacity(xs.len());
-        for rows in xs.chunks(batch * n) {
-            let mut padded = rows.to_vec();
-            padded.resize(batch * n, 0.0);
+        for (padded, rows) in padded_chunks(xs, n, batch) {
             ctx.write(&state, &padded);
             ctx.submit("inference", &dispatches)?;
-            z.extend_from_slice(&ctx.read(&state)?[..rows.len()]);
+            z.extend_from_slice(&ctx.read(&state)?[..rows * n]);
         }
         Ok(z)
     }
+}
+
+/// `xs` ([count, n]) in chunks of `batch` rows, each padded with zero rows to `batch`, with the
+/// number of its rows that are real: how analyses feed a stage built for one batch.
+pub fn padded_chunks(
+    xs: &[f32],
+    n: usize,
+    batch: usize,
+) -> impl Iterator<Item = (Vec<f32>, usize)> + '_ {
+    xs.chunks(batch * n).map(move |rows| {
+        let mut padded = rows.to_vec();
+        padded.resize(batch * n, 0.0);
+        (padded, rows.len() / n)
+    })
 }
 
 /// The uniform of the per-layer flow kernels: WGSL `Layer` (shaders/lib/layer.wgsl).

@@ -25,15 +25,19 @@ impl<T: Pod> GpuBuffer<T> {
 }
 
 /// Builds with `batch` rows, or with half as many again and again while a buffer does not fit
-/// (the adapter's binding limits or the memory budget), down to one row; returns the batch
-/// built with. For stages that map rows independently, so any batch gives the same rows.
+/// (the adapter's binding limits, the memory budget, or the driver's), down to one row; returns
+/// the batch built with. For stages that map rows independently, so any batch gives the same rows.
 pub fn fitting_batch<T>(
     mut batch: usize,
     mut build: impl FnMut(usize) -> Result<T, GpuError>,
 ) -> Result<(usize, T), GpuError> {
     loop {
         match build(batch) {
-            Err(GpuError::BufferTooLarge { .. } | GpuError::DeviceMemory { .. }) if batch > 1 => {
+            Err(
+                GpuError::BufferTooLarge { .. }
+                | GpuError::DeviceMemory { .. }
+                | GpuError::OutOfMemory { .. },
+            ) if batch > 1 => {
                 batch /= 2;
             }
             built => return built.map(|t| (batch, t)),
@@ -48,16 +52,14 @@ const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 impl GpuContext {
     /// The flags a buffer's size depends on, from its label: the parameter-sized buffers (the
     /// parameters, their packed copy, Adam's moments, gradients and their partial sums) grow with
-    /// the flow, the chains' own with --chains, every other one with the batch and the lattice
-    /// (as the command names them: [`GpuOptions::batch_advice`](super::GpuOptions)).
+    /// the flow, every other one with the batch and the lattice (as the command names them:
+    /// [`GpuOptions::size_advice`](super::GpuOptions)).
     pub(crate) fn advice_for(&self, label: &str) -> &'static str {
         const PER_PARAMETER: [&str; 5] = ["param", "weights", "adam", "grad", "partial sums"];
         if label != "grad log pi" && PER_PARAMETER.iter().any(|p| label.contains(p)) {
-            "reduce --hidden, --mlp-layers, --couplings or --depth"
-        } else if label.starts_with("hmc") {
-            "reduce --chains"
+            self.size_advice.flow
         } else {
-            self.batch_advice
+            self.size_advice.batch
         }
     }
 

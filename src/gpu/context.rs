@@ -38,10 +38,27 @@ pub struct GpuOptions {
     /// more is refused before the buffer that would pass it is created. `None`: no limit of our
     /// own, but a CPU adapter is still held to the host memory available.
     pub memory_limit: Option<u64>,
-    /// What a refusal of a buffer that grows with the batch tells the user to change: the
-    /// command's own flags (`hmc` has --chains, a checkpoint fixes the lattice). `None`:
-    /// "reduce --batch or --lattice".
-    pub batch_advice: Option<&'static str>,
+    /// What a refusal of a buffer tells the user to change: the command's own flags.
+    pub size_advice: SizeAdvice,
+}
+
+/// What to change when a buffer does not fit, by what its size grows with, as the command's
+/// flags name it (`hmc` has --chains; a checkpoint fixes the lattice and the flow).
+#[derive(Debug, Clone, Copy)]
+pub struct SizeAdvice {
+    /// For buffers that grow with the batch (or the chains) and the lattice.
+    pub batch: &'static str,
+    /// For buffers that grow with the flow's parameters.
+    pub flow: &'static str,
+}
+
+impl Default for SizeAdvice {
+    fn default() -> Self {
+        Self {
+            batch: "reduce --batch or --lattice",
+            flow: "reduce --hidden, --mlp-layers, --couplings or --depth",
+        }
+    }
 }
 
 /// Most dispatches one command buffer of [`GpuContext::submit`] records: more than a training
@@ -125,8 +142,8 @@ pub struct GpuContext {
     /// Bytes of the storage buffers created through this context and not yet dropped (each
     /// gives its bytes back when dropped, so stages built one after another fit one budget).
     allocated: Arc<AtomicU64>,
-    /// See [`GpuOptions::batch_advice`].
-    pub(crate) batch_advice: &'static str,
+    /// See [`GpuOptions::size_advice`].
+    pub(crate) size_advice: SizeAdvice,
     pub(crate) kernels: KernelCache,
 }
 
@@ -284,7 +301,7 @@ impl GpuContext {
             steps_per_dispatch: opts.steps_per_dispatch.unwrap_or(usize::MAX).max(1),
             memory_budget,
             allocated: Arc::new(AtomicU64::new(0)),
-            batch_advice: opts.batch_advice.unwrap_or("reduce --batch or --lattice"),
+            size_advice: opts.size_advice,
             kernels: KernelCache::default(),
         }))
     }
@@ -340,7 +357,7 @@ impl GpuContext {
         Ok(out)
     }
 
-    /// Records the dispatches in order into one command buffer and submits it.
+    /// Records the dispatches in order into command buffers and submits them.
     /// Long lists go as several command buffers of at most [`MAX_DISPATCHES_PER_SUBMISSION`],
     /// one after another (the same order, so the same results): an HMC trajectory of many
     /// leapfrog steps would otherwise hold its whole recording in host memory, and keep a GPU

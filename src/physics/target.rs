@@ -1,6 +1,9 @@
-//! The seam between a physical model and the machinery that learns and samples it: training, the
-//! samplers' forces and the f64 twins' gradient checks see a model only through [`Target`]. A
-//! second model (phi^4, say) is a new file implementing it, with its device stage and its twin.
+//! The seam between a physical model and the machinery that learns it: the training step, the
+//! target stages of sampling and HMC, the estimates' -ln Z and the f64 twins' gradient checks
+//! see a model only through [`Target`]. What a second model (phi^4, say) needs besides a file
+//! implementing it: its choice in the config and in `sample::Model` (which hold the Ising
+//! target today), and its own observables and exact sampler where the samplers compare with
+//! Wolff.
 
 use super::target_stage::TargetStage;
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};

@@ -2,6 +2,7 @@
 //! fonts are needed), each with the numbers behind it as CSV next to it, all written
 //! atomically.
 
+pub mod analyze;
 pub mod lattice;
 pub mod mutual_information;
 pub mod response;

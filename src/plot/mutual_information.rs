@@ -9,9 +9,7 @@ use super::lattice::{LatticeFigure, Palette, Panel};
 use super::{Figure, PlotError};
 use crate::analysis::mutual_information::matrix;
 use crate::gpu::GpuContext;
-use crate::io::checkpoint::Checkpoint;
-use crate::physics::Target;
-use crate::sample::{exact, Model, EVAL_BATCH};
+use crate::sample::{Model, EVAL_BATCH};
 
 /// Variables in each matrix.
 const VARIABLES: usize = 16;
@@ -38,30 +36,34 @@ pub fn top_sites(lattice: usize, depth: usize, count: usize) -> Vec<usize> {
     sites
 }
 
-/// `analyze --mi`: `samples` configurations from pi, the mutual information among the 16
+/// `analyze --mi`: for the configurations `xs` of pi, the mutual information among the 16
 /// coarsest latents and among the physical variables at the same sites, written under `out`
 /// as `mi` (.png, .svg, .csv).
 pub fn write_mutual_information(
     ctx: &GpuContext,
-    ck: &Checkpoint,
+    model: &Model,
+    xs: &[f32],
     out: &Path,
-    samples: usize,
-    seed: u64,
 ) -> Result<Vec<PathBuf>, PlotError> {
-    let model = Model::from_checkpoint(ctx, ck)?;
-    let n = model.target.n_sites();
-    let sites = top_sites(ck.config.lattice, ck.config.flow.depth, VARIABLES);
-    let xs: Vec<f32> = exact::draw(&model.target, samples, seed)
-        .into_iter()
-        .flatten()
-        .map(|v| v as f32)
-        .collect();
-    let zs = model.flow.infer_rows(ctx, &xs, EVAL_BATCH)?;
+    let config = &model.flow.plan.config;
+    let (n, samples) = (config.n_sites(), xs.len() / config.n_sites());
+    let sites = top_sites(config.lattice, config.depth, VARIABLES);
+    let zs = model.flow.infer_rows(ctx, xs, EVAL_BATCH)?;
+    let broken = zs
+        .chunks_exact(n)
+        .filter(|z| z.iter().any(|v| !v.is_finite()))
+        .count();
+    if broken > 0 {
+        return Err(PlotError::Input(format!(
+            "the flow gave non-finite latents for {broken} of {samples} configurations (the \
+             checkpoint is damaged or the flow is broken); no mutual information"
+        )));
+    }
     let column = |values: &[f32], s: usize| -> Vec<f64> {
         values.chunks_exact(n).map(|row| row[s] as f64).collect()
     };
     let latent: Vec<Vec<f64>> = sites.iter().map(|&s| column(&zs, s)).collect();
-    let physical: Vec<Vec<f64>> = sites.iter().map(|&s| column(&xs, s)).collect();
+    let physical: Vec<Vec<f64>> = sites.iter().map(|&s| column(xs, s)).collect();
     let panel = |title: &str, columns: &[Vec<f64>]| Panel {
         title: title.to_string(),
         side: sites.len(),

@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 use super::lattice::{LatticeFigure, Palette, Panel};
 use super::mutual_information::top_sites;
 use super::{Figure, PlotError};
-use crate::flow::{AdjointPass, Direction, FlowPass};
+use crate::flow::{padded_chunks, AdjointPass, Direction, FlowPass};
 use crate::gpu::{fitting_batch, GpuContext, GpuError};
-use crate::io::checkpoint::Checkpoint;
-use crate::sample::{exact, Model, EVAL_BATCH};
+use crate::sample::{Model, EVAL_BATCH};
 
 /// Collective variables drawn.
 const VARIABLES: usize = 4;
@@ -42,14 +41,12 @@ pub fn latent_response(
             Ok((state, pass, adjoint, gamma, backward))
         })?;
     let mut means = vec![vec![0.0f64; n]; sites.len()];
-    for rows in xs.chunks(batch * n) {
-        let mut padded = rows.to_vec();
-        padded.resize(batch * n, 0.0);
+    for (padded, rows) in padded_chunks(xs, n, batch) {
         ctx.write(&state, &padded);
         ctx.submit("response inference", &pass.dispatches().collect::<Vec<_>>())?;
         for (&s, mean) in sites.iter().zip(&mut means) {
             let mut seed = vec![0.0f32; batch * n];
-            for b in 0..rows.len() / n {
+            for b in 0..rows {
                 seed[b * n + s] = 1.0;
             }
             ctx.write(&adjoint, &seed);
@@ -58,7 +55,7 @@ pub fn latent_response(
                 &backward.dispatches().collect::<Vec<_>>(),
             )?;
             let d = ctx.read(&adjoint)?;
-            for row in d[..rows.len()].chunks_exact(n) {
+            for row in d[..rows * n].chunks_exact(n) {
                 for (m, v) in mean.iter_mut().zip(row) {
                     *m += *v as f64 / count as f64;
                 }
@@ -68,24 +65,18 @@ pub fn latent_response(
     Ok(means)
 }
 
-/// `analyze --response`: the response of the 4 coarsest latents, averaged over `samples`
-/// configurations of pi, one lattice per variable, written under `out` as `response`.
+/// `analyze --response`: the response of the 4 coarsest latents, averaged over the
+/// configurations `xs` of pi, one lattice per variable, written under `out` as `response`.
 pub fn write_response(
     ctx: &GpuContext,
-    ck: &Checkpoint,
+    model: &Model,
+    xs: &[f32],
     out: &Path,
-    samples: usize,
-    seed: u64,
 ) -> Result<Vec<PathBuf>, PlotError> {
-    let model = Model::from_checkpoint(ctx, ck)?;
-    let l = ck.config.lattice;
-    let sites = top_sites(l, ck.config.flow.depth, VARIABLES);
-    let xs: Vec<f32> = exact::draw(&model.target, samples, seed)
-        .into_iter()
-        .flatten()
-        .map(|v| v as f32)
-        .collect();
-    let response = latent_response(ctx, &model, &xs, &sites, EVAL_BATCH)?;
+    let config = &model.flow.plan.config;
+    let (l, samples) = (config.lattice, xs.len() / config.n_sites());
+    let sites = top_sites(l, config.depth, VARIABLES);
+    let response = latent_response(ctx, model, xs, &sites, EVAL_BATCH)?;
     let figure = LatticeFigure {
         title: format!("Latent response E[dz_i/dx], {samples} samples of pi"),
         columns: sites.len(),

@@ -11,23 +11,23 @@ use crate::physics::{wolff, IsingTarget};
 use crate::reference::target::apply_a_power;
 use crate::streams;
 
-/// `count` configurations x ([count, N], row-major sites) drawn from pi at the target's beta.
-pub fn draw(target: &IsingTarget, count: usize, seed: u64) -> Vec<Vec<f64>> {
+/// `count` configurations x ([count, N], row-major sites, as the device takes them) drawn from pi
+/// at the target's beta.
+pub fn draw(target: &IsingTarget, count: usize, seed: u64) -> Vec<f32> {
     let l = target.lattice.l;
     let n = l * l;
     let chain_seed = streams::host(seed, streams::Host::Wolff).random::<u64>();
     let spins = wolff::configurations(l, target.beta, count, 2, 200, chain_seed);
     let mut noise = streams::host(seed, streams::Host::ExactNoise);
-    spins
-        .chunks_exact(n)
-        .map(|s| {
-            let s: Vec<f64> = s.iter().map(|v| *v as f64).collect();
-            let xi: Vec<f64> = (0..n).map(|_| noise.sample(StandardNormal)).collect();
-            let mean = apply_a_power(target, &s, 1.0);
-            let spread = apply_a_power(target, &xi, 0.5);
-            mean.iter().zip(&spread).map(|(m, d)| m + d).collect()
-        })
-        .collect()
+    let mut xs = Vec::with_capacity(count * n);
+    for s in spins.chunks_exact(n) {
+        let s: Vec<f64> = s.iter().map(|v| *v as f64).collect();
+        let xi: Vec<f64> = (0..n).map(|_| noise.sample(StandardNormal)).collect();
+        let mean = apply_a_power(target, &s, 1.0);
+        let spread = apply_a_power(target, &xi, 0.5);
+        xs.extend(mean.iter().zip(&spread).map(|(m, d)| (m + d) as f32));
+    }
+    xs
 }
 
 #[cfg(test)]
@@ -43,11 +43,8 @@ mod tests {
         let target = IsingTarget::new(4, BETA_C).unwrap();
         let xs = super::draw(&target, 20_000, 3);
         let s: Vec<f64> = xs
-            .iter()
-            .map(|x| {
-                let x32: Vec<f32> = x.iter().map(|v| *v as f32).collect();
-                measure(&x32, 4, &[0.5; 16]).structure_factor
-            })
+            .chunks_exact(16)
+            .map(|x| measure(x, 4, &[0.5; 16]).structure_factor)
             .collect();
         let n = s.len() as f64;
         let mean = s.iter().sum::<f64>() / n;

@@ -1,7 +1,7 @@
 //! Hybrid Monte Carlo on the device (Algorithm 2 of the paper): one chain per batch row, in the
 //! flow's latent space (U(z) = -ln pi(g(z)) - ln|det dg/dz|, the force from the flow's backward
 //! stage) or in physical space (U(x) = -ln pi(x), the force from the target stage). A trajectory
-//! is one submission: momenta from the device RNG, the leapfrog steps, both Hamiltonians, and
+//! is submitted without a round trip: momenta from the device RNG, the leapfrog steps, both Hamiltonians, and
 //! the Metropolis decision per chain; the chains stay on the device. Kernels:
 //! shaders/hmc.wgsl; twin: src/reference/hmc.rs.
 

@@ -214,6 +214,8 @@ pub fn train(
     resume: Option<Checkpoint>,
     opts: RunOptions,
 ) -> Result<Summary, TrainError> {
+    // The directory held nothing of a run (checked here): what is there afterwards is ours.
+    check_run_dir(&opts.dir, resume.is_some())?;
     let fresh = resume.is_none();
     let result = run_steps(ctx, config, resume, &opts);
     if fresh && !opts.dir.join(CHECKPOINT).exists() {
@@ -234,7 +236,6 @@ fn run_steps(
     opts: &RunOptions,
 ) -> Result<Summary, TrainError> {
     let dir = &opts.dir;
-    check_run_dir(dir, resume.is_some())?;
     opts.lock.remove_stale_temporaries().map_err(io_err(dir))?;
     let target = config.target().expect("validated config");
     let plan = FlowPlan::new(config.flow_config().expect("validated config"));
@@ -275,6 +276,8 @@ fn run_steps(
     let first = batch_at(t.batch, t.batch_final, start, t.steps);
     if let Some(last) = t.batch_final.filter(|&b| b > first) {
         drop(build(last, &params)?);
+        // wgpu frees a dropped buffer once the device is polled.
+        ctx.wait()?;
     }
     let mut trainer = build(first, &params)?;
     if let Some(ck) = &resume {
@@ -365,6 +368,7 @@ fn run_steps(
             let (p, m, v) = (p?, m?, v?);
             // The old stage's memory goes back before the new one is built.
             drop(trainer);
+            ctx.wait()?;
             trainer = build(batch, &p)?;
             trainer.load(ctx, &p, &m, &v)?;
         }
