@@ -357,9 +357,9 @@ impl GpuContext {
         Ok(out)
     }
 
-    /// Records the dispatches in order into command buffers and submits them.
-    /// Long lists go as several command buffers of at most [`MAX_DISPATCHES_PER_SUBMISSION`],
-    /// one after another (the same order, so the same results): an HMC trajectory of many
+    /// Records the dispatches in order into command buffers and submits them: long lists as
+    /// several of at most [`MAX_DISPATCHES_PER_SUBMISSION`], one after another (the same
+    /// order, so the same results), because an HMC trajectory of many
     /// leapfrog steps would otherwise hold its whole recording in host memory, and keep a GPU
     /// busy past a display driver's watchdog, in one piece.
     pub fn submit(&self, label: &str, dispatches: &[&Dispatch]) -> Result<(), GpuError> {
