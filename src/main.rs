@@ -216,7 +216,7 @@ enum Command {
         /// The latent response of the coarsest latent variables.
         #[arg(long)]
         response: bool,
-        /// Configurations drawn for --mi and --response.
+        /// Configurations of pi drawn (once) for --mi and --response.
         #[arg(long, default_value_t = 1000)]
         samples: usize,
         /// Seed of the samples drawn.

@@ -5,6 +5,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::TRAINED;
+
 use common::formats::{read_npy, read_zip};
 
 fn neuralrg(args: &[&str]) -> std::process::Output {
@@ -304,6 +306,50 @@ fn sizes_beyond_memory_are_refused_at_once_with_bounded_memory() {
                 "sample", "--init", "-L", "16", "--batch", huge, "--out", npz,
             ],
             &["--batch", "2^36"],
+        ),
+        // Each command names its own flag: chains for the samplers, the batch for eval (a
+        // checkpoint fixes the lattice).
+        (
+            &[
+                "--memory-limit",
+                "1M",
+                "hmc",
+                "--checkpoint",
+                TRAINED,
+                "--chains",
+                "100000",
+                "--trajectories",
+                "2",
+            ],
+            &["--memory-limit", "; reduce --chains"],
+        ),
+        (
+            &[
+                "--memory-limit",
+                "1M",
+                "mcmc",
+                "--checkpoint",
+                TRAINED,
+                "--chains",
+                "100000",
+                "--iterations",
+                "2",
+            ],
+            &["--memory-limit", "; reduce --chains"],
+        ),
+        (
+            &[
+                "--memory-limit",
+                "1M",
+                "eval",
+                "--checkpoint",
+                TRAINED,
+                "--batch",
+                "100000",
+                "--samples",
+                "100000",
+            ],
+            &["--memory-limit", "; reduce --batch"],
         ),
         // A ramp's last batch is built first: refused before the first step.
         (

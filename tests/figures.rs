@@ -2,10 +2,12 @@
 //! configurations and sample grids, each as PNG, SVG and the CSV behind it; bad input is one
 //! line and writes nothing.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TRAINED: &str = "tests/data/l4-trained.safetensors";
+use common::TRAINED;
 
 fn neuralrg(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))

@@ -7,6 +7,9 @@ pub mod formats;
 
 use std::sync::Arc;
 
+/// A small flow trained at L = 4 (fixed bytes, so tests that read it need no training first).
+pub const TRAINED: &str = "tests/data/l4-trained.safetensors";
+
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
