@@ -537,6 +537,10 @@ impl RunConfig {
     /// `overrides` applied on top of this (a checkpoint's) configuration; refused when they would
     /// change the model or its target.
     pub fn with_overrides(&self, overrides: PartialRunConfig) -> Result<RunConfig, RunConfigError> {
+        // Before resolving: another lattice would first fail a check of the recorded depth.
+        if overrides.lattice.is_some_and(|l| l != self.lattice) {
+            return Err(RunConfigError::ModelChange("--lattice".into()));
+        }
         let merged = overrides.or(self.to_partial()).resolve()?;
         let changed = merged.model_differences(self);
         if changed.is_empty() {
@@ -554,6 +558,28 @@ impl RunConfig {
 #[cfg(test)]
 mod run_config_tests {
     use super::*;
+
+    /// Another lattice is refused as a change of the model, not by the recorded depth it no
+    /// longer fits (L = 32 records depth 5, beyond log2 16).
+    #[test]
+    fn another_lattice_is_a_change_of_the_model() {
+        let at_32 = PartialRunConfig {
+            lattice: Some(32),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        let err = at_32
+            .with_overrides(PartialRunConfig {
+                lattice: Some(16),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&err, RunConfigError::ModelChange(f) if f == "--lattice"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn command_line_overrides_file_overrides_defaults() {

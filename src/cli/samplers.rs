@@ -121,8 +121,31 @@ pub struct ReferenceArgs {
     json: bool,
 }
 
-/// Whether two output paths name the same file, however they are spelled.
+/// Refuses chains whose length overflows a count, or whose measured series (three observables
+/// of 8 bytes per chain and measurement, kept for the autocorrelation analysis) would not fit in
+/// host memory.
+fn chain_lengths(chains: usize, thermalise: usize, measure: usize, flag: &str) -> Result<()> {
+    if thermalise.checked_add(measure).is_none() {
+        bail!("--thermalise plus {flag} is beyond any count; reduce them");
+    }
+    super::check_host_memory(
+        24u64
+            .saturating_mul(chains as u64)
+            .saturating_mul(measure as u64),
+        "chains this long",
+        match flag {
+            "--trajectories" => "reduce --trajectories or --chains",
+            _ => "reduce --iterations or --chains",
+        },
+    )
+}
+
+/// Whether two output paths name the same file, however they are spelled (symbolic links
+/// followed where the file exists).
 fn same_file(a: &Path, b: &Path) -> bool {
+    if let (Ok(a), Ok(b)) = (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        return a == b;
+    }
     let place = |p: &Path| {
         let dir = p
             .parent()
@@ -205,6 +228,12 @@ pub fn run_hmc_command(args: &HmcArgs, gpu: &GpuOptions) -> Result<()> {
     }
     at_least(args.chains, 1, "--chains")?;
     at_least(args.trajectories, 2, "--trajectories")?;
+    chain_lengths(
+        args.chains,
+        args.thermalise,
+        args.trajectories,
+        "--trajectories",
+    )?;
     at_least(args.leapfrog, 1, "--leapfrog")?;
     if let Some(p) = &args.plot {
         super::check_output(p, "png", "--plot")?;
@@ -316,6 +345,12 @@ pub fn run_mcmc_command(args: &McmcArgs, gpu: &GpuOptions) -> Result<()> {
     let c = &args.common;
     at_least(args.chains, 1, "--chains")?;
     at_least(args.iterations, 2, "--iterations")?;
+    chain_lengths(
+        args.chains,
+        args.thermalise,
+        args.iterations,
+        "--iterations",
+    )?;
     if args.method == Method::Reweight && c.series.is_some() {
         bail!("--series writes Markov chains; reweighting draws independent samples, drop it");
     }
