@@ -228,12 +228,6 @@ pub fn run_hmc_command(args: &HmcArgs, gpu: &GpuOptions) -> Result<()> {
     }
     at_least(args.chains, 1, "--chains")?;
     at_least(args.trajectories, 2, "--trajectories")?;
-    chain_lengths(
-        args.chains,
-        args.thermalise,
-        args.trajectories,
-        "--trajectories",
-    )?;
     at_least(args.leapfrog, 1, "--leapfrog")?;
     if let Some(p) = &args.plot {
         super::check_output(p, "png", "--plot")?;
@@ -252,6 +246,12 @@ pub fn run_hmc_command(args: &HmcArgs, gpu: &GpuOptions) -> Result<()> {
     }
     let ck = load(c)?;
     neuralrg_gpu::config::check_batch(args.chains, ck.config.lattice, 1, "--chains")?;
+    chain_lengths(
+        args.chains,
+        args.thermalise,
+        args.trajectories,
+        "--trajectories",
+    )?;
     let ctx = GpuContext::new(gpu)?;
     let model = Model::from_checkpoint(&ctx, &ck)?;
     let schedule = Schedule {
@@ -345,17 +345,17 @@ pub fn run_mcmc_command(args: &McmcArgs, gpu: &GpuOptions) -> Result<()> {
     let c = &args.common;
     at_least(args.chains, 1, "--chains")?;
     at_least(args.iterations, 2, "--iterations")?;
+    if args.method == Method::Reweight && c.series.is_some() {
+        bail!("--series writes Markov chains; reweighting draws independent samples, drop it");
+    }
+    let ck = load(c)?;
+    neuralrg_gpu::config::check_batch(args.chains, ck.config.lattice, 1, "--chains")?;
     chain_lengths(
         args.chains,
         args.thermalise,
         args.iterations,
         "--iterations",
     )?;
-    if args.method == Method::Reweight && c.series.is_some() {
-        bail!("--series writes Markov chains; reweighting draws independent samples, drop it");
-    }
-    let ck = load(c)?;
-    neuralrg_gpu::config::check_batch(args.chains, ck.config.lattice, 1, "--chains")?;
     if args.method == Method::Reweight {
         // Each sample keeps its three observables and its weight until the end.
         super::check_host_memory(
