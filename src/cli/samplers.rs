@@ -121,22 +121,24 @@ pub struct ReferenceArgs {
     json: bool,
 }
 
-/// Refuses chains whose length overflows a count, or whose measured series (three observables
-/// of 8 bytes per chain and measurement, kept for the autocorrelation analysis) would not fit in
-/// host memory.
-fn chain_lengths(chains: usize, thermalise: usize, measure: usize, flag: &str) -> Result<()> {
+/// Refuses chains whose length overflows a count, or whose measurements (`bytes` per chain and
+/// measurement, kept to the end for the statistics) would not fit in host memory.
+fn chain_lengths(
+    chains: usize,
+    thermalise: usize,
+    measure: usize,
+    flag: &str,
+    bytes: u64,
+) -> Result<()> {
     if thermalise.checked_add(measure).is_none() {
         bail!("--thermalise plus {flag} is beyond any count; reduce them");
     }
     super::check_host_memory(
-        24u64
+        bytes
             .saturating_mul(chains as u64)
             .saturating_mul(measure as u64),
         "chains this long",
-        match flag {
-            "--trajectories" => "reduce --trajectories or --chains",
-            _ => "reduce --iterations or --chains",
-        },
+        &format!("reduce {flag} or --chains"),
     )
 }
 
@@ -246,11 +248,13 @@ pub fn run_hmc_command(args: &HmcArgs, gpu: &GpuOptions) -> Result<()> {
     }
     let ck = load(c)?;
     neuralrg_gpu::config::check_batch(args.chains, ck.config.lattice, 1, "--chains")?;
+    // Three observables of 8 bytes per measurement.
     chain_lengths(
         args.chains,
         args.thermalise,
         args.trajectories,
         "--trajectories",
+        24,
     )?;
     let ctx = GpuContext::new(gpu)?;
     let model = Model::from_checkpoint(&ctx, &ck)?;
@@ -350,20 +354,18 @@ pub fn run_mcmc_command(args: &McmcArgs, gpu: &GpuOptions) -> Result<()> {
     }
     let ck = load(c)?;
     neuralrg_gpu::config::check_batch(args.chains, ck.config.lattice, 1, "--chains")?;
+    // Three observables of 8 bytes per measurement; reweighting keeps each sample's weight too.
+    let bytes = match args.method {
+        Method::Reweight => 32,
+        _ => 24,
+    };
     chain_lengths(
         args.chains,
         args.thermalise,
         args.iterations,
         "--iterations",
+        bytes,
     )?;
-    if args.method == Method::Reweight {
-        // Each sample keeps its three observables and its weight until the end.
-        super::check_host_memory(
-            32 * (args.chains as u64).saturating_mul(args.iterations as u64),
-            "reweighting",
-            "reduce --iterations",
-        )?;
-    }
     let ctx = GpuContext::new(gpu)?;
     let model = Model::from_checkpoint(&ctx, &ck)?;
     let report = match args.method {
