@@ -611,8 +611,16 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
             inject_nan_at: args.inject_nan_at,
         },
     )?;
-    if summary.interrupted && summary.completed_steps == 0 {
-        eprintln!("interrupted before the first step: nothing was saved");
+    if summary.interrupted && summary.steps_run == 0 {
+        if summary.completed_steps == 0 {
+            eprintln!("interrupted before the first step: nothing was saved");
+        } else {
+            eprintln!(
+                "interrupted before the first new step: the checkpoint at step {} of {total} is as it was; continue with\n  neuralrg-gpu train --resume {}",
+                summary.completed_steps,
+                neuralrg_gpu::io::shell_word(&dir.display().to_string())
+            );
+        }
         return Ok(ExitCode::from(130));
     }
     if let Some(s) = summary.last {
@@ -910,15 +918,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             check_batch(batch, ck.config.lattice, 1, "--batch")?;
             let ctx = GpuContext::new(&gpu)?;
             let model = Model::from_checkpoint(&ctx, &ck)?;
+            let mut progress = samplers::progress(json, "samples");
             let e = sample::estimate(&ctx, &model, samples, batch, seed, |done| {
-                if !json {
-                    eprint!("\r{done}/{samples} samples");
-                }
+                progress(done.min(samples), samples)
             })?;
             if json {
                 println!("{}", serde_json::to_string(&e)?);
             } else {
-                eprintln!();
                 let kind = if model.symmetric { "symmetrised " } else { "" };
                 println!(
                     "{kind}variational free energy {:.6} +/- {:.6} from {} samples (step {}); exact -ln Z {:.6}; relative error {:.3e}",

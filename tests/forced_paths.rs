@@ -340,4 +340,28 @@ fn the_memory_budget_counts_every_storage_buffer_and_refuses_the_one_past_it() {
         before,
         "a refused stage kept memory"
     );
+
+    // A refusal advises shrinking what holds most of the memory, whichever buffer came last.
+    let advice = neuralrg_gpu::gpu::SizeAdvice::default();
+    let tight = context(GpuOptions {
+        memory_limit: Some(before + 4_000),
+        ..GpuOptions::default()
+    });
+    let rows = tight.storage::<f32>("samples", 900).unwrap();
+    let err = tight
+        .storage::<f32>("params", 200)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.ends_with(advice.batch), "{err}");
+    drop(rows);
+    let params = tight.storage::<f32>("params", 900).unwrap();
+    let err = tight
+        .storage::<f32>("samples", 200)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.ends_with(advice.flow), "{err}");
+    drop(params);
+    assert_eq!(tight.allocated_bytes(), before);
 }

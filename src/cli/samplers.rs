@@ -186,10 +186,15 @@ fn at_least(value: usize, min: usize, flag: &str) -> Result<()> {
     Ok(())
 }
 
-/// A progress line on stderr for text output.
-fn progress(json: bool, what: &'static str) -> impl FnMut(usize, usize) {
+/// A progress line on stderr, for text output to a terminal only (a log file or a pipe would
+/// collect every `\r` update), redrawn at most ten times a second and ended at `total`.
+pub(crate) fn progress(json: bool, what: &'static str) -> impl FnMut(usize, usize) {
+    let show = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last: Option<std::time::Instant> = None;
     move |done, total| {
-        if !json && (done % 10 == 0 || done == total) {
+        let due = last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(100));
+        if show && (due || done == total) {
+            last = Some(std::time::Instant::now());
             eprint!("\r{what}: {done}/{total}");
             if done == total {
                 eprintln!();

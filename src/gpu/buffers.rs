@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
-use super::context::{GpuContext, Reservation};
+use super::context::{GpuContext, Growth, Reservation};
 use super::error::GpuError;
 
 /// A device buffer of `len` elements of `T`.
@@ -55,11 +55,24 @@ impl GpuContext {
     /// the flow, every other one with the batch and the lattice (as the command names them:
     /// [`GpuOptions::size_advice`](super::GpuOptions)).
     pub(crate) fn advice_for(&self, label: &str) -> &'static str {
+        self.advice(Self::growth(label))
+    }
+
+    /// What a buffer grows with, from its label (see [`GpuContext::advice_for`]).
+    pub(crate) fn growth(label: &str) -> Growth {
         const PER_PARAMETER: [&str; 5] = ["param", "weights", "adam", "grad", "partial sums"];
         if label != "grad log pi" && PER_PARAMETER.iter().any(|p| label.contains(p)) {
-            self.size_advice.flow
+            Growth::Flow
         } else {
-            self.size_advice.batch
+            Growth::Batch
+        }
+    }
+
+    /// The command's advice for buffers that grow with `growth`.
+    pub(crate) fn advice(&self, growth: Growth) -> &'static str {
+        match growth {
+            Growth::Batch => self.size_advice.batch,
+            Growth::Flow => self.size_advice.flow,
         }
     }
 

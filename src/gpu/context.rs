@@ -67,15 +67,28 @@ pub const MAX_DISPATCHES_PER_SUBMISSION: usize = 512;
 
 /// Bytes counted against a context's memory budget, given back when dropped.
 pub(crate) struct Reservation {
-    counter: Arc<AtomicU64>,
+    counters: Arc<Allocated>,
+    growth: Growth,
     bytes: u64,
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        self.counter.fetch_sub(self.bytes, Ordering::Relaxed);
+        self.counters[self.growth as usize].fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
+
+/// What a buffer's size grows with, so that a refusal names the flags that would shrink it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Growth {
+    /// The batch (or the chains) and the lattice.
+    Batch = 0,
+    /// The flow's parameters.
+    Flow = 1,
+}
+
+/// Bytes of live buffers, per [`Growth`].
+type Allocated = [AtomicU64; 2];
 
 /// Where a device-memory budget comes from, for the message that refuses a configuration.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -141,7 +154,7 @@ pub struct GpuContext {
     pub memory_budget: Option<(u64, BudgetSource)>,
     /// Bytes of the storage buffers created through this context and not yet dropped (each
     /// gives its bytes back when dropped, so stages built one after another fit one budget).
-    allocated: Arc<AtomicU64>,
+    allocated: Arc<Allocated>,
     /// See [`GpuOptions::size_advice`].
     pub(crate) size_advice: SizeAdvice,
     pub(crate) kernels: KernelCache,
@@ -300,7 +313,7 @@ impl GpuContext {
             accumulate_gradients,
             steps_per_dispatch: opts.steps_per_dispatch.unwrap_or(usize::MAX).max(1),
             memory_budget,
-            allocated: Arc::new(AtomicU64::new(0)),
+            allocated: Arc::new(Default::default()),
             size_advice: opts.size_advice,
             kernels: KernelCache::default(),
         }))
@@ -309,22 +322,35 @@ impl GpuContext {
     /// Counts `bytes` of a new buffer against the memory budget until the returned reservation
     /// is dropped (with its buffer), refusing it (before it is created) where it would pass the
     /// budget.
+    ///
+    /// The refusal advises shrinking what holds most of the total, not what the last buffer
+    /// grows with: a large batch can push a small parameter-sized buffer over the budget.
     pub(crate) fn reserve(&self, label: &str, bytes: u64) -> Result<Reservation, GpuError> {
-        let total = self.allocated.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let growth = Self::growth(label);
+        let counter = &self.allocated[growth as usize];
+        counter.fetch_add(bytes, Ordering::Relaxed);
+        let [batch, flow] = self.allocated.each_ref().map(|c| c.load(Ordering::Relaxed));
         match self.memory_budget {
-            Some((budget, origin)) if total > budget => {
-                self.allocated.fetch_sub(bytes, Ordering::Relaxed);
+            Some((budget, origin)) if batch + flow > budget => {
+                counter.fetch_sub(bytes, Ordering::Relaxed);
+                let larger = if flow > batch {
+                    Growth::Flow
+                } else {
+                    Growth::Batch
+                };
                 Err(GpuError::DeviceMemory {
                     label: label.to_string(),
                     bytes: crate::memory::human(bytes),
-                    total: crate::memory::human(total),
+                    total: crate::memory::human(batch + flow),
+                    flow: crate::memory::human(flow),
                     budget: crate::memory::human(budget),
                     origin,
-                    advice: self.advice_for(label),
+                    advice: self.advice(larger),
                 })
             }
             _ => Ok(Reservation {
-                counter: self.allocated.clone(),
+                counters: self.allocated.clone(),
+                growth,
                 bytes,
             }),
         }
@@ -332,7 +358,10 @@ impl GpuContext {
 
     /// Bytes of the storage buffers of this context that are alive.
     pub fn allocated_bytes(&self) -> u64 {
-        self.allocated.load(Ordering::Relaxed)
+        self.allocated
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes and maps what they catch to typed errors.

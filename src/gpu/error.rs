@@ -35,12 +35,14 @@ pub enum GpuError {
     },
     #[error(
         "buffer {label:?} ({bytes}) would bring this configuration's device memory to at least \
-         {total}, above the {budget} {origin}; {advice}"
+         {total} ({flow} of it parameter-sized), above the {budget} {origin}; {advice}"
     )]
     DeviceMemory {
         label: String,
         bytes: String,
         total: String,
+        /// Of `total`, the bytes of buffers that grow with the flow's parameters.
+        flow: String,
         budget: String,
         origin: super::context::BudgetSource,
         advice: &'static str,
