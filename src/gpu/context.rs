@@ -341,8 +341,11 @@ impl GpuContext {
                 Err(GpuError::DeviceMemory {
                     label: label.to_string(),
                     bytes: crate::memory::human(bytes),
-                    total: crate::memory::human(batch + flow),
-                    flow: crate::memory::human(flow),
+                    total: format!(
+                        "{} ({} of it parameter-sized)",
+                        crate::memory::human(batch + flow),
+                        crate::memory::human(flow)
+                    ),
                     budget: crate::memory::human(budget),
                     origin,
                     advice: self.advice(larger),

@@ -35,14 +35,13 @@ pub enum GpuError {
     },
     #[error(
         "buffer {label:?} ({bytes}) would bring this configuration's device memory to at least \
-         {total} ({flow} of it parameter-sized), above the {budget} {origin}; {advice}"
+         {total}, above the {budget} {origin}; {advice}"
     )]
     DeviceMemory {
         label: String,
         bytes: String,
+        /// The total, and how much of it grows with the flow's parameters.
         total: String,
-        /// Of `total`, the bytes of buffers that grow with the flow's parameters.
-        flow: String,
         budget: String,
         origin: super::context::BudgetSource,
         advice: &'static str,
