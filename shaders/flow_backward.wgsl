@@ -165,15 +165,33 @@ fn hidden_backward(m: u32, base: u32, l: u32, rb: u32) {
         put(p_a + H + j, delta[j]);
 #endif
     }
-    var g2: array<vec4<f32>, H>;
-    for (var i = 0u; i < nh; i++) {
-        var acc = vec4<f32>(0.0);
-        for (var j = 0u; j < nh; j++) {
-            acc += wt(w + j * H + i) * delta[j];
-        }
-        g2[i] = acc * elu_grad(acts[l - 1u][i]);
+    // The deltas of layer l - 1, in blocks of inputs as hidden_forward's blocks of units.
+    let full = nh / HB * HB;
+    for (var ib = 0u; ib < full; ib += HB) {
+        delta_units(w, l, ib, HB);
     }
-    delta = g2;
+    if H % HB != 0u {
+        delta_units(w, l, full, H % HB);
+    }
+    delta = delta_next;
+}
+
+// Layer l - 1's deltas, filled by delta_units.
+var<private> delta_next: array<vec4<f32>, H>;
+
+// Inputs i0 .. i0 + n - 1 (n <= HB, a constant at every call) of hidden layer l: their deltas
+// from layer l's, each delta read once per block; each input's sum runs over the deltas in order.
+fn delta_units(w: u32, l: u32, i0: u32, n: u32) {
+    var acc: array<vec4<f32>, HB>;
+    for (var j = 0u; j < n_hidden(); j++) {
+        let d = delta[j];
+        for (var ii = 0u; ii < n; ii++) {
+            acc[ii] += wt(w + j * H + i0 + ii) * d;
+        }
+    }
+    for (var ii = 0u; ii < n; ii++) {
+        delta_next[i0 + ii] = acc[ii] * elu_grad(acts[l - 1u][i0 + ii]);
+    }
 }
 
 // Backward through the MLP at `base` whose activations are in `acts`, from the output gradient

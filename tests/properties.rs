@@ -361,3 +361,27 @@ fn twin_gradients_equal_finite_differences_over_generated_architectures() {
         twin_matches_finite_differences,
     );
 }
+
+/// Wide hidden layers run in blocks of 8 units and a last block of the rest: one such shape
+/// (two blocks of 8 and one of 4, two hidden-to-hidden layers) through both passes and a
+/// training step, whatever the generated cases draw.
+#[test]
+fn wide_layers_in_blocks_match_the_twin() {
+    let case = Case {
+        lattice: 4,
+        arch: neuralrg_gpu::flow::Arch::Mera,
+        depth: 2,
+        couplings: 2,
+        hidden: 20,
+        mlp_layers: 3,
+        batch: 2,
+        seed: 7,
+        objective: common::cases::OBJECTIVES[0],
+    };
+    assert!(
+        cost::hidden_block(20) == 8,
+        "the case no longer has a partial block"
+    );
+    flow_matches_the_twin(&case).unwrap();
+    step_matches_the_twin(&case).unwrap();
+}

@@ -39,16 +39,38 @@ fn elu_grad(a: vec4<f32>) -> vec4<f32> {
     return select(a + 1.0, vec4<f32>(1.0), a > vec4<f32>(0.0));
 }
 
-// Hidden layer l >= 1 of the MLP at `base`, from layer l - 1's activations.
+// Hidden layer l >= 1 of the MLP at `base`, from layer l - 1's activations, in blocks of HB
+// units (all H of them when H <= UNROLL_MAX; else 8, and a last block of H % HB). A block's sums
+// are accumulators indexed by constants (its loops are short and unroll), and each input
+// activation is read once per block, where a wide layer's activations, indexed by loop
+// variables, are a gather per invocation on lavapipe: once per block, not once per weight.
+// Each unit's sum runs over the inputs in order, as one unit at a time would.
 fn hidden_forward(base: u32, l: u32) {
-    let nh = n_hidden();
     let off = base + 3u * H + (l - 1u) * (H * H + H);
-    for (var j = 0u; j < nh; j++) {
-        var acc = vec4<f32>(wt(off + H * H + j));
-        for (var i = 0u; i < nh; i++) {
-            acc += wt(off + j * H + i) * acts[l - 1u][i];
+    // Whole blocks: the host sets lay.hidden = H, so n_hidden() - full = H % HB.
+    let full = n_hidden() / HB * HB;
+    for (var jb = 0u; jb < full; jb += HB) {
+        hidden_units(off, l, jb, HB);
+    }
+    if H % HB != 0u {
+        hidden_units(off, l, full, H % HB);
+    }
+}
+
+// Units j0 .. j0 + n - 1 (n <= HB, a constant at every call) of hidden layer l.
+fn hidden_units(off: u32, l: u32, j0: u32, n: u32) {
+    var acc: array<vec4<f32>, HB>;
+    for (var jj = 0u; jj < n; jj++) {
+        acc[jj] = vec4<f32>(wt(off + H * H + j0 + jj));
+    }
+    for (var i = 0u; i < n_hidden(); i++) {
+        let a = acts[l - 1u][i];
+        for (var jj = 0u; jj < n; jj++) {
+            acc[jj] += wt(off + (j0 + jj) * H + i) * a;
         }
-        acts[l][j] = elu(acc);
+    }
+    for (var jj = 0u; jj < n; jj++) {
+        acts[l][j0 + jj] = elu(acc[jj]);
     }
 }
 

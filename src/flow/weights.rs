@@ -116,6 +116,7 @@ impl StepWeights {
         vec![
             ("H", plan.layout.hidden as u32),
             ("M", plan.layout.mlp_layers as u32),
+            ("HB", super::cost::hidden_block(plan.layout.hidden) as u32),
             ("UW", self.uniform as u32),
             ("UB", (uniform_window(ctx) / 16) as u32),
             ("SS", self.stride as u32),
