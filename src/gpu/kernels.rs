@@ -186,6 +186,7 @@ impl GpuContext {
             return Ok(k.clone());
         }
         let module = self.shader_module(shader, sizes)?;
+        self.note_slow_compile(sizes);
         let name = format!("{}::{}", shader.name(), entry);
         let bindings =
             entry_bindings(&module.naga, &module.info, entry).ok_or_else(|| GpuError::Binding {
@@ -253,6 +254,27 @@ impl GpuContext {
             .expect("kernel cache")
             .insert(key, kernel.clone());
         Ok(kernel)
+    }
+
+    /// Says once per process, on stderr, that a wide MLP's kernels take long to compile on a CPU
+    /// adapter, so that a first run that prints nothing for minutes is not taken for a hang.
+    /// Measured on lavapipe, every kernel `bench` needs, first run: hidden 20 x 2, 15 s; 32 x 2,
+    /// 20 s; 64 x 2, 69 s; 113 x 2, 207 s (docs/BENCHMARKS.md).
+    fn note_slow_compile(&self, sizes: &[(&'static str, u32)]) {
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let wide = sizes
+            .iter()
+            .find(|&&(n, h)| n == "H" && h as usize > crate::flow::cost::UNROLL_MAX);
+        if let Some((_, h)) = wide {
+            if self.info.device_type == wgpu::DeviceType::Cpu
+                && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                eprintln!(
+                    "note: the kernels of a {h}-wide MLP take a CPU adapter seconds to minutes to \
+                     compile (hidden 64: about a minute) the first time; the driver caches them"
+                );
+            }
+        }
     }
 
     fn shader_module(
