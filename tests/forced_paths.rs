@@ -347,21 +347,14 @@ fn the_memory_budget_counts_every_storage_buffer_and_refuses_the_one_past_it() {
         memory_limit: Some(before + 4_000),
         ..GpuOptions::default()
     });
-    let rows = tight.storage::<f32>("samples", 900).unwrap();
-    let err = tight
-        .storage::<f32>("params", 200)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.ends_with(advice.batch), "{err}");
-    drop(rows);
-    let params = tight.storage::<f32>("params", 900).unwrap();
-    let err = tight
-        .storage::<f32>("samples", 200)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.ends_with(advice.flow), "{err}");
-    drop(params);
+    for (most, last, said) in [
+        ("samples", "params", advice.batch),
+        ("params", "samples", advice.flow),
+    ] {
+        let held = tight.storage::<f32>(most, 900).unwrap();
+        let err = tight.storage::<f32>(last, 200).err().unwrap().to_string();
+        assert!(err.ends_with(said), "{err}");
+        drop(held);
+    }
     assert_eq!(tight.allocated_bytes(), before);
 }
