@@ -40,11 +40,12 @@ fn elu_grad(a: vec4<f32>) -> vec4<f32> {
 }
 
 // Hidden layer l >= 1 of the MLP at `base`, from layer l - 1's activations, in blocks of HB
-// units (all H of them when H <= UNROLL_MAX; else 8, and a last block of H % HB). A block's sums
-// are accumulators indexed by constants (its loops are short and unroll), and each input
-// activation is read once per block, where a wide layer's activations, indexed by loop
-// variables, are a gather per invocation on lavapipe: once per block, not once per weight.
-// Each unit's sum runs over the inputs in order, as one unit at a time would.
+// units (one when H <= UNROLL_MAX, where every loop unrolls and the activations stay in
+// registers; else 8, and a last block of H % HB: flow::cost::hidden_block). A block's sums are
+// accumulators indexed by constants (its loops are short and unroll), and each input activation
+// is read once per block, where a wide layer's activations, indexed by loop variables, are a
+// gather per invocation on lavapipe: once per block, not once per weight. Each unit's sum runs
+// over the inputs in order, as one unit at a time would.
 fn hidden_forward(base: u32, l: u32) {
     let off = base + 3u * H + (l - 1u) * (H * H + H);
     // Whole blocks: the host sets lay.hidden = H, so n_hidden() - full = H % HB.

@@ -14,33 +14,31 @@ pub fn mlp_backward_loops(h: u64, m: u64) -> u64 {
     2 * h + (m - 1) * (2 * h + layer_product_loops(h))
 }
 
-/// A hidden layer's h x h product (`hidden_forward`, and the deltas' in `hidden_backward`).
-/// Narrow widths are counted as written (their loops unroll whole). A wide layer's loops over
-/// the units of a block unroll (at most [`WIDE_BLOCK`] iterations, a constant), so what runs is
-/// the loop over blocks and, per block, the loop over inputs, each counted with one more
-/// iteration per entry. Measured on llvmpipe with the loop-budget checks off: two forwards of
-/// hidden 127 and 128 with 4 layers were exact; with blocks of one unit, which run as many
-/// iterations as the unblocked loops did, hidden 127 with 3 layers was wrong, as counted.
+/// A hidden layer's h x h product (`hidden_forward`, and the deltas' in `hidden_backward`): the
+/// loop over blocks and, per block, the loop over inputs, each counted with one more iteration
+/// per entry; the loops over a block's units unroll (a constant trip count of at most
+/// [`WIDE_BLOCK`]). Narrow widths unroll whole and are counted as written. Measured on llvmpipe
+/// with the loop-budget checks off: two forwards of hidden 127 and 128 with 4 layers were exact;
+/// with blocks of one unit, which run as many iterations as unblocked loops, hidden 127 with 3
+/// layers was wrong, as counted.
 fn layer_product_loops(h: u64) -> u64 {
-    if h <= UNROLL_MAX as u64 {
-        1 + h + h * h
-    } else {
-        let full = h / WIDE_BLOCK as u64;
-        let blocks = h.div_ceil(WIDE_BLOCK as u64);
-        (full + 1) + blocks * (h + 1)
-    }
+    let b = hidden_block(h as usize) as u64;
+    let blocks = h.div_ceil(b);
+    (h / b + 1) + blocks * (h + 1)
 }
 
 /// Widest MLP whose loops the flow kernels run to the constant width, which the compiler
 /// unrolls (`UNROLL_MAX` in shaders/lib/mlp.wgsl); wider ones loop to a uniform.
 pub const UNROLL_MAX: usize = 16;
 
-/// Hidden units per block of the MLP kernels' hidden layers (`HB` in shaders/lib/mlp.wgsl): all
-/// of them up to [`UNROLL_MAX`] (the loops unroll whole), else [`WIDE_BLOCK`], with a last
-/// block of the rest.
+/// Hidden units per block of the MLP kernels' hidden layers (`HB` in shaders/lib/mlp.wgsl): one
+/// up to [`UNROLL_MAX`], else [`WIDE_BLOCK`], with a last block of the rest. A narrow layer's
+/// loops unroll whole, so its activations stay in registers either way; as one block of all H
+/// units (a loop of one trip around the units' loops) lavapipe kept them in scratch memory
+/// instead, and the authors' network ran 6x slower (docs/BENCHMARKS.md).
 pub fn hidden_block(h: usize) -> usize {
     if h <= UNROLL_MAX {
-        h
+        1
     } else {
         WIDE_BLOCK
     }
@@ -123,8 +121,8 @@ mod tests {
     }
 
     #[test]
-    fn only_narrow_layers_are_one_block() {
-        assert_eq!((hidden_block(10), hidden_block(16)), (10, 16));
+    fn narrow_layers_are_blocks_of_one_unit() {
+        assert_eq!((hidden_block(10), hidden_block(16)), (1, 1));
         assert_eq!(
             (hidden_block(17), hidden_block(127)),
             (WIDE_BLOCK, WIDE_BLOCK)
