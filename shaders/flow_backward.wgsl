@@ -142,14 +142,13 @@ fn put(i: u32, v: vec4<f32>) {
 }
 #endif
 
-// The s-MLP's activations, kept while the t-MLP's are in `acts`.
-var<private> acts_s: array<array<vec4<f32>, H>, M>;
+// Layer l's deltas (d loss / d pre-activation) at [l % 2], l a constant at every use: the
+// deltas of layer l - 1, formed from layer l's, go to the other half, with no copy (a wide MLP's
+// are in scratch memory).
+var<private> deltas: array<array<vec4<f32>, H>, 2>;
 
-// The deltas of the layer being carried back (d loss / d pre-activation).
-var<private> delta: array<vec4<f32>, H>;
-
-// Back through hidden layer l >= 1 of the MLP at `base` (constant l, as in mlp_forward): its
-// weights' gradient contributions, then `delta` becomes layer l - 1's deltas.
+// Back through hidden layer l >= 1 (constant, as in mlp_forward) of MLP m (0 = s, 1 = t, also
+// its slot of `acts`) at `base`: its weights' gradient contributions, then layer l - 1's deltas.
 fn hidden_backward(m: u32, base: u32, l: u32, rb: u32) {
     let nh = n_hidden();
     let w = base + 3u * H + (l - 1u) * (H * H + H);
@@ -157,44 +156,40 @@ fn hidden_backward(m: u32, base: u32, l: u32, rb: u32) {
     for (var j = 0u; j < nh; j++) {
 #if GA
         for (var i = 0u; i < nh; i++) {
-            g_hid[m][l - 1u][j][i] += dot(delta[j], acts[l - 1u][i]);
+            g_hid[m][l - 1u][j][i] += dot(deltas[l % 2u][j], acts[m][l - 1u][i]);
         }
-        g_hb[m][l - 1u][j] += dot(delta[j], vec4<f32>(1.0));
+        g_hb[m][l - 1u][j] += dot(deltas[l % 2u][j], vec4<f32>(1.0));
 #else
-        put(p_a + j, acts[l - 1u][j]);
-        put(p_a + H + j, delta[j]);
+        put(p_a + j, acts[m][l - 1u][j]);
+        put(p_a + H + j, deltas[l % 2u][j]);
 #endif
     }
     // The deltas of layer l - 1, in blocks of inputs as hidden_forward's blocks of units.
     let full = nh / HB * HB;
     for (var ib = 0u; ib < full; ib += HB) {
-        delta_units(w, l, ib, HB);
+        delta_units(m, w, l, ib, HB);
     }
     if H % HB != 0u {
-        delta_units(w, l, full, H % HB);
+        delta_units(m, w, l, full, H % HB);
     }
-    delta = delta_next;
 }
-
-// Layer l - 1's deltas, filled by delta_units.
-var<private> delta_next: array<vec4<f32>, H>;
 
 // Inputs i0 .. i0 + n - 1 (n <= HB, a constant at every call) of hidden layer l: their deltas
 // from layer l's, each delta read once per block; each input's sum runs over the deltas in order.
-fn delta_units(w: u32, l: u32, i0: u32, n: u32) {
+fn delta_units(m: u32, w: u32, l: u32, i0: u32, n: u32) {
     var acc: array<vec4<f32>, HB>;
     for (var j = 0u; j < n_hidden(); j++) {
-        let d = delta[j];
+        let d = deltas[l % 2u][j];
         for (var ii = 0u; ii < n; ii++) {
             acc[ii] += wt(w + j * H + i0 + ii) * d;
         }
     }
     for (var ii = 0u; ii < n; ii++) {
-        delta_next[i0 + ii] = acc[ii] * elu_grad(acts[l - 1u][i0 + ii]);
+        deltas[(l - 1u) % 2u][i0 + ii] = acc[ii] * elu_grad(acts[m][l - 1u][i0 + ii]);
     }
 }
 
-// Backward through the MLP at `base` whose activations are in `acts`, from the output gradient
+// Backward through MLP m at `base`, whose activations are in `acts[m]`, from the output gradient
 // d_out; writes the row factors at offset `rb` of each row and returns the gradient with respect
 // to the input.
 fn mlp_backward(m: u32, base: u32, x: Pair, d_out: Pair, rb: u32) -> Pair {
@@ -207,14 +202,14 @@ fn mlp_backward(m: u32, base: u32, x: Pair, d_out: Pair, rb: u32) -> Pair {
     let w_out = base + mlp_out_offset(H, M);
     let p_last = rb + factors_last(H, M);
     for (var i = 0u; i < nh; i++) {
-        let a = acts[M - 1u][i];
+        let a = acts[m][M - 1u][i];
 #if GA
         g_out[m][0][i] += dot(d_out.x, a);
         g_out[m][1][i] += dot(d_out.y, a);
 #else
         put(p_last + i, a);
 #endif
-        delta[i] = (wt(w_out + i) * d_out.x + wt(w_out + H + i) * d_out.y) * elu_grad(a);
+        deltas[(M - 1u) % 2u][i] = (wt(w_out + i) * d_out.x + wt(w_out + H + i) * d_out.y) * elu_grad(a);
     }
 #if GA
     g_ob[m][0] += dot(d_out.x, vec4<f32>(1.0));
@@ -235,14 +230,14 @@ fn mlp_backward(m: u32, base: u32, x: Pair, d_out: Pair, rb: u32) -> Pair {
     var d_in = Pair(vec4<f32>(0.0), vec4<f32>(0.0));
     for (var j = 0u; j < nh; j++) {
 #if GA
-        g_in[m][j][0] += dot(delta[j], x.x);
-        g_in[m][j][1] += dot(delta[j], x.y);
-        g_in[m][j][2] += dot(delta[j], vec4<f32>(1.0));
+        g_in[m][j][0] += dot(deltas[0][j], x.x);
+        g_in[m][j][1] += dot(deltas[0][j], x.y);
+        g_in[m][j][2] += dot(deltas[0][j], vec4<f32>(1.0));
 #else
-        put(rb + 2u + j, delta[j]);
+        put(rb + 2u + j, deltas[0][j]);
 #endif
-        d_in.x += wt(base + 2u * j) * delta[j];
-        d_in.y += wt(base + 2u * j + 1u) * delta[j];
+        d_in.x += wt(base + 2u * j) * deltas[0][j];
+        d_in.y += wt(base + 2u * j + 1u) * deltas[0][j];
     }
     return d_in;
 }
@@ -288,12 +283,11 @@ fn backward_quad(k: u32, first: u32, end: u32) {
     let base_s = step_base(k);
     let base_t = base_s + ms + 2u;
 
-    let o = mlp_forward(base_s, keep.x, keep.y);
-    acts_s = acts;
+    let o = mlp_forward(0u, base_s, keep.x, keep.y);
     let th = Pair(s_tanh(o.x), s_tanh(o.y));
     let scale = s_scale(base_s);
     let s = Pair(scale.x * th.x, scale.y * th.y);
-    let t = mlp_forward(base_t, keep.x, keep.y);
+    let t = mlp_forward(1u, base_t, keep.x, keep.y);
     let au = Pair(pick(a, u0), pick(a, u1));
     let u = Pair(pick(v, u0), pick(v, u1));
     var ds: Pair;
@@ -320,7 +314,6 @@ fn backward_quad(k: u32, first: u32, end: u32) {
     put(f_mlp, ds.x * th.x);
     put(f_mlp + 1u, ds.y * th.y);
 #endif
-    acts = acts_s;
     let d_o = Pair(ds.x * scale.x * (1.0 - th.x * th.x), ds.y * scale.y * (1.0 - th.y * th.y));
     let dk_s = mlp_backward(0u, base_s, keep, d_o, 0u);
     a = place(a, k0, pick(a, k0) + dk_s.x + dk_t.x);

@@ -64,9 +64,10 @@ fn run(gid: vec3<u32>, nwg: vec3<u32>, forward: bool) {
         let base = step_base(k);
         let scale = s_scale(base);
         let keep = Pair(pick(v, k0), pick(v, k1));
-        let o = mlp_forward(base, keep.x, keep.y);
+        // Each MLP's activations are dead after its output: one slot serves both.
+        let o = mlp_forward(0u, base, keep.x, keep.y);
         let s = Pair(scale.x * s_tanh(o.x), scale.y * s_tanh(o.y));
-        let t = mlp_forward(base + mlp_size(H, M) + 2u, keep.x, keep.y);
+        let t = mlp_forward(0u, base + mlp_size(H, M) + 2u, keep.x, keep.y);
         let u = Pair(pick(v, u0), pick(v, u1));
         if forward {
             v = place(v, u0, u.x * exp(s.x) + t.x);

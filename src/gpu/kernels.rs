@@ -271,7 +271,8 @@ impl GpuContext {
             {
                 eprintln!(
                     "note: the kernels of a {h}-wide MLP take a CPU adapter seconds to minutes to \
-                     compile (hidden 64: about a minute) the first time; the driver caches them"
+                     compile (hidden 64: about 20 s; 128 with 4 layers: 2 minutes) the first time; the driver \
+                     caches them"
                 );
             }
         }
