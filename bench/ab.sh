@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Two or more neuralrg-gpu binaries (e.g. the commit before a kernel change and after it) timed
 # on the same configuration, alternating: ROUNDS rounds, each running `bench --json` once per
-# binary in turn. On a shared machine an absolute time moves by up to 2x between runs, so a
-# comparison made one after the other in rounds, keeping each binary's fastest repetition over
-# all rounds, is the one that holds. Prints per workload the fastest time of each binary and the
+# binary in turn (every other round in reverse order). On a shared machine an absolute time
+# moves by up to 2x between runs, so a comparison made in alternating rounds, keeping each
+# binary's fastest repetition over all rounds, is the one that holds. Prints per workload the fastest time of each binary and the
 # ratio first / last (> 1: the last binary is faster).
 #
 # Usage: bench/ab.sh BINARY BINARY... [-- BENCH FLAGS...]
@@ -31,8 +31,16 @@ if [[ ${#bins[@]} -lt 2 ]]; then
     echo "ab.sh: give at least two binaries to compare (bench/ab.sh OLD NEW [-- FLAGS...])" >&2
     exit 2
 fi
+for f in "${flags[@]}"; do
+    case $f in
+    --json | --all-adapters)
+        echo "ab.sh: $f is not for ab.sh (it reads one JSON report per run; pick an adapter with --adapter)" >&2
+        exit 2
+        ;;
+    esac
+done
 for b in "${bins[@]}"; do
-    if [[ ! -x $b ]]; then
+    if [[ ! -f $b || ! -x $b ]]; then
         echo "ab.sh: $b is not an executable neuralrg-gpu binary" >&2
         exit 1
     fi
@@ -45,8 +53,11 @@ fi
 out=${OUT_DIR:-$(mktemp -d)}
 mkdir -p "$out"
 
+n=${#bins[@]}
 for r in $(seq "$rounds"); do
-    for i in "${!bins[@]}"; do
+    # Odd rounds in the order given, even rounds reversed, so no binary always runs first.
+    for k in $(seq 0 $((n - 1))); do
+        i=$(((r % 2) ? k : n - 1 - k))
         echo "ab.sh: round $r of $rounds, ${bins[$i]}" >&2
         "${bins[$i]}" bench "${flags[@]}" --json >"$out/$i.$r.json"
     done

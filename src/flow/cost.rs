@@ -8,10 +8,11 @@ pub fn mlp_forward_loops(h: u64, m: u64) -> u64 {
     2 * h + (m - 1) * layer_product_loops(h)
 }
 
-/// `mlp_backward` (shaders/flow_backward.wgsl): as the forward, and per hidden layer the loops
-/// over its units that write the row factors and carry the deltas back.
+/// `mlp_backward` (shaders/flow_backward.wgsl): as the forward, and per hidden layer the loop
+/// over its units that writes the row factors (or adds the gradients) and the product that
+/// carries the deltas back.
 pub fn mlp_backward_loops(h: u64, m: u64) -> u64 {
-    2 * h + (m - 1) * (2 * h + layer_product_loops(h))
+    2 * h + (m - 1) * (h + 1 + layer_product_loops(h))
 }
 
 /// A hidden layer's h x h product (`hidden_forward`, and the deltas' in `hidden_backward`): the
@@ -32,10 +33,10 @@ fn layer_product_loops(h: u64) -> u64 {
 pub const UNROLL_MAX: usize = 16;
 
 /// Hidden units per block of the MLP kernels' hidden layers (`HB` in shaders/lib/mlp.wgsl): one
-/// up to [`UNROLL_MAX`], else [`WIDE_BLOCK`], with a last block of the rest. A narrow layer's
-/// loops unroll whole, so its activations stay in registers either way; as one block of all H
-/// units (a loop of one trip around the units' loops) lavapipe kept them in scratch memory
-/// instead, and the authors' network ran 6x slower (docs/BENCHMARKS.md).
+/// up to [`UNROLL_MAX`], else [`WIDE_BLOCK`], with a last block of the rest. In blocks of one, a
+/// narrow layer's loops unroll whole and its activations stay in registers; as one block of all
+/// H units (a loop of one trip around the units' loops) lavapipe kept them in scratch memory,
+/// and the authors' network ran 5-7x slower (docs/BENCHMARKS.md).
 pub fn hidden_block(h: usize) -> usize {
     if h <= UNROLL_MAX {
         1
@@ -57,10 +58,10 @@ pub fn coupling_step_loops(h: u64, m: u64) -> u64 {
     2 * mlp_forward_loops(h, m) + ROW_LOOPS
 }
 
-/// One invocation of `coupling_backward`: s and t forward, t and s backward, setting the s
-/// activations aside and back, the rows' load and store loops.
+/// One invocation of `coupling_backward`: s and t forward, t and s backward, the rows' load and
+/// store loops.
 pub fn coupling_backward_loops(h: u64, m: u64) -> u64 {
-    2 * mlp_forward_loops(h, m) + 2 * mlp_backward_loops(h, m) + 2 * h * m + ROW_LOOPS
+    2 * mlp_forward_loops(h, m) + 2 * mlp_backward_loops(h, m) + ROW_LOOPS
 }
 
 /// One group of four rows of `coupling_backward` with accumulated gradients (GA = 1): the plain
@@ -118,6 +119,8 @@ mod tests {
         // did hidden 127 with 4 layers (15 blocks of 8 and one of 7).
         assert!(2 * mlp_forward_loops(128, 4) <= 65_535);
         assert!(2 * mlp_forward_loops(127, 4) <= 65_535);
+        // The widest backward, as docs/ARCHITECTURE.md quotes it.
+        assert_eq!(coupling_backward_loops(128, 4), 26_834);
     }
 
     #[test]

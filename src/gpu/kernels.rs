@@ -258,8 +258,8 @@ impl GpuContext {
 
     /// Says once per process, on stderr, that a wide MLP's kernels take long to compile on a CPU
     /// adapter, so that a first run that prints nothing for minutes is not taken for a hang.
-    /// Measured on lavapipe, every kernel `bench` needs, first run: hidden 20 x 2, 15 s; 32 x 2,
-    /// 20 s; 64 x 2, 69 s; 113 x 2, 207 s (docs/BENCHMARKS.md).
+    /// Measured on lavapipe, every kernel `bench` needs, first run: hidden 20 x 2, 10 s; 32 x 2,
+    /// 9 s; 64 x 2, 18 s; 113 x 2, 43 s; 128 x 4, 112 s (docs/BENCHMARKS.md).
     fn note_slow_compile(&self, sizes: &[(&'static str, u32)]) {
         static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         let wide = sizes
@@ -270,9 +270,9 @@ impl GpuContext {
                 && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
             {
                 eprintln!(
-                    "note: the kernels of a {h}-wide MLP take a CPU adapter seconds to minutes to \
-                     compile (hidden 64: about 20 s; 128 with 4 layers: 2 minutes) the first time; the driver \
-                     caches them"
+                    "note: the kernels of a {h}-wide MLP take a CPU adapter seconds to minutes \
+                     to compile (hidden 64: about 20 s; 128 with 4 layers: 2 minutes) the first \
+                     time; the driver caches them"
                 );
             }
         }
