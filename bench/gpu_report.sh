@@ -2,11 +2,13 @@
 # Everything docs/BENCHMARKS.md asks of a GPU, in one run within a time budget (a rented or
 # borrowed GPU for a few minutes): the adapter, the card's measured fp32 rate, neuralrg-gpu's
 # benchmark of the default flow (L = 32, batch 1024) and of a wide MLP with per-kernel GPU times,
+# one MLP in the flow kernels' shape against a workgroup-cooperative one (bench/mlp_shapes),
 # latent HMC's cost per trajectory outside the force evaluations, the side-by-side comparison with PyTorch eager at batch 64, 256 and 1024 (the authors'
 # network, compare.sh), then torch.compile at batch 1024 if time is left, and a summary.
 #
 # Usage: bench/gpu_report.sh OUT_DIR
-#   Writes into OUT_DIR: info.txt, fp32.json, default.json, wide.json, hmc/ and hmc.txt, eager/ and compile/
+#   Writes into OUT_DIR: info.txt, fp32.json, default.json, wide.json, shapes-narrow.txt and
+#   shapes-wide.txt, hmc/ and hmc.txt, eager/ and compile/
 #   (compare.sh's reports and tables), log.txt and summary.txt. Parts that would start past the
 #   budget are skipped and say so; each part is cut off at the budget's end.
 #
@@ -17,6 +19,7 @@
 #   BUDGET_S       seconds the whole report may take (default 480)
 #   REPS           timed repetitions per workload (default 10)
 #   PYTHON         the interpreter with torch, numpy and safetensors (default python3)
+#   MLP_SHAPES     the bench/mlp_shapes binary (default target/release/mlp-shapes; skipped if absent)
 set -uo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -31,6 +34,7 @@ source "$here/find_binary.sh" gpu_report.sh
 py=${PYTHON:-python3}
 budget=${BUDGET_S:-480}
 reps=${REPS:-10}
+shapes=${MLP_SHAPES:-$repo/target/release/mlp-shapes}
 adapter=()
 [[ -n ${ADAPTER:-} ]] && adapter=(--adapter "$ADAPTER")
 mkdir -p "$out"
@@ -88,6 +92,16 @@ bench=("$bin" bench ${adapter[@]+"${adapter[@]}"} --reps "$reps" --warmup 2 --pr
 # in registers: the case for a workgroup-cooperative MLP kernel).
 part default.json 60 "${bench[@]}" -L 32 --batch 1024
 part wide.json 60 "${bench[@]}" -L 32 --batch 1024 --hidden 64 --mlp-layers 2
+
+# One coupling step's MLP in the flow kernels' shape and in a workgroup-cooperative one
+# (bench/mlp_shapes), at the authors' width and a wide one: whether this adapter favours the
+# cooperative shape, which lavapipe runs 10x slower.
+if [[ -x $shapes ]]; then
+    part shapes-narrow.txt 20 "$shapes" 262144 10 3
+    part shapes-wide.txt 20 "$shapes" 262144 64 2
+else
+    log "skipped the MLP shapes: no $shapes (cargo build --release --manifest-path bench/mlp_shapes/Cargo.toml --target-dir target)"
+fi
 
 # Latent HMC with 1 and with 10 leapfrog steps per trajectory (16 chains, the defaults, on a
 # briefly trained L = 16 flow): the difference is nine force evaluations, the rest is what every
@@ -155,7 +169,7 @@ if all(runs):
     force = (per[1] - per[0]) / 9
     print(f"  per force evaluation {1e3 * force:.3f} ms; per trajectory besides its forces "
           f"{1e3 * (per[0] - 2 * force):.3f} ms")
-for name in ("eager.txt", "compile.txt"):
+for name in ("shapes-narrow.txt", "shapes-wide.txt", "eager.txt", "compile.txt"):
     path = os.path.join(out, name)
     if os.path.exists(path) and os.path.getsize(path):
         print(f"\n{name}:")
