@@ -95,7 +95,7 @@ part wide.json 60 "${bench[@]}" -L 32 --batch 1024 --hidden 64 --mlp-layers 2
 
 # One coupling step's MLP in the flow kernels' shape and in a workgroup-cooperative one
 # (bench/mlp_shapes), at the authors' width and a wide one: whether this adapter favours the
-# cooperative shape, which lavapipe runs 10x slower.
+# cooperative shape, which lavapipe runs several times slower (docs/BENCHMARKS.md).
 if [[ -x $shapes ]]; then
     part shapes-narrow.txt 20 "$shapes" 262144 10 3
     part shapes-wide.txt 20 "$shapes" 262144 64 2

@@ -1,15 +1,21 @@
-//! The same commands on wgpu's GL backend as on Vulkan: every kernel then goes through naga's
-//! GLSL writer and the driver's GLSL compiler instead of SPIR-V, and through wgpu's GL code for
-//! buffers, bindings and barriers. The Metal and DX12 paths cannot run here; tests/shaders.rs
-//! translates every shader for them. On a CPU-only host both backends are Mesa's llvmpipe
-//! (`libegl-mesa0`, `libgles2` for GL), so the results must agree to float rounding.
+//! The same commands on wgpu's GL backend as on Vulkan, on the same device (Mesa's llvmpipe,
+//! which both reach on Linux): every kernel then goes through naga's GLSL writer and Mesa's GLSL
+//! compiler instead of SPIR-V, and through wgpu's GL code for buffers, bindings and barriers, so
+//! the results must agree to float rounding. The Metal and DX12 paths cannot run here;
+//! tests/shaders.rs translates every shader for them. GL through EGL is Linux's: elsewhere this
+//! file has no test.
+#![cfg(target_os = "linux")]
 
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// Both backends run on this adapter, so that they compute on the same device.
+const ADAPTER: &str = "llvmpipe";
+
 fn neuralrg(backend: &str, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))
         .env("WGPU_BACKEND", backend)
+        .args(["--adapter", ADAPTER])
         .args(args)
         .output()
         .expect("run neuralrg-gpu");
@@ -61,19 +67,22 @@ fn json_lines(path: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn gl_backend_trains_evaluates_and_samples_as_vulkan_does() {
-    let info = Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))
-        .env("WGPU_BACKEND", "gl")
-        .args(["info", "--json"])
-        .output()
-        .expect("run neuralrg-gpu");
-    assert!(
-        info.status.success(),
-        "no GL adapter: on a CPU-only Debian/Ubuntu host install Mesa's EGL and GLES drivers \
-         (apt-get install -y libegl1 libegl-mesa0 libgles2): {}",
-        String::from_utf8_lossy(&info.stderr)
-    );
-    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
-    assert_eq!(info["backend"], "Gl", "{info}");
+    for (backend, name) in [("gl", "Gl"), ("vulkan", "Vulkan")] {
+        let info = Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))
+            .env("WGPU_BACKEND", backend)
+            .args(["--adapter", ADAPTER, "info", "--json"])
+            .output()
+            .expect("run neuralrg-gpu");
+        assert!(
+            info.status.success(),
+            "this test runs Mesa's llvmpipe through both Vulkan and GL: install lavapipe and \
+             Mesa's GL driver with EGL (apt-get install -y mesa-vulkan-drivers libvulkan1 \
+             libgl1-mesa-dri libegl1 libegl-mesa0): {}",
+            String::from_utf8_lossy(&info.stderr)
+        );
+        let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+        assert_eq!(info["backend"], name, "{info}");
+    }
 
     let root = std::env::temp_dir().join(format!("neuralrg-backends-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
@@ -100,8 +109,8 @@ fn gl_backend_trains_evaluates_and_samples_as_vulkan_does() {
             ],
         );
         // Latent HMC: the leapfrog, the flow's backward for the force, the decisions and the
-        // observables. Its decisions are discrete, but with the flow's results equal to float
-        // rounding none is near enough to its threshold to flip.
+        // observables. Its decisions are discrete: a difference at float rounding is not
+        // expected to flip one in 10 trajectories of 4 chains.
         let hmc = neuralrg(
             backend,
             &[
@@ -127,17 +136,11 @@ fn gl_backend_trains_evaluates_and_samples_as_vulkan_does() {
         ));
     }
     let (gl, vk) = (&runs[0], &runs[1]);
-    assert_eq!(gl.0.len(), 3);
+    assert_eq!((gl.0.len(), vk.0.len()), (3, 3));
     for (a, b) in gl.0.iter().zip(&vk.0) {
         assert_close(a, b, 1e-5, &["elapsed_s", "samples_per_s"], "metrics");
     }
-    assert_close(
-        &gl.1,
-        &vk.1,
-        1e-5,
-        &["seconds", "samples_per_s"],
-        "eval.json",
-    );
+    assert_close(&gl.1, &vk.1, 1e-5, &[], "eval.json");
     assert_close(&gl.2, &vk.2, 1e-4, &["seconds", "ess_per_s"], "hmc");
     std::fs::remove_dir_all(&root).unwrap();
 }

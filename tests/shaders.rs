@@ -48,10 +48,13 @@ fn every_entry_point_uses_at_most_8_storage_buffers() {
 }
 
 /// Every entry point of every shader variant, with its `override` constants at their defaults,
-/// as the other backends' shader compilers would receive it: Metal (MSL 2.0), DX12 (HLSL shader
-/// model 5.1, what FXC takes) and GL (GLSL ES 3.10), with bounds checks as wgpu emits them for
-/// checked and for trusted stages. Lavapipe exercises only the SPIR-V path, so this is what
-/// keeps a shader edit from breaking the Metal, DX12 and GL backends unseen. No GPU needed.
+/// as the other backends' shader compilers would receive it from wgpu: Metal (MSL 2.0), DX12
+/// (HLSL shader model 5.1, what FXC takes) and GL (GLSL ES 3.10), without zeroing workgroup
+/// memory (as `gpu::kernels` asks), with the bounds checks wgpu-hal asks of each backend for
+/// checked and for trusted stages (Metal: `Restrict`; DX12: restricted indexing; GL: none).
+/// Lavapipe runs only the SPIR-V path, so this is what keeps a shader edit from breaking the Metal
+/// and DX12 backends unseen (tests/backends.rs runs the GL one). Bindings are not resolved:
+/// wgpu maps them from the pipeline layout. No GPU needed.
 #[test]
 fn every_entry_point_translates_for_metal_dx12_and_gl() {
     use naga::back::{glsl, hlsl, msl, pipeline_constants::process_overrides};
@@ -70,20 +73,22 @@ fn every_entry_point_translates_for_metal_dx12_and_gl() {
                             continue;
                         }
                     };
-                for policy in [
-                    BoundsCheckPolicy::ReadZeroSkipWrite,
-                    BoundsCheckPolicy::Unchecked,
-                ] {
-                    let policies = BoundsCheckPolicies {
-                        index: policy,
-                        buffer: policy,
-                        image_load: policy,
-                        binding_array: BoundsCheckPolicy::Unchecked,
+                let entry = Some((naga::ShaderStage::Compute, ep.name.clone()));
+                for checked in [true, false] {
+                    let policy = if checked {
+                        BoundsCheckPolicy::Restrict
+                    } else {
+                        BoundsCheckPolicy::Unchecked
                     };
-                    let entry = Some((naga::ShaderStage::Compute, ep.name.clone()));
                     let msl_options = msl::Options {
                         lang_version: (2, 0),
-                        bounds_check_policies: policies,
+                        bounds_check_policies: BoundsCheckPolicies {
+                            index: policy,
+                            buffer: policy,
+                            image_load: policy,
+                            binding_array: BoundsCheckPolicy::Unchecked,
+                        },
+                        zero_initialize_workgroup_memory: false,
                         ..Default::default()
                     };
                     let msl_pipeline = msl::PipelineOptions {
@@ -91,10 +96,11 @@ fn every_entry_point_translates_for_metal_dx12_and_gl() {
                         ..Default::default()
                     };
                     if let Err(e) = msl::write_string(&module, &info, &msl_options, &msl_pipeline) {
-                        failures.push(format!("{at}, {policy:?}: MSL: {e}"));
+                        failures.push(format!("{at}, checked {checked}: MSL: {e}"));
                     }
                     let hlsl_options = hlsl::Options {
-                        restrict_indexing: policy != BoundsCheckPolicy::Unchecked,
+                        restrict_indexing: checked,
+                        zero_initialize_workgroup_memory: false,
                         ..Default::default()
                     };
                     let hlsl_pipeline = hlsl::PipelineOptions {
@@ -104,27 +110,30 @@ fn every_entry_point_translates_for_metal_dx12_and_gl() {
                     if let Err(e) = hlsl::Writer::new(&mut out, &hlsl_options, &hlsl_pipeline)
                         .write(&module, &info, None)
                     {
-                        failures.push(format!("{at}, {policy:?}: HLSL: {e}"));
+                        failures.push(format!("{at}, checked {checked}: HLSL: {e}"));
                     }
-                    let glsl_options = glsl::Options::default();
-                    let glsl_pipeline = glsl::PipelineOptions {
-                        shader_stage: naga::ShaderStage::Compute,
-                        entry_point: ep.name.clone(),
-                        multiview: None,
-                    };
-                    let mut out = String::new();
-                    let written = glsl::Writer::new(
-                        &mut out,
-                        &module,
-                        &info,
-                        &glsl_options,
-                        &glsl_pipeline,
-                        policies,
-                    )
-                    .and_then(|mut w| w.write().map(|_| ()));
-                    if let Err(e) = written {
-                        failures.push(format!("{at}, {policy:?}: GLSL: {e}"));
-                    }
+                }
+                let glsl_options = glsl::Options {
+                    zero_initialize_workgroup_memory: false,
+                    ..Default::default()
+                };
+                let glsl_pipeline = glsl::PipelineOptions {
+                    shader_stage: naga::ShaderStage::Compute,
+                    entry_point: ep.name.clone(),
+                    multiview: None,
+                };
+                let mut out = String::new();
+                let written = glsl::Writer::new(
+                    &mut out,
+                    &module,
+                    &info,
+                    &glsl_options,
+                    &glsl_pipeline,
+                    BoundsCheckPolicies::default(),
+                )
+                .and_then(|mut w| w.write().map(|_| ()));
+                if let Err(e) = written {
+                    failures.push(format!("{at}: GLSL: {e}"));
                 }
             }
         }

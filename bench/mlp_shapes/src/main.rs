@@ -16,7 +16,7 @@
 //! Every shape sums each unit's inputs in the same order, so the outputs agree to the bit where
 //! the compiler contracts the same multiply-adds.
 //!
-//! Usage: mlp-shapes [ROWS [H [M]]]   (defaults 262144 64 2)
+//! Usage: [ADAPTER=NAME] mlp-shapes [ROWS [H [M]]]   (defaults 262144 64 2)
 
 use std::time::Instant;
 use wgpu::util::DeviceExt;
@@ -192,13 +192,28 @@ fn main() {
         "ROWS >= 1, H in 1..=128, M in 1..=4"
     );
 
+    // The adapter neuralrg-gpu would choose: the one whose name contains $ADAPTER, else a real
+    // GPU before a CPU one, and Vulkan/Metal/DX12 before GL (WGPU_BACKEND restricts them).
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env());
-    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-        power_preference: wgpu::PowerPreference::HighPerformance,
-        ..Default::default()
-    }))
-    .expect("no adapter: see neuralrg-gpu info");
+    let adapters =
+        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all().with_env()));
+    let wanted = std::env::var("ADAPTER").unwrap_or_default().to_lowercase();
+    let adapter = adapters
+        .into_iter()
+        .filter(|a| a.get_info().name.to_lowercase().contains(&wanted))
+        .min_by_key(|a| {
+            let i = a.get_info();
+            let rank = match i.device_type {
+                wgpu::DeviceType::DiscreteGpu => 0,
+                wgpu::DeviceType::IntegratedGpu => 1,
+                wgpu::DeviceType::VirtualGpu => 2,
+                wgpu::DeviceType::Cpu => 3,
+                wgpu::DeviceType::Other => 4,
+            };
+            (rank, i.backend == wgpu::Backend::Gl)
+        })
+        .expect("no adapter (whose name contains $ADAPTER): see neuralrg-gpu info");
     let info = adapter.get_info();
     println!(
         "{} ({:?}) | {rows} rows, MLP 2 -> {h} x {m} -> 2",
@@ -234,7 +249,9 @@ fn main() {
     let y = device.create_buffer(&wgpu::BufferDescriptor {
         label: None,
         size: bytes,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
     let staging = device.create_buffer(&wgpu::BufferDescriptor {
@@ -270,6 +287,10 @@ fn main() {
             println!("{name:13} skipped: the weights exceed the adapter's uniform binding");
             continue;
         }
+        // A shape that wrote nothing must not pass on the last one's output.
+        let mut encoder = device.create_command_encoder(&Default::default());
+        encoder.clear_buffer(&y, 0, None);
+        queue.submit([encoder.finish()]);
         let start = Instant::now();
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(name),
@@ -280,7 +301,11 @@ fn main() {
             layout: None,
             module: &module,
             entry_point: Some("main"),
-            compilation_options: Default::default(),
+            // As the flow kernels: workgroup memory is written before it is read.
+            compilation_options: wgpu::PipelineCompilationOptions {
+                zero_initialize_workgroup_memory: false,
+                ..Default::default()
+            },
             cache: None,
         });
         let entries = [
