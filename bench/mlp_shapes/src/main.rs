@@ -11,7 +11,9 @@
 //!   fused MLP: a workgroup of H invocations, one per hidden unit, carries tiles of R rows whose
 //!   activations stay in workgroup memory between layers; each invocation reads its own unit's
 //!   weights (from the uniform block, or from storage, where GPUs serve per-invocation addresses
-//!   without serialising them).
+//!   without serialising them);
+//! - `coop-vec4`: the cooperative shape with storage weights, reading the activations four at a
+//!   time (H a multiple of 4).
 //!
 //! Every shape sums each unit's inputs in the same order, so the outputs agree to the bit where
 //! the compiler contracts the same multiply-adds.
@@ -125,8 +127,34 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     )
 }
 
-/// The workgroup-cooperative shape.
-fn cooperative(h: usize, m: usize, uniform: bool) -> String {
+/// The workgroup-cooperative shape; `four`: a hidden layer reads the activations four at a time
+/// (H a multiple of 4).
+fn cooperative(h: usize, m: usize, uniform: bool, four: bool) -> String {
+    let (acts, hidden) = if four {
+        (
+            "var<workgroup> acts: array<array<vec4<f32>, H / 4u>, R>;
+fn set_act(r: u32, j: u32, v: f32) { acts[r][j / 4u][j % 4u] = v; }
+fn act(r: u32, i: u32) -> f32 { return acts[r][i / 4u][i % 4u]; }",
+            "for (var i = 0u; i < H; i += 4u) {
+        let c = off + j * H + i;
+        let wv = vec4<f32>(w(c), w(c + 1u), w(c + 2u), w(c + 3u));
+        for (var r = 0u; r < R; r++) {
+          let a = acts[r][i / 4u];
+          acc[r] += wv.x * a.x; acc[r] += wv.y * a.y; acc[r] += wv.z * a.z; acc[r] += wv.w * a.w;
+        }
+      }",
+        )
+    } else {
+        (
+            "var<workgroup> acts: array<array<f32, H>, R>;
+fn set_act(r: u32, j: u32, v: f32) { acts[r][j] = v; }
+fn act(r: u32, i: u32) -> f32 { return acts[r][i]; }",
+            "for (var i = 0u; i < H; i++) {
+        let wi = w(off + j * H + i);
+        for (var r = 0u; r < R; r++) { acc[r] += wi * act(r, i); }
+      }",
+        )
+    };
     format!(
         "const H: u32 = {h}u;
 const M: u32 = {m}u;
@@ -134,7 +162,7 @@ const R: u32 = {TILE_ROWS}u;
 const TILES: u32 = {TILES}u;
 {COMMON}
 {weights}
-var<workgroup> acts: array<array<f32, H>, R>;
+{acts}
 var<workgroup> xin: array<vec2<f32>, R>;
 fn elu(v: f32) -> f32 {{ return select(exp(v) - 1.0, v, v > 0.0); }}
 @compute @workgroup_size(H)
@@ -147,25 +175,22 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     for (var k = j; k < R; k += H) {{ xin[k] = x[min(r0 + k, p.rows - 1u)]; }}
     workgroupBarrier();
     let w0 = w(2u * j); let w1 = w(2u * j + 1u); let b0 = w(2u * H + j);
-    for (var r = 0u; r < R; r++) {{ acts[r][j] = elu(w0 * xin[r].x + w1 * xin[r].y + b0); }}
+    for (var r = 0u; r < R; r++) {{ set_act(r, j, elu(w0 * xin[r].x + w1 * xin[r].y + b0)); }}
     workgroupBarrier();
     for (var l = 1u; l < M; l++) {{
       let off = 3u * H + (l - 1u) * (H * H + H);
       var acc: array<f32, R>;
       let b = w(off + H * H + j);
       for (var r = 0u; r < R; r++) {{ acc[r] = b; }}
-      for (var i = 0u; i < H; i++) {{
-        let wi = w(off + j * H + i);
-        for (var r = 0u; r < R; r++) {{ acc[r] += wi * acts[r][i]; }}
-      }}
+      {hidden}
       workgroupBarrier();
-      for (var r = 0u; r < R; r++) {{ acts[r][j] = elu(acc[r]); }}
+      for (var r = 0u; r < R; r++) {{ set_act(r, j, elu(acc[r])); }}
       workgroupBarrier();
     }}
     let off = 3u * H + (M - 1u) * (H * H + H);
     for (var k = j; k < R; k += H) {{
       var o = vec2<f32>(w(off + 2u * H), w(off + 2u * H + 1u));
-      for (var i = 0u; i < H; i++) {{ o += vec2<f32>(w(off + i), w(off + H + i)) * acts[k][i]; }}
+      for (var i = 0u; i < H; i++) {{ o += vec2<f32>(w(off + i), w(off + H + i)) * act(k, i); }}
       if r0 + k < p.rows {{ y[r0 + k] = o; }}
     }}
     workgroupBarrier();
@@ -268,13 +293,19 @@ fn main() {
         ("rows1", per_row(h, m, false), &w_uniform, WG),
         (
             "coop-uniform",
-            cooperative(h, m, true),
+            cooperative(h, m, true, false),
             &w_uniform,
             TILE_ROWS * TILES,
         ),
         (
             "coop-storage",
-            cooperative(h, m, false),
+            cooperative(h, m, false, false),
+            &w_storage,
+            TILE_ROWS * TILES,
+        ),
+        (
+            "coop-vec4",
+            cooperative(h, m, false, true),
             &w_storage,
             TILE_ROWS * TILES,
         ),
@@ -283,6 +314,10 @@ fn main() {
         <= device.limits().max_uniform_buffer_binding_size;
     let mut reference: Option<Vec<f32>> = None;
     for (name, source, w, rows_per_group) in shapes {
+        if name == "coop-vec4" && !h.is_multiple_of(4) {
+            println!("{name:13} skipped: H is not a multiple of 4");
+            continue;
+        }
         if std::ptr::eq(w, &w_uniform) && !uniform_fits {
             println!("{name:13} skipped: the weights exceed the adapter's uniform binding");
             continue;
