@@ -54,7 +54,8 @@ struct Cli {
 // check (naming it and its range) rather than as an unknown argument.
 #[derive(Subcommand)]
 enum Command {
-    /// Print the GPU adapter, the limits that bound lattice and batch sizes, and optional features.
+    /// Print the GPU adapter, the limits that bound lattice and batch sizes, optional features, and
+    /// every adapter found (the names `--adapter` takes).
     #[command(allow_negative_numbers = true)]
     Info {
         /// One JSON object on stdout instead of text.
@@ -525,8 +526,11 @@ fn check_output(path: &Path, extension: &str, flag: &str) -> Result<()> {
 
 fn print_info(ctx: &GpuContext, json: bool) -> Result<()> {
     let r = ctx.report();
+    let adapters = GpuContext::adapters()?;
     if json {
-        println!("{}", serde_json::to_string(&r)?);
+        let mut v = serde_json::to_value(&r)?;
+        v["adapters"] = serde_json::to_value(&adapters)?;
+        println!("{v}");
         return Ok(());
     }
     println!("adapter      {}", r.name);
@@ -562,6 +566,17 @@ fn print_info(ctx: &GpuContext, json: bool) -> Result<()> {
     println!("  SHADER_F16       {}", r.shader_f16);
     println!("  TIMESTAMP_QUERY  {}", r.timestamp_query);
     println!("  SUBGROUP         {}", r.subgroup);
+    println!("adapters found (* this one; --adapter NAME picks one by part of its name)");
+    for a in &adapters {
+        let this = a.name == r.name && a.backend == r.backend;
+        println!(
+            "  {} {}  ({}, {})",
+            if this { "*" } else { " " },
+            a.name,
+            a.backend,
+            a.device_type
+        );
+    }
     Ok(())
 }
 
@@ -736,7 +751,10 @@ fn run_bench(args: &BenchArgs, gpu: &GpuOptions) -> Result<()> {
         profile: args.profile,
     };
     let adapters: Vec<Option<String>> = if args.all_adapters {
-        GpuContext::adapter_names()?.into_iter().map(Some).collect()
+        GpuContext::adapters()?
+            .into_iter()
+            .map(|a| Some(a.name))
+            .collect()
     } else {
         vec![gpu.adapter.clone()]
     };

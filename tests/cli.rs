@@ -477,6 +477,22 @@ fn info_json_names_the_adapter() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!v["name"].as_str().unwrap().is_empty());
     assert!(v["max_storage_buffer_binding_size"].as_u64().unwrap() > 0);
+    // Every adapter found, the chosen one among them, so a user can name another.
+    let adapters = v["adapters"].as_array().unwrap();
+    assert!(
+        adapters
+            .iter()
+            .any(|a| a["name"] == v["name"] && a["backend"] == v["backend"]),
+        "{v}"
+    );
+    let text = neuralrg(&["info"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    let name = v["name"].as_str().unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  * ") && l.contains(name)),
+        "{text}"
+    );
 }
 
 #[test]

@@ -217,13 +217,20 @@ impl GpuContext {
         (adapters, tried)
     }
 
-    /// The names of the adapters [`GpuContext::new`] can choose from.
-    pub fn adapter_names() -> Result<Vec<String>, GpuError> {
+    /// The adapters [`GpuContext::new`] can choose from.
+    pub fn adapters() -> Result<Vec<AdapterSummary>, GpuError> {
         check_backend_variable()?;
         Ok(Self::enumerate()
             .0
             .iter()
-            .map(|a| a.get_info().name)
+            .map(|a| {
+                let i = a.get_info();
+                AdapterSummary {
+                    name: i.name,
+                    backend: format!("{:?}", i.backend),
+                    device_type: format!("{:?}", i.device_type),
+                }
+            })
             .collect())
     }
 
@@ -442,6 +449,14 @@ impl GpuContext {
             .map(|_| ())
             .map_err(|e| GpuError::Poll(e.to_string()))
     }
+}
+
+/// An adapter wgpu finds, as `neuralrg-gpu info` lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
 }
 
 /// What `neuralrg-gpu info` prints.

@@ -10,7 +10,9 @@ pub mod rng;
 pub mod shaders;
 
 pub use buffers::{fitting_batch, GpuBuffer};
-pub use context::{AdapterReport, BudgetSource, GpuContext, GpuOptions, SizeAdvice};
+pub use context::{
+    AdapterReport, AdapterSummary, BudgetSource, GpuContext, GpuOptions, SizeAdvice,
+};
 pub use error::GpuError;
 pub use kernels::{grid, Dispatch, Kernel};
 pub use shaders::Shader;
