@@ -569,8 +569,13 @@ fn print_info(ctx: &GpuContext, json: bool) -> Result<()> {
     println!("adapters found (* this one; --adapter NAME picks one by part of its name)");
     for a in &adapters {
         let this = a.name == r.name && a.backend == r.backend;
+        let unfit = a
+            .unsuitable
+            .as_ref()
+            .map(|why| format!(": cannot run the kernels, {why}"))
+            .unwrap_or_default();
         println!(
-            "  {} {}  ({}, {})",
+            "  {} {}  ({}, {}){unfit}",
             if this { "*" } else { " " },
             a.name,
             a.backend,
@@ -753,6 +758,7 @@ fn run_bench(args: &BenchArgs, gpu: &GpuOptions) -> Result<()> {
     let adapters: Vec<Option<String>> = if args.all_adapters {
         GpuContext::adapters()?
             .into_iter()
+            .filter(|a| a.unsuitable.is_none())
             .map(|a| Some(a.name))
             .collect()
     } else {

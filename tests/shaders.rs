@@ -2,7 +2,7 @@
 //! limit of 8 storage buffers per stage. No GPU needed.
 
 use neuralrg_gpu::gpu::kernels::{entry_bindings, validate_shader, validate_variants, BindingKind};
-use neuralrg_gpu::gpu::Shader;
+use neuralrg_gpu::gpu::{Shader, STORAGE_BUFFERS_PER_STAGE};
 
 #[test]
 fn every_shader_validates_with_naga() {
@@ -37,7 +37,7 @@ fn every_entry_point_uses_at_most_8_storage_buffers() {
                 let b = entry_bindings(&module, &info, &ep.name).unwrap();
                 let storage = b.iter().filter(|(_, k)| *k != BindingKind::Uniform).count();
                 assert!(
-                    storage <= 8,
+                    storage <= STORAGE_BUFFERS_PER_STAGE as usize,
                     "{}::{} ({variant}) uses {storage} storage buffers",
                     shader.name(),
                     ep.name

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::error::GpuError;
 use super::kernels::{grid, Dispatch, KernelCache, MAX_WORKGROUPS_PER_DIM};
+use super::{STORAGE_BUFFERS_PER_STAGE, WG};
 
 /// How to choose the adapter. `WGPU_BACKEND` (e.g. `vulkan`, `metal`, `dx12`, `gl`) is honoured too.
 #[derive(Debug, Clone, Default)]
@@ -179,6 +180,34 @@ fn check_backend_variable() -> Result<(), GpuError> {
     }
 }
 
+/// Why an adapter with these limits and downlevel flags cannot run the kernels, if it cannot:
+/// every stage is a compute shader binding up to [`STORAGE_BUFFERS_PER_STAGE`] storage buffers,
+/// in workgroups of up to [`WG`] invocations.
+pub fn unsuitable(limits: &wgpu::Limits, flags: wgpu::DownlevelFlags) -> Option<String> {
+    if !flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS) {
+        return Some("it has no compute shaders".into());
+    }
+    if limits.max_storage_buffers_per_shader_stage < STORAGE_BUFFERS_PER_STAGE {
+        return Some(format!(
+            "it binds {} storage buffers per stage, the kernels need {STORAGE_BUFFERS_PER_STAGE}",
+            limits.max_storage_buffers_per_shader_stage
+        ));
+    }
+    let invocations = limits
+        .max_compute_invocations_per_workgroup
+        .min(limits.max_compute_workgroup_size_x);
+    if invocations < WG {
+        return Some(format!(
+            "its workgroups hold {invocations} invocations, the kernels need {WG}"
+        ));
+    }
+    None
+}
+
+fn adapter_unsuitable(a: &wgpu::Adapter) -> Option<String> {
+    unsuitable(&a.limits(), a.get_downlevel_capabilities().flags)
+}
+
 fn device_rank(t: wgpu::DeviceType) -> u8 {
     match t {
         wgpu::DeviceType::DiscreteGpu => 0,
@@ -229,6 +258,7 @@ impl GpuContext {
                     name: i.name,
                     backend: format!("{:?}", i.backend),
                     device_type: format!("{:?}", i.device_type),
+                    unsuitable: adapter_unsuitable(a),
                 }
             })
             .collect())
@@ -252,22 +282,44 @@ impl GpuContext {
             Some(wanted) => {
                 let w = wanted.to_lowercase();
                 let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
-                adapters
+                let adapter = adapters
                     .into_iter()
                     .find(|a| a.get_info().name.to_lowercase().contains(&w))
                     .ok_or_else(|| GpuError::AdapterNotFound {
                         wanted: wanted.clone(),
                         available: names.join(", "),
-                    })?
+                    })?;
+                if let Some(reason) = adapter_unsuitable(&adapter) {
+                    return Err(GpuError::Unsuitable {
+                        adapters: format!("{:?}: {reason}", adapter.get_info().name),
+                    });
+                }
+                adapter
             }
-            None => adapters
-                .into_iter()
-                .min_by_key(|a| {
-                    let i = a.get_info();
-                    // Prefer real GPUs, and Vulkan/Metal/DX12 over GL.
-                    (device_rank(i.device_type), i.backend == wgpu::Backend::Gl)
-                })
-                .expect("non-empty adapter list"),
+            None => {
+                let (fit, unfit): (Vec<_>, Vec<_>) = adapters
+                    .into_iter()
+                    .partition(|a| adapter_unsuitable(a).is_none());
+                if fit.is_empty() {
+                    let reasons: Vec<String> = unfit
+                        .iter()
+                        .map(|a| {
+                            let reason = adapter_unsuitable(a).unwrap_or_default();
+                            format!("{:?}: {reason}", a.get_info().name)
+                        })
+                        .collect();
+                    return Err(GpuError::Unsuitable {
+                        adapters: reasons.join("; "),
+                    });
+                }
+                fit.into_iter()
+                    .min_by_key(|a| {
+                        let i = a.get_info();
+                        // Prefer real GPUs, and Vulkan/Metal/DX12 over GL.
+                        (device_rank(i.device_type), i.backend == wgpu::Backend::Gl)
+                    })
+                    .expect("non-empty adapter list")
+            }
         };
         let info = adapter.get_info();
         let limits = adapter.limits();
@@ -457,6 +509,9 @@ pub struct AdapterSummary {
     pub name: String,
     pub backend: String,
     pub device_type: String,
+    /// Why it cannot run the kernels, if it cannot ([`unsuitable`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsuitable: Option<String>,
 }
 
 /// What `neuralrg-gpu info` prints.
@@ -499,5 +554,31 @@ impl GpuContext {
             timestamp_query: self.features.contains(wgpu::Features::TIMESTAMP_QUERY),
             subgroup: self.features.contains(wgpu::Features::SUBGROUP),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_adapter_without_what_the_kernels_need_is_unsuitable_and_says_why() {
+        let all = wgpu::DownlevelFlags::all();
+        let limits = wgpu::Limits::default();
+        assert_eq!(unsuitable(&limits, all), None);
+        let why = unsuitable(&limits, all - wgpu::DownlevelFlags::COMPUTE_SHADERS).unwrap();
+        assert!(why.contains("compute shaders"), "{why}");
+        let few = wgpu::Limits {
+            max_storage_buffers_per_shader_stage: 4,
+            ..limits.clone()
+        };
+        let why = unsuitable(&few, all).unwrap();
+        assert!(why.contains("4 storage buffers"), "{why}");
+        let small = wgpu::Limits {
+            max_compute_workgroup_size_x: 32,
+            ..limits
+        };
+        let why = unsuitable(&small, all).unwrap();
+        assert!(why.contains("32 invocations"), "{why}");
     }
 }

@@ -12,6 +12,12 @@ pub enum GpuError {
     NoAdapter { backends: String },
     #[error("no adapter name contains {wanted:?}; available adapters: {available}")]
     AdapterNotFound { wanted: String, available: String },
+    #[error(
+        "cannot run neuralrg-gpu's kernels on {adapters}. Choose another adapter with --adapter \
+         (see `neuralrg-gpu info`) or install a Vulkan driver; on a CPU-only Linux host, \
+         `apt-get install -y mesa-vulkan-drivers libvulkan1`"
+    )]
+    Unsuitable { adapters: String },
     #[error("the adapter {adapter:?} refused to create a device: {message}")]
     RequestDevice { adapter: String, message: String },
     #[error("GPU validation error in {context}: {message}")]

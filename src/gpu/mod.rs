@@ -21,3 +21,7 @@ pub use shaders::Shader;
 /// each invocation its own rows or elements, and of those that reduce with one workgroup per
 /// sample or per chain; the accumulating backward chooses its own (`flow::backward`).
 pub const WG: u32 = 64;
+
+/// Storage buffers one stage may bind: WebGPU's portable limit, which tests/shaders.rs holds
+/// every entry point to, and what an adapter must offer to run them.
+pub const STORAGE_BUFFERS_PER_STAGE: u32 = 8;
