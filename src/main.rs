@@ -293,7 +293,8 @@ struct BenchArgs {
     /// TIMESTAMP_QUERY, else the wall clock around each dispatch.
     #[arg(long)]
     profile: bool,
-    /// Run on every adapter wgpu finds and print them side by side.
+    /// Run on every adapter wgpu finds that can run the kernels (the others are named, with the
+    /// reason, and skipped) and print them side by side.
     #[arg(long)]
     all_adapters: bool,
     /// One JSON object on stdout instead of tables.
@@ -525,12 +526,9 @@ fn check_output(path: &Path, extension: &str, flag: &str) -> Result<()> {
 }
 
 fn print_info(ctx: &GpuContext, json: bool) -> Result<()> {
-    let r = ctx.report();
-    let adapters = GpuContext::adapters()?;
+    let r = ctx.report()?;
     if json {
-        let mut v = serde_json::to_value(&r)?;
-        v["adapters"] = serde_json::to_value(&adapters)?;
-        println!("{v}");
+        println!("{}", serde_json::to_string(&r)?);
         return Ok(());
     }
     println!("adapter      {}", r.name);
@@ -567,7 +565,7 @@ fn print_info(ctx: &GpuContext, json: bool) -> Result<()> {
     println!("  TIMESTAMP_QUERY  {}", r.timestamp_query);
     println!("  SUBGROUP         {}", r.subgroup);
     println!("adapters found (* this one; --adapter NAME picks one by part of its name)");
-    for a in &adapters {
+    for a in &r.adapters {
         let this = a.name == r.name && a.backend == r.backend;
         let unfit = a
             .unsuitable
@@ -756,11 +754,18 @@ fn run_bench(args: &BenchArgs, gpu: &GpuOptions) -> Result<()> {
         profile: args.profile,
     };
     let adapters: Vec<Option<String>> = if args.all_adapters {
-        GpuContext::adapters()?
-            .into_iter()
-            .filter(|a| a.unsuitable.is_none())
-            .map(|a| Some(a.name))
-            .collect()
+        let mut names = Vec::new();
+        for a in GpuContext::adapters()? {
+            match a.unsuitable {
+                Some(why) => eprintln!("bench: skipping {:?} ({}): {why}", a.name, a.backend),
+                None => names.push(Some(a.name)),
+            }
+        }
+        if names.is_empty() {
+            // The automatic choice says what there is and what to do.
+            names.push(None);
+        }
+        names
     } else {
         vec![gpu.adapter.clone()]
     };

@@ -204,8 +204,54 @@ pub fn unsuitable(limits: &wgpu::Limits, flags: wgpu::DownlevelFlags) -> Option<
     None
 }
 
-fn adapter_unsuitable(a: &wgpu::Adapter) -> Option<String> {
-    unsuitable(&a.limits(), a.get_downlevel_capabilities().flags)
+/// An adapter as [`choose`] sees it: name, backend, type, and why it cannot run the kernels.
+type Candidate = (String, wgpu::Backend, wgpu::DeviceType, Option<String>);
+
+/// Which adapter to use: of those whose name contains `wanted` (all without it), the ones that
+/// can run the kernels, real GPUs first and Vulkan/Metal/DX12 before GL; an error naming the
+/// adapters and what to do where none is left.
+fn choose(found: &[Candidate], wanted: Option<&str>) -> Result<usize, GpuError> {
+    let named =
+        |c: &Candidate| wanted.is_none_or(|w| c.0.to_lowercase().contains(&w.to_lowercase()));
+    let list = |keep: &dyn Fn(&Candidate) -> bool| {
+        let names: Vec<&str> = found
+            .iter()
+            .filter(|c| keep(c))
+            .map(|c| c.0.as_str())
+            .collect();
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    if let (Some(w), false) = (wanted, found.iter().any(named)) {
+        return Err(GpuError::AdapterNotFound {
+            wanted: w.to_string(),
+            available: list(&|_| true),
+        });
+    }
+    if let Some((i, _)) = found
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| named(c) && c.3.is_none())
+        .min_by_key(|(_, c)| (device_rank(c.2), c.1 == wgpu::Backend::Gl))
+    {
+        return Ok(i);
+    }
+    let reasons = found
+        .iter()
+        .filter(|c| named(c))
+        .map(|c| format!("{:?} ({:?}): {}", c.0, c.1, c.3.as_deref().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(match wanted {
+        Some(_) => GpuError::AdapterUnsuitable {
+            reasons,
+            suitable: list(&|c| c.3.is_none()),
+        },
+        None => GpuError::NoSuitableAdapter { reasons },
+    })
 }
 
 fn device_rank(t: wgpu::DeviceType) -> u8 {
@@ -219,9 +265,10 @@ fn device_rank(t: wgpu::DeviceType) -> u8 {
 }
 
 impl GpuContext {
-    /// The adapters wgpu finds: Vulkan/Metal/DX12 first, GL only as a fallback (probing it prints
-    /// noise on headless hosts); WGPU_BACKEND overrides both. Also the backends tried.
-    fn enumerate() -> (Vec<wgpu::Adapter>, Vec<wgpu::Backends>) {
+    /// The adapters wgpu finds, each with why it cannot run the kernels if it cannot
+    /// ([`unsuitable`]): Vulkan/Metal/DX12 first, GL only where none of those can (probing GL
+    /// prints noise on headless hosts); WGPU_BACKEND overrides both. Also the backends tried.
+    fn enumerate() -> (Vec<(wgpu::Adapter, Option<String>)>, Vec<wgpu::Backends>) {
         let mut adapters = Vec::new();
         let mut tried = Vec::new();
         let native = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
@@ -238,29 +285,28 @@ impl GpuContext {
             // than the device being lost.
             desc.memory_budget_thresholds.for_resource_creation = Some(95);
             let instance = wgpu::Instance::new(desc);
-            adapters = pollster::block_on(instance.enumerate_adapters(backends));
-            if !adapters.is_empty() {
+            adapters.extend(
+                pollster::block_on(instance.enumerate_adapters(backends))
+                    .into_iter()
+                    .map(|a| {
+                        let why = unsuitable(&a.limits(), a.get_downlevel_capabilities().flags);
+                        (a, why)
+                    }),
+            );
+            if adapters.iter().any(|(_, why)| why.is_none()) {
                 break;
             }
         }
         (adapters, tried)
     }
 
-    /// The adapters [`GpuContext::new`] can choose from.
+    /// The adapters wgpu finds, those [`GpuContext::new`] would pass over with the reason.
     pub fn adapters() -> Result<Vec<AdapterSummary>, GpuError> {
         check_backend_variable()?;
         Ok(Self::enumerate()
             .0
             .iter()
-            .map(|a| {
-                let i = a.get_info();
-                AdapterSummary {
-                    name: i.name,
-                    backend: format!("{:?}", i.backend),
-                    device_type: format!("{:?}", i.device_type),
-                    unsuitable: adapter_unsuitable(a),
-                }
-            })
+            .map(|(a, why)| AdapterSummary::new(&a.get_info(), why.clone()))
             .collect())
     }
 
@@ -278,49 +324,14 @@ impl GpuContext {
             }
             return Err(GpuError::NoAdapter { backends });
         }
-        let adapter = match &opts.adapter {
-            Some(wanted) => {
-                let w = wanted.to_lowercase();
-                let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
-                let adapter = adapters
-                    .into_iter()
-                    .find(|a| a.get_info().name.to_lowercase().contains(&w))
-                    .ok_or_else(|| GpuError::AdapterNotFound {
-                        wanted: wanted.clone(),
-                        available: names.join(", "),
-                    })?;
-                if let Some(reason) = adapter_unsuitable(&adapter) {
-                    return Err(GpuError::Unsuitable {
-                        adapters: format!("{:?}: {reason}", adapter.get_info().name),
-                    });
-                }
-                adapter
-            }
-            None => {
-                let (fit, unfit): (Vec<_>, Vec<_>) = adapters
-                    .into_iter()
-                    .partition(|a| adapter_unsuitable(a).is_none());
-                if fit.is_empty() {
-                    let reasons: Vec<String> = unfit
-                        .iter()
-                        .map(|a| {
-                            let reason = adapter_unsuitable(a).unwrap_or_default();
-                            format!("{:?}: {reason}", a.get_info().name)
-                        })
-                        .collect();
-                    return Err(GpuError::Unsuitable {
-                        adapters: reasons.join("; "),
-                    });
-                }
-                fit.into_iter()
-                    .min_by_key(|a| {
-                        let i = a.get_info();
-                        // Prefer real GPUs, and Vulkan/Metal/DX12 over GL.
-                        (device_rank(i.device_type), i.backend == wgpu::Backend::Gl)
-                    })
-                    .expect("non-empty adapter list")
-            }
-        };
+        let found: Vec<Candidate> = adapters
+            .iter()
+            .map(|(a, why)| {
+                let i = a.get_info();
+                (i.name, i.backend, i.device_type, why.clone())
+            })
+            .collect();
+        let adapter = &adapters[choose(&found, opts.adapter.as_deref())?].0;
         let info = adapter.get_info();
         let limits = adapter.limits();
         let features = adapter.features() & WANTED_FEATURES;
@@ -514,6 +525,17 @@ pub struct AdapterSummary {
     pub unsuitable: Option<String>,
 }
 
+impl AdapterSummary {
+    fn new(i: &wgpu::AdapterInfo, unsuitable: Option<String>) -> Self {
+        Self {
+            name: i.name.clone(),
+            backend: format!("{:?}", i.backend),
+            device_type: format!("{:?}", i.device_type),
+            unsuitable,
+        }
+    }
+}
+
 /// What `neuralrg-gpu info` prints.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AdapterReport {
@@ -532,12 +554,15 @@ pub struct AdapterReport {
     pub shader_f16: bool,
     pub timestamp_query: bool,
     pub subgroup: bool,
+    /// Every adapter found, this one among them.
+    pub adapters: Vec<AdapterSummary>,
 }
 
 impl GpuContext {
-    pub fn report(&self) -> AdapterReport {
+    /// The adapter in use, its limits and features, and every adapter found.
+    pub fn report(&self) -> Result<AdapterReport, GpuError> {
         let l = &self.limits;
-        AdapterReport {
+        Ok(AdapterReport {
             name: self.info.name.clone(),
             backend: format!("{:?}", self.info.backend),
             device_type: format!("{:?}", self.info.device_type),
@@ -553,7 +578,8 @@ impl GpuContext {
             shader_f16: self.features.contains(wgpu::Features::SHADER_F16),
             timestamp_query: self.features.contains(wgpu::Features::TIMESTAMP_QUERY),
             subgroup: self.features.contains(wgpu::Features::SUBGROUP),
-        }
+            adapters: Self::adapters()?,
+        })
     }
 }
 
@@ -580,5 +606,47 @@ mod tests {
         };
         let why = unsuitable(&small, all).unwrap();
         assert!(why.contains("32 invocations"), "{why}");
+    }
+
+    #[test]
+    fn the_choice_passes_over_adapters_that_cannot_run_the_kernels() {
+        use wgpu::{Backend, DeviceType};
+        let found: Vec<Candidate> = vec![
+            (
+                "GPU A".into(),
+                Backend::Vulkan,
+                DeviceType::DiscreteGpu,
+                Some("no compute".into()),
+            ),
+            ("GPU A".into(), Backend::Gl, DeviceType::DiscreteGpu, None),
+            ("llvmpipe".into(), Backend::Vulkan, DeviceType::Cpu, None),
+            (
+                "Old GL".into(),
+                Backend::Gl,
+                DeviceType::IntegratedGpu,
+                Some("4 buffers".into()),
+            ),
+        ];
+        // The best that can run them, though an unusable one ranks higher; by name, a usable
+        // match beside an unusable one.
+        assert_eq!(choose(&found, None).unwrap(), 1);
+        assert_eq!(choose(&found, Some("gpu a")).unwrap(), 1);
+        assert_eq!(choose(&found, Some("llvm")).unwrap(), 2);
+        // Named but unusable: its reason and the usable names.
+        let e = choose(&found, Some("old gl")).unwrap_err().to_string();
+        assert!(
+            e.contains("4 buffers") && e.contains("GPU A, llvmpipe"),
+            "{e}"
+        );
+        assert!(matches!(
+            choose(&found, Some("nothing")),
+            Err(GpuError::AdapterNotFound { .. })
+        ));
+        // None usable: each with its reason.
+        let e = choose(&found[3..], None).unwrap_err().to_string();
+        assert!(
+            e.contains("\"Old GL\" (Gl): 4 buffers") && e.contains("install"),
+            "{e}"
+        );
     }
 }

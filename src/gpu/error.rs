@@ -13,11 +13,15 @@ pub enum GpuError {
     #[error("no adapter name contains {wanted:?}; available adapters: {available}")]
     AdapterNotFound { wanted: String, available: String },
     #[error(
-        "cannot run neuralrg-gpu's kernels on {adapters}. Choose another adapter with --adapter \
-         (see `neuralrg-gpu info`) or install a Vulkan driver; on a CPU-only Linux host, \
-         `apt-get install -y mesa-vulkan-drivers libvulkan1`"
+        "cannot run neuralrg-gpu's kernels on {reasons}; name another adapter with --adapter \
+         (these can: {suitable}) or leave --adapter out"
     )]
-    Unsuitable { adapters: String },
+    AdapterUnsuitable { reasons: String, suitable: String },
+    #[error(
+        "no adapter found can run neuralrg-gpu's kernels ({reasons}): install a Vulkan driver \
+         for the GPU; on a CPU-only Linux host, `apt-get install -y mesa-vulkan-drivers libvulkan1`"
+    )]
+    NoSuitableAdapter { reasons: String },
     #[error("the adapter {adapter:?} refused to create a device: {message}")]
     RequestDevice { adapter: String, message: String },
     #[error("GPU validation error in {context}: {message}")]

@@ -23,5 +23,5 @@ pub use shaders::Shader;
 pub const WG: u32 = 64;
 
 /// Storage buffers one stage may bind: WebGPU's portable limit, which tests/shaders.rs holds
-/// every entry point to, and what an adapter must offer to run them.
+/// every entry point to; `coupling_backward` binds that many, so an adapter must offer them.
 pub const STORAGE_BUFFERS_PER_STAGE: u32 = 8;
