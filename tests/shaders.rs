@@ -1,8 +1,15 @@
-//! Every shader parses and validates with naga, is registered, and stays within the portable
-//! limit of 8 storage buffers per stage. No GPU needed.
+//! Every shader parses and validates with naga, is registered, stays within the portable limit
+//! of 8 storage buffers per stage and translates for the other backends; so do the kernel shapes
+//! of bench/mlp_shapes. No GPU needed.
 
+use neuralrg_gpu::gpu::kernels::validate_source;
 use neuralrg_gpu::gpu::kernels::{entry_bindings, validate_shader, validate_variants, BindingKind};
 use neuralrg_gpu::gpu::{Shader, STORAGE_BUFFERS_PER_STAGE};
+
+// The kernel shapes of bench/mlp_shapes, a program CI does not build: their WGSL is checked here.
+#[allow(dead_code)]
+#[path = "../bench/mlp_shapes/src/shapes.rs"]
+mod mlp_shapes;
 
 #[test]
 fn every_shader_validates_with_naga() {
@@ -139,4 +146,23 @@ fn every_entry_point_translates_for_metal_dx12_and_gl() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_mlp_shape_of_the_bench_probe_validates_with_naga() {
+    // Narrow, wide, the widest and deepest, and a width the vec4 shape does not take.
+    for (h, m) in [(10, 3), (64, 2), (128, 4), (13, 1)] {
+        let shapes = mlp_shapes::shapes(h, m);
+        assert_eq!(shapes.len(), 5);
+        for shape in shapes {
+            match shape.source {
+                Ok(source) => {
+                    if let Err(e) = validate_source(&source) {
+                        panic!("mlp-shapes {} at {h} x {m}:\n{e}", shape.name);
+                    }
+                }
+                Err(why) => assert!(shape.name == "coop-vec4" && !h.is_multiple_of(4), "{why}"),
+            }
+        }
+    }
 }

@@ -20,186 +20,11 @@
 //!
 //! Usage: [ADAPTER=NAME] mlp-shapes [ROWS [H [M]]]   (defaults 262144 64 2)
 
+mod shapes;
+
+use shapes::{macs, n_params, shapes};
 use std::time::Instant;
 use wgpu::util::DeviceExt;
-
-/// Rows per tile of the cooperative shapes.
-const TILE_ROWS: usize = 16;
-/// Tiles per workgroup of the cooperative shapes.
-const TILES: usize = 4;
-/// Invocations per workgroup of the per-row shapes.
-const WG: usize = 64;
-
-/// Parameters of one MLP: W0 [H x 2], b0 [H], (W [H x H], b [H]) x (M - 1), Wout [2 x H], bout [2].
-fn n_params(h: usize, m: usize) -> usize {
-    3 * h + (m - 1) * (h * h + h) + 2 * h + 2
-}
-
-/// Multiply-adds per row.
-fn macs(h: usize, m: usize) -> usize {
-    2 * h + (m - 1) * h * h + 2 * h
-}
-
-/// The weights binding and its accessor `w(i)`.
-fn weights(h: usize, m: usize, uniform: bool) -> String {
-    if uniform {
-        let n = n_params(h, m).div_ceil(4);
-        format!(
-            "@group(0) @binding(1) var<uniform> W: array<vec4<f32>, {n}>;\n\
-             fn w(i: u32) -> f32 {{ return W[i / 4u][i % 4u]; }}"
-        )
-    } else {
-        "@group(0) @binding(1) var<storage, read> W: array<f32>;\n\
-         fn w(i: u32) -> f32 { return W[i]; }"
-            .to_string()
-    }
-}
-
-const COMMON: &str = "
-struct P { rows: u32, h: u32, m: u32, _p: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(2) var<storage, read> x: array<vec2<f32>>;
-@group(0) @binding(3) var<storage, read_write> y: array<vec2<f32>>;
-";
-
-/// The per-row shapes; `four`: four rows per invocation in vec4 lanes.
-fn per_row(h: usize, m: usize, four: bool) -> String {
-    let (t, n, load, store) = if four {
-        (
-            "vec4<f32>",
-            4,
-            "var xa: vec4<f32>; var xb: vec4<f32>;
-  for (var k = 0u; k < 4u; k++) { let v = x[min(r0 + k, p.rows - 1u)]; xa[k] = v.x; xb[k] = v.y; }",
-            "for (var k = 0u; k < 4u; k++) { if r0 + k < p.rows { y[r0 + k] = vec2<f32>(o0[k], o1[k]); } }",
-        )
-    } else {
-        (
-            "f32",
-            1,
-            "let xa = x[r0].x; let xb = x[r0].y;",
-            "y[r0] = vec2<f32>(o0, o1);",
-        )
-    };
-    let hb = if h <= 16 { 1 } else { 8 };
-    format!(
-        "const H: u32 = {h}u;
-const M: u32 = {m}u;
-const HB: u32 = {hb}u;
-{COMMON}
-{weights}
-var<private> a: array<array<{t}, H>, M>;
-fn elu(v: {t}) -> {t} {{ return select(exp(v) - 1.0, v, v > {t}(0.0)); }}
-// Narrow layers loop to the constant H (unrolled into registers); wide ones to the same number
-// from the uniform, in blocks of HB units.
-fn nh() -> u32 {{ if H <= 16u {{ return H; }} return min(p.h, H); }}
-fn units(off: u32, l: u32, j0: u32, n: u32) {{
-  var acc: array<{t}, HB>;
-  for (var jj = 0u; jj < n; jj++) {{ acc[jj] = {t}(w(off + H * H + j0 + jj)); }}
-  for (var i = 0u; i < nh(); i++) {{
-    let v = a[l - 1u][i];
-    for (var jj = 0u; jj < n; jj++) {{ acc[jj] += w(off + (j0 + jj) * H + i) * v; }}
-  }}
-  for (var jj = 0u; jj < n; jj++) {{ a[l][j0 + jj] = elu(acc[jj]); }}
-}}
-fn layer(l: u32) {{
-  let off = 3u * H + (l - 1u) * (H * H + H);
-  let full = nh() / HB * HB;
-  for (var jb = 0u; jb < full; jb += HB) {{ units(off, l, jb, HB); }}
-  if H % HB != 0u {{ units(off, l, full, H % HB); }}
-}}
-@compute @workgroup_size({WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
-  let r0 = (gid.x + gid.y * nwg.x * {WG}u) * {n}u;
-  if r0 >= p.rows {{ return; }}
-  {load}
-  for (var j = 0u; j < nh(); j++) {{ a[0][j] = elu(w(2u * j) * xa + w(2u * j + 1u) * xb + w(2u * H + j)); }}
-  if M > 1u {{ layer(1u); }}
-  if M > 2u {{ layer(2u); }}
-  if M > 3u {{ layer(3u); }}
-  let off = 3u * H + (M - 1u) * (H * H + H);
-  var o0 = {t}(w(off + 2u * H));
-  var o1 = {t}(w(off + 2u * H + 1u));
-  for (var i = 0u; i < nh(); i++) {{ o0 += w(off + i) * a[M - 1u][i]; o1 += w(off + H + i) * a[M - 1u][i]; }}
-  {store}
-}}
-",
-        weights = weights(h, m, true),
-    )
-}
-
-/// The workgroup-cooperative shape; `four`: a hidden layer reads the activations four at a time
-/// (H a multiple of 4).
-fn cooperative(h: usize, m: usize, uniform: bool, four: bool) -> String {
-    let (acts, hidden) = if four {
-        (
-            "var<workgroup> acts: array<array<vec4<f32>, H / 4u>, R>;
-fn set_act(r: u32, j: u32, v: f32) { acts[r][j / 4u][j % 4u] = v; }
-fn act(r: u32, i: u32) -> f32 { return acts[r][i / 4u][i % 4u]; }",
-            "for (var i = 0u; i < H; i += 4u) {
-        let c = off + j * H + i;
-        let wv = vec4<f32>(w(c), w(c + 1u), w(c + 2u), w(c + 3u));
-        for (var r = 0u; r < R; r++) {
-          let a = acts[r][i / 4u];
-          acc[r] += wv.x * a.x; acc[r] += wv.y * a.y; acc[r] += wv.z * a.z; acc[r] += wv.w * a.w;
-        }
-      }",
-        )
-    } else {
-        (
-            "var<workgroup> acts: array<array<f32, H>, R>;
-fn set_act(r: u32, j: u32, v: f32) { acts[r][j] = v; }
-fn act(r: u32, i: u32) -> f32 { return acts[r][i]; }",
-            "for (var i = 0u; i < H; i++) {
-        let wi = w(off + j * H + i);
-        for (var r = 0u; r < R; r++) { acc[r] += wi * act(r, i); }
-      }",
-        )
-    };
-    format!(
-        "const H: u32 = {h}u;
-const M: u32 = {m}u;
-const R: u32 = {TILE_ROWS}u;
-const TILES: u32 = {TILES}u;
-{COMMON}
-{weights}
-{acts}
-var<workgroup> xin: array<vec2<f32>, R>;
-fn elu(v: f32) -> f32 {{ return select(exp(v) - 1.0, v, v > 0.0); }}
-@compute @workgroup_size(H)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {{
-  let j = lid.x;
-  let base = (wid.x + wid.y * nwg.x) * R * TILES;
-  for (var tile = 0u; tile < TILES; tile++) {{
-    let r0 = base + tile * R;
-    for (var k = j; k < R; k += H) {{ xin[k] = x[min(r0 + k, p.rows - 1u)]; }}
-    workgroupBarrier();
-    let w0 = w(2u * j); let w1 = w(2u * j + 1u); let b0 = w(2u * H + j);
-    for (var r = 0u; r < R; r++) {{ set_act(r, j, elu(w0 * xin[r].x + w1 * xin[r].y + b0)); }}
-    workgroupBarrier();
-    for (var l = 1u; l < M; l++) {{
-      let off = 3u * H + (l - 1u) * (H * H + H);
-      var acc: array<f32, R>;
-      let b = w(off + H * H + j);
-      for (var r = 0u; r < R; r++) {{ acc[r] = b; }}
-      {hidden}
-      workgroupBarrier();
-      for (var r = 0u; r < R; r++) {{ set_act(r, j, elu(acc[r])); }}
-      workgroupBarrier();
-    }}
-    let off = 3u * H + (M - 1u) * (H * H + H);
-    for (var k = j; k < R; k += H) {{
-      var o = vec2<f32>(w(off + 2u * H), w(off + 2u * H + 1u));
-      for (var i = 0u; i < H; i++) {{ o += vec2<f32>(w(off + i), w(off + H + i)) * act(k, i); }}
-      if r0 + k < p.rows {{ y[r0 + k] = o; }}
-    }}
-    workgroupBarrier();
-  }}
-}}
-",
-        weights = weights(h, m, uniform),
-    )
-}
 
 fn main() {
     let args: Vec<usize> = std::env::args()
@@ -288,40 +113,28 @@ fn main() {
     let flops = (rows * 2 * macs(h, m)) as f64;
 
     // (name, source, weights, rows per workgroup)
-    let shapes = [
-        ("rows4", per_row(h, m, true), &w_uniform, 4 * WG),
-        ("rows1", per_row(h, m, false), &w_uniform, WG),
-        (
-            "coop-uniform",
-            cooperative(h, m, true, false),
-            &w_uniform,
-            TILE_ROWS * TILES,
-        ),
-        (
-            "coop-storage",
-            cooperative(h, m, false, false),
-            &w_storage,
-            TILE_ROWS * TILES,
-        ),
-        (
-            "coop-vec4",
-            cooperative(h, m, false, true),
-            &w_storage,
-            TILE_ROWS * TILES,
-        ),
-    ];
     let uniform_fits = (n_params(h, m).next_multiple_of(4) * 4) as u64
         <= device.limits().max_uniform_buffer_binding_size;
     let mut reference: Option<Vec<f32>> = None;
-    for (name, source, w, rows_per_group) in shapes {
-        if name == "coop-vec4" && !h.is_multiple_of(4) {
-            println!("{name:13} skipped: H is not a multiple of 4");
-            continue;
-        }
-        if std::ptr::eq(w, &w_uniform) && !uniform_fits {
+    for shape in shapes(h, m) {
+        let name = shape.name;
+        let source = match shape.source {
+            Ok(source) => source,
+            Err(why) => {
+                println!("{name:13} skipped: {why}");
+                continue;
+            }
+        };
+        if shape.uniform && !uniform_fits {
             println!("{name:13} skipped: the weights exceed the adapter's uniform binding");
             continue;
         }
+        let w = if shape.uniform {
+            &w_uniform
+        } else {
+            &w_storage
+        };
+        let rows_per_group = shape.rows_per_group;
         // A shape that wrote nothing must not pass on the last one's output.
         let mut encoder = device.create_command_encoder(&Default::default());
         encoder.clear_buffer(&y, 0, None);
