@@ -526,7 +526,7 @@ fn check_output(path: &Path, extension: &str, flag: &str) -> Result<()> {
 }
 
 fn print_info(ctx: &GpuContext, json: bool) -> Result<()> {
-    let r = ctx.report()?;
+    let r = ctx.report();
     if json {
         println!("{}", serde_json::to_string(&r)?);
         return Ok(());
@@ -566,7 +566,6 @@ fn print_info(ctx: &GpuContext, json: bool) -> Result<()> {
     println!("  SUBGROUP         {}", r.subgroup);
     println!("adapters found (* this one; --adapter NAME picks one by part of its name)");
     for a in &r.adapters {
-        let this = a.name == r.name && a.backend == r.backend;
         let unfit = a
             .unsuitable
             .as_ref()
@@ -574,7 +573,7 @@ fn print_info(ctx: &GpuContext, json: bool) -> Result<()> {
             .unwrap_or_default();
         println!(
             "  {} {}  ({}, {}){unfit}",
-            if this { "*" } else { " " },
+            if a.in_use { "*" } else { " " },
             a.name,
             a.backend,
             a.device_type

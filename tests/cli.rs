@@ -482,7 +482,7 @@ fn info_json_names_the_adapter() {
     assert!(
         adapters
             .iter()
-            .any(|a| a["name"] == v["name"] && a["backend"] == v["backend"]),
+            .any(|a| a["name"] == v["name"] && a["backend"] == v["backend"] && a["in_use"] == true),
         "{v}"
     );
     let text = neuralrg(&["info"]);

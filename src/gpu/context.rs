@@ -159,6 +159,8 @@ pub struct GpuContext {
     /// See [`GpuOptions::size_advice`].
     pub(crate) size_advice: SizeAdvice,
     pub(crate) kernels: KernelCache,
+    /// Every adapter found when this one was chosen, for `info`.
+    adapters: Vec<AdapterSummary>,
 }
 
 /// Refuses a `WGPU_BACKEND` that names no backend wgpu knows, before wgpu ignores it with a
@@ -306,7 +308,7 @@ impl GpuContext {
         Ok(Self::enumerate()
             .0
             .iter()
-            .map(|(a, why)| AdapterSummary::new(&a.get_info(), why.clone()))
+            .map(|(a, why)| AdapterSummary::new(&a.get_info(), why.clone(), false))
             .collect())
     }
 
@@ -331,7 +333,13 @@ impl GpuContext {
                 (i.name, i.backend, i.device_type, why.clone())
             })
             .collect();
-        let adapter = &adapters[choose(&found, opts.adapter.as_deref())?].0;
+        let chosen = choose(&found, opts.adapter.as_deref())?;
+        let listed = adapters
+            .iter()
+            .enumerate()
+            .map(|(k, (a, why))| AdapterSummary::new(&a.get_info(), why.clone(), k == chosen))
+            .collect();
+        let adapter = &adapters[chosen].0;
         let info = adapter.get_info();
         let limits = adapter.limits();
         let features = adapter.features() & WANTED_FEATURES;
@@ -386,6 +394,7 @@ impl GpuContext {
             allocated: Arc::new(Default::default()),
             size_advice: opts.size_advice,
             kernels: KernelCache::default(),
+            adapters: listed,
         }))
     }
 
@@ -520,17 +529,20 @@ pub struct AdapterSummary {
     pub name: String,
     pub backend: String,
     pub device_type: String,
+    /// Whether it is the context's adapter.
+    pub in_use: bool,
     /// Why it cannot run the kernels, if it cannot ([`unsuitable`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unsuitable: Option<String>,
 }
 
 impl AdapterSummary {
-    fn new(i: &wgpu::AdapterInfo, unsuitable: Option<String>) -> Self {
+    fn new(i: &wgpu::AdapterInfo, unsuitable: Option<String>, in_use: bool) -> Self {
         Self {
             name: i.name.clone(),
             backend: format!("{:?}", i.backend),
             device_type: format!("{:?}", i.device_type),
+            in_use,
             unsuitable,
         }
     }
@@ -560,9 +572,9 @@ pub struct AdapterReport {
 
 impl GpuContext {
     /// The adapter in use, its limits and features, and every adapter found.
-    pub fn report(&self) -> Result<AdapterReport, GpuError> {
+    pub fn report(&self) -> AdapterReport {
         let l = &self.limits;
-        Ok(AdapterReport {
+        AdapterReport {
             name: self.info.name.clone(),
             backend: format!("{:?}", self.info.backend),
             device_type: format!("{:?}", self.info.device_type),
@@ -578,8 +590,8 @@ impl GpuContext {
             shader_f16: self.features.contains(wgpu::Features::SHADER_F16),
             timestamp_query: self.features.contains(wgpu::Features::TIMESTAMP_QUERY),
             subgroup: self.features.contains(wgpu::Features::SUBGROUP),
-            adapters: Self::adapters()?,
-        })
+            adapters: self.adapters.clone(),
+        }
     }
 }
 
