@@ -20,6 +20,10 @@ pub enum LockError {
          stop it, or choose another --out"
     )]
     Busy { dir: String, holder: String },
+    #[error("--out {dir} is a file, not a directory: choose another --out")]
+    NotADirectory { dir: String },
+    #[error("cannot create the run directory {dir}: {message}; choose another --out")]
+    Create { dir: String, message: String },
     #[error("cannot lock {path}: {message}")]
     Io { path: String, message: String },
 }
@@ -70,7 +74,15 @@ impl DirLock {
             .take_while(|d| !d.exists())
             .map(Path::to_path_buf)
             .collect();
-        std::fs::create_dir_all(dir).map_err(io)?;
+        if dir.exists() && !dir.is_dir() {
+            return Err(LockError::NotADirectory {
+                dir: dir.display().to_string(),
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(|e| LockError::Create {
+            dir: dir.display().to_string(),
+            message: e.to_string(),
+        })?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -142,6 +154,18 @@ mod tests {
         drop(again);
         assert!(dir.join("metrics.jsonl").exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_or_an_impossible_path_is_refused_by_name() {
+        let file = std::env::temp_dir().join(format!("neuralrg-file-{}", std::process::id()));
+        std::fs::write(&file, b"kept").unwrap();
+        let err = DirLock::acquire(&file).unwrap_err();
+        assert!(matches!(err, LockError::NotADirectory { .. }), "{err}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"kept");
+        let err = DirLock::acquire(&file.join("run")).unwrap_err();
+        assert!(matches!(err, LockError::Create { .. }), "{err}");
+        std::fs::remove_file(&file).unwrap();
     }
 
     #[test]
