@@ -149,6 +149,17 @@ fn every_entry_point_translates_for_metal_dx12_and_gl() {
 }
 
 #[test]
+fn the_bench_probe_blocks_hidden_units_as_the_flow_kernels_do() {
+    for h in 1..=128 {
+        assert_eq!(
+            mlp_shapes::hidden_block(h),
+            neuralrg_gpu::flow::cost::hidden_block(h),
+            "hidden {h}"
+        );
+    }
+}
+
+#[test]
 fn every_mlp_shape_of_the_bench_probe_validates_with_naga() {
     // Narrow, wide, the widest and deepest, and a width the vec4 shape does not take.
     for (h, m) in [(10, 3), (64, 2), (128, 4), (13, 1)] {

@@ -8,6 +8,7 @@ pub mod kernels;
 pub mod profiler;
 pub mod rng;
 pub mod shaders;
+mod wgsl_if;
 
 pub use buffers::{fitting_batch, GpuBuffer};
 pub use context::{

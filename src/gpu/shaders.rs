@@ -7,6 +7,8 @@
 //! also selects lines: `#if NAME` ... `#else` ... `#endif` keeps the first branch when NAME is
 //! nonzero (WGSL cannot choose a binding's type by a constant; see lib/weights.wgsl).
 
+use super::wgsl_if::select_lines;
+
 macro_rules! registry {
     ($($variant:ident => $file:literal $([$($lib:literal),*])? $({$($c:ident = $v:literal),*})?),* $(,)?) => {
         /// One WGSL file per stage.
@@ -115,54 +117,14 @@ impl Shader {
     }
 }
 
-/// Keeps the lines of `source` whose `#if NAME` / `#else` / `#endif` conditions hold (nesting
-/// allowed); `value` gives a size's truth, and a name it does not know is a bug in the registry.
-fn select_lines(source: &str, value: &dyn Fn(&str) -> Option<bool>) -> String {
-    let mut keep: Vec<bool> = Vec::new();
-    let mut out = String::with_capacity(source.len());
-    for line in source.lines() {
-        let t = line.trim();
-        if let Some(name) = t.strip_prefix("#if ") {
-            let v = value(name.trim())
-                .unwrap_or_else(|| panic!("`#if {name}` names no size of the stage"));
-            keep.push(v);
-        } else if t == "#else" {
-            let top = keep.last_mut().expect("`#else` without `#if`");
-            *top = !*top;
-        } else if t == "#endif" {
-            keep.pop().expect("`#endif` without `#if`");
-        } else if keep.iter().all(|k| *k) {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    assert!(keep.is_empty(), "`#if` without `#endif`");
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{select_lines, Shader};
+    use super::Shader;
 
     #[test]
     fn constants_are_read_from_the_wgsl() {
         assert_eq!(Shader::GradReduce.constant("NONE"), Some(u32::MAX));
         assert_eq!(Shader::Loss.constant("SYMMETRIC"), Some(2));
         assert_eq!(Shader::Loss.constant("NO_SUCH_CONSTANT"), None);
-    }
-
-    #[test]
-    fn conditional_lines_follow_the_sizes() {
-        let src = "a\n#if X\nb\n#if Y\nc\n#else\nd\n#endif\n#else\ne\n#endif\nf\n";
-        let run = |x: bool, y: bool| {
-            select_lines(src, &|n| match n {
-                "X" => Some(x),
-                "Y" => Some(y),
-                _ => None,
-            })
-        };
-        assert_eq!(run(true, true), "a\nb\nc\nf\n");
-        assert_eq!(run(true, false), "a\nb\nd\nf\n");
-        assert_eq!(run(false, true), "a\ne\nf\n");
     }
 }

@@ -3,9 +3,10 @@
 //! shape's output compared with the first's. It answers, in seconds, which shape an adapter
 //! favours before a shape is built into the flow kernels (bench/README.md):
 //!
-//! - `rows4`: the flow kernels' shape (shaders/lib/mlp.wgsl): four rows per invocation in vec4
-//!   lanes, weights from a uniform block read at the same address by every invocation, hidden
-//!   layers unrolled up to H = 16 and in blocks of 8 units beyond;
+//! - `rows4`: the flow kernels' shape, built from their own MLP library (shaders/lib/mlp.wgsl):
+//!   four rows per invocation in vec4 lanes, weights from a uniform block read at the same
+//!   address by every invocation, hidden layers unrolled up to H = 16 and in blocks of 8 units
+//!   beyond;
 //! - `rows1`: the same with one row per invocation (four times the invocations);
 //! - `coop-uniform`, `coop-storage`: workgroup-cooperative, in the manner of tiny-cuda-nn's fully
 //!   fused MLP: a workgroup of H invocations, one per hidden unit, carries tiles of R rows whose
@@ -140,10 +141,21 @@ fn main() {
         encoder.clear_buffer(&y, 0, None);
         queue.submit([encoder.finish()]);
         let start = Instant::now();
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(name),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
+        // SAFETY: as the flow kernels' MLP stages (neuralrg-gpu's `Shader::trusted_indices`),
+        // every shape is compiled without index clamps: each indexes its arrays by constants or
+        // by loops bounded by their sizes, reads x at clamped rows and writes y behind a check.
+        let module = unsafe {
+            device.create_shader_module_trusted(
+                wgpu::ShaderModuleDescriptor {
+                    label: Some(name),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                },
+                wgpu::ShaderRuntimeChecks {
+                    bounds_checks: false,
+                    ..wgpu::ShaderRuntimeChecks::checked()
+                },
+            )
+        };
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(name),
             layout: None,
@@ -158,8 +170,8 @@ fn main() {
         });
         let entries = [
             sizes.as_entire_binding(),
-            w.as_entire_binding(),
             x.as_entire_binding(),
+            w.as_entire_binding(),
             y.as_entire_binding(),
         ];
         let entries: Vec<_> = entries
