@@ -24,7 +24,7 @@ pub enum ConfigError {
     LatticeTooSmall(usize),
     #[error(
         "--lattice must be at most {max} (got {0}): larger lattices do not fit in memory",
-        max = crate::physics::ising::MAX_LATTICE
+        max = crate::physics::lattice::MAX_LATTICE
     )]
     LatticeTooLarge(usize),
     #[error("{flag} must be at least {min} (got {batch})")]
@@ -88,7 +88,7 @@ pub fn check_batch(
 pub fn check_lattice(l: usize) -> Result<usize, ConfigError> {
     if l < 2 {
         Err(ConfigError::LatticeTooSmall(l))
-    } else if l > crate::physics::ising::MAX_LATTICE {
+    } else if l > crate::physics::lattice::MAX_LATTICE {
         Err(ConfigError::LatticeTooLarge(l))
     } else {
         Ok(l)

@@ -49,7 +49,7 @@ pub struct FlowConfig {
 pub enum PlanError {
     #[error(
         "--lattice must be a power of two from 4 to {max} for the flow (got {0})",
-        max = crate::physics::ising::MAX_LATTICE
+        max = crate::physics::lattice::MAX_LATTICE
     )]
     Lattice(usize),
     #[error("--depth must be between 1 and {max} (log2 L) for --arch {arch} (got {depth})")]
@@ -83,7 +83,9 @@ impl FlowConfig {
         hidden: usize,
         mlp_layers: usize,
     ) -> Result<Self, PlanError> {
-        if lattice < 4 || !lattice.is_power_of_two() || lattice > crate::physics::ising::MAX_LATTICE
+        if lattice < 4
+            || !lattice.is_power_of_two()
+            || lattice > crate::physics::lattice::MAX_LATTICE
         {
             return Err(PlanError::Lattice(lattice));
         }

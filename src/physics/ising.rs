@@ -10,18 +10,13 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::exact::ln_z_ising;
-use super::lattice::Lattice;
+use super::lattice::{Lattice, MAX_LATTICE};
 use super::target::Target;
 use super::target_stage::TargetStage;
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 
 /// lambda_min(A) after the shift (footnote 66).
 pub const MIN_EIGENVALUE: f64 = 0.1;
-
-/// The largest lattice any command accepts: 16.8 million sites, whose target spectrum alone
-/// takes 270 MB on the host and one sample 67 MB on the device. Larger lattices would exhaust
-/// host memory before any check of the adapter's limits could refuse them.
-pub const MAX_LATTICE: usize = 4096;
 
 /// The range of inverse temperatures any command accepts (temperatures likewise, 1e-6 to 1e6):
 /// far beyond any physics of interest on both sides, and inside it -ln Z stays finite in f64
