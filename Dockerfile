@@ -17,6 +17,9 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY shaders shaders
+# The plot font, embedded in the binary (tests/packaging.rs checks that everything the release
+# build embeds is copied here).
+COPY assets assets
 RUN cargo build --release --locked
 
 FROM debian:bookworm-slim
