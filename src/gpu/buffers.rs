@@ -278,6 +278,24 @@ mod tests {
     }
 
     #[test]
+    fn buffers_are_booked_to_what_they_grow_with() {
+        use super::super::context::Growth;
+        for label in ["flow params", "flow packed weights", "adam m", "grad", "gradient partial sums"] {
+            assert!(matches!(GpuContext::growth(label), Growth::Flow), "{label}");
+        }
+        // Per-sample or per-chain buffers whose names could read as parameter-sized.
+        for label in [
+            "grad log pi",
+            "hmc log-det coefficients",
+            "response log-det coefficients",
+            "flow log-det partials",
+            "train state",
+        ] {
+            assert!(matches!(GpuContext::growth(label), Growth::Batch), "{label}");
+        }
+    }
+
+    #[test]
     fn fitting_batch_halves_until_the_buffers_fit() {
         let mut tried = Vec::new();
         let got = fitting_batch(100, |b| {

@@ -36,7 +36,7 @@ pub fn latent_response(
             let pass = FlowPass::new(ctx, flow, &state, b, Direction::Infer, true)?;
             let adjoint = ctx.storage::<f32>("response adjoint", b * n)?;
             // z_i alone is differentiated: no log-det term.
-            let gamma = ctx.storage::<f32>("response log-det weights", b)?;
+            let gamma = ctx.storage::<f32>("response log-det coefficients", b)?;
             let backward = AdjointPass::new(ctx, flow, &pass, &gamma, &adjoint)?;
             Ok((state, pass, adjoint, gamma, backward))
         })?;

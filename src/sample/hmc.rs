@@ -274,7 +274,7 @@ impl<'a> Hmc<'a> {
         let target = model.target.stage(ctx, &work, chains)?;
         let adjoint = ctx.storage::<f32>("hmc force", chains * n)?;
         // The coefficient of ln|det dg/dz| in U: -1 for every chain.
-        let gamma = ctx.storage_from("hmc log-det weights", &vec![-1.0f32; chains])?;
+        let gamma = ctx.storage_from("hmc log-det coefficients", &vec![-1.0f32; chains])?;
         let backward = AdjointPass::new(ctx, flow, &pass, &gamma, &adjoint)?;
         let mut dispatches = vec![ctx.dispatch(
             &k("to_work")?,
