@@ -165,7 +165,7 @@ pub fn run(
             ctx,
             plan.clone(),
             &p,
-            masks.clone(),
+            &masks,
             &target,
             batch,
             objective,

@@ -25,7 +25,8 @@ pub enum Host {
     Init,
     /// The coupling masks.
     Masks,
-    /// `sample --init --perturb`: the noise added to every parameter.
+    /// The noise added to every parameter of a fresh flow (`sample --init --perturb`, and
+    /// `bench`, which times a perturbed identity flow).
     Perturb,
     /// q_sym sampling: the sign flips of batch `step`.
     SignFlips { step: u64 },

@@ -77,7 +77,7 @@ fn train_step(
         &ctx,
         plan.clone(),
         &common::to_f32(p),
-        masks.to_vec(),
+        masks,
         target,
         batch,
         obj,

@@ -97,7 +97,7 @@ fn symmetrisation_recovers_exactly_ln_2_from_a_collapsed_flow() {
         &ctx,
         plan.clone(),
         &p,
-        params::masks(&plan, 1),
+        &params::masks(&plan, 1),
         &target,
         batch,
         sym,

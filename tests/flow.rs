@@ -41,7 +41,7 @@ fn identity_initialisation_is_exactly_the_identity() {
     let ctx = common::gpu();
     let p = plan(8, Arch::Mera, 4, 8, 2);
     let z = common::to_f32(&common::random_vec(1, 3 * 64, 2.0));
-    let flow = Flow::new(&ctx, p.clone(), &params::init(&p, 5), params::masks(&p, 5)).unwrap();
+    let flow = Flow::new(&ctx, p.clone(), &params::init(&p, 5), &params::masks(&p, 5)).unwrap();
     for dir in [Direction::Generate, Direction::Infer] {
         let (x, ld, _) = run(&ctx, &flow, &z, 3, dir);
         assert_eq!(x, z, "{dir:?}");
@@ -71,7 +71,7 @@ fn gpu_round_trips_at_l_4_8_16() {
             &ctx,
             p.clone(),
             &random_params(&p, l as u64, 0.1),
-            params::masks(&p, 9),
+            &params::masks(&p, 9),
         )
         .unwrap();
         let z = common::to_f32(&common::random_vec(2, batch * n, 2.0));
@@ -114,7 +114,7 @@ fn gpu_matches_the_twin_at_l_4_and_8() {
         let pf = random_params(&p, 30 + l as u64, 0.2);
         let pd = common::to_f64(&pf);
         let masks = params::masks(&p, 3);
-        let flow = Flow::new(&ctx, p.clone(), &pf, masks.clone()).unwrap();
+        let flow = Flow::new(&ctx, p.clone(), &pf, &masks).unwrap();
         let z = common::to_f32(&common::random_vec(3, batch * n, 2.0));
         let (x, ld, lq) = run(&ctx, &flow, &z, batch, Direction::Generate);
         let (zi, ldi, lqi) = run(&ctx, &flow, &x, batch, Direction::Infer);

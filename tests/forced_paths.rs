@@ -40,7 +40,7 @@ fn run(ctx: &GpuContext, plan: &FlowPlan, obj: Objective) -> (StepStats, Vec<Vec
         ctx,
         plan.clone(),
         &p,
-        params::masks(plan, 3),
+        &params::masks(plan, 3),
         &target,
         batch,
         obj,
@@ -66,7 +66,7 @@ fn forces_something(opts: &GpuOptions, plan: &FlowPlan) -> bool {
         &ctx,
         plan.clone(),
         &params::init(plan, 1),
-        params::masks(plan, 1),
+        &params::masks(plan, 1),
     )
     .unwrap();
     let rows = BATCH * plan.max_blocks();
@@ -285,7 +285,7 @@ fn the_memory_budget_counts_every_storage_buffer_and_refuses_the_one_past_it() {
             ctx,
             plan.clone(),
             &params::init(&plan, 1),
-            params::masks(&plan, 1),
+            &params::masks(&plan, 1),
             &target,
             BATCH,
             Objective::PLAIN,

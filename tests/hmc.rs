@@ -194,6 +194,54 @@ fn two_dimensional_chain_grids_give_the_same_bits() {
     assert_eq!(forced, run(GpuOptions::default()));
 }
 
+/// The device's accept/reject decisions are the twin's (`reference::hmc::accept`) on the same
+/// Hamiltonians and the same uniforms from the device stream, and exactly the accepted chains
+/// move.
+#[test]
+fn decisions_match_the_twin() {
+    use neuralrg_gpu::reference::rng;
+    let ctx = common::gpu();
+    let config = model_config();
+    let model = Model::init(&ctx, &config, 0.3).unwrap();
+    let (chains, seed) = (64, 11);
+    // A step size that accepts some chains and rejects others.
+    let mut hmc = Hmc::new(&ctx, &model, Space::Physical, chains, 0.6, 4, seed).unwrap();
+    let (mut accepted, mut rejected) = (0, 0);
+    for t in 0..4 {
+        let before = hmc.configurations(&ctx).unwrap();
+        let count = hmc.trajectory(&ctx, t).unwrap();
+        let after = hmc.configurations(&ctx).unwrap();
+        let (ham, decided) = hmc.last_decisions(&ctx).unwrap();
+        let bits = rng::bits(seed, neuralrg_gpu::streams::HMC_ACCEPT, t, chains);
+        assert_eq!(count, decided.iter().filter(|d| **d != 0).count());
+        for c in 0..chains {
+            let (h0, h1) = (ham[c] as f64, ham[chains + c] as f64);
+            let moved = after[c * N..(c + 1) * N] != before[c * N..(c + 1) * N];
+            assert_eq!(moved, decided[c] != 0, "trajectory {t} chain {c}");
+            // f32 on the device, f64 here: a uniform within rounding of the bound may go
+            // either way.
+            let u = rng::uniform01(bits[c]) as f64;
+            if (u - (h0 - h1).exp()).abs() < 1e-5 {
+                continue;
+            }
+            assert_eq!(
+                decided[c] != 0,
+                twin::accept(h0, h1, bits[c]),
+                "trajectory {t} chain {c}: H {h0} -> {h1}, u {u}"
+            );
+            if decided[c] != 0 {
+                accepted += 1;
+            } else {
+                rejected += 1;
+            }
+        }
+    }
+    assert!(
+        accepted > 0 && rejected > 0,
+        "the test needs both outcomes: {accepted} accepted, {rejected} rejected"
+    );
+}
+
 /// A trajectory whose Hamiltonian overflows (a step size of 10^6 drives x past f32's range, so
 /// H ends infinite or NaN) is rejected by every chain: the chains keep their finite states.
 #[test]

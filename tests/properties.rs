@@ -102,7 +102,7 @@ fn flow_matches_the_twin(c: &Case) -> Result<(), TestCaseError> {
     let p32 = c.params(&plan);
     let p = common::to_f64(&p32);
     let masks = params::masks(&plan, c.seed);
-    let flow = Flow::new(&ctx, plan.clone(), &p32, masks.clone()).unwrap();
+    let flow = Flow::new(&ctx, plan.clone(), &p32, &masks).unwrap();
     let z = common::to_f64(&common::to_f32(&common::random_vec(
         c.seed,
         c.batch * n,
@@ -222,7 +222,7 @@ fn step_matches_the_twin(c: &Case) -> Result<(), TestCaseError> {
         &ctx,
         plan.clone(),
         &p32,
-        masks.clone(),
+        &masks,
         &target,
         c.batch,
         c.objective,

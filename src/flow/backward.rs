@@ -1,7 +1,7 @@
 //! The backward stage of the flow: the adjoint of a [`FlowPass`](super::FlowPass) carried back
 //! through every layer, with the parameter gradients optional. Training seeds it with the loss's
-//! adjoints and asks for the weight gradients; the HMC force and the latent response seed it
-//! with -grad ln pi and skip them. Built once, submitted as often as needed.
+//! adjoints and asks for the weight gradients; the HMC force seeds it with -grad ln pi and the
+//! latent response with unit vectors, and both skip them. Built once, submitted as often as needed.
 
 use bytemuck::{Pod, Zeroable};
 

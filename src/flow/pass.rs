@@ -23,7 +23,6 @@ pub enum Direction {
 /// coupling masks.
 pub struct Flow {
     pub plan: FlowPlan,
-    pub masks: Vec<u32>,
     pub params: GpuBuffer<f32>,
     pub weights: StepWeights,
     pub(crate) blocks: GpuBuffer<u32>,
@@ -35,7 +34,7 @@ impl Flow {
         ctx: &GpuContext,
         plan: FlowPlan,
         params: &[f32],
-        masks: Vec<u32>,
+        masks: &[u32],
     ) -> Result<Self, GpuError> {
         assert_eq!(
             params.len(),
@@ -53,9 +52,8 @@ impl Flow {
             weights: StepWeights::new(ctx, &plan, &params)?,
             params,
             blocks: ctx.storage_from("flow blocks", &table)?,
-            mask_buf: ctx.storage_from("flow masks", &masks)?,
+            mask_buf: ctx.storage_from("flow masks", masks)?,
             plan,
-            masks,
         })
     }
 }

@@ -16,7 +16,7 @@ pub const MAX_MLP_LAYERS: usize = 4;
 
 /// The most parameters a flow may have: 2^27 (512 MiB per f32 copy, of which training keeps
 /// about a dozen between host and device). Far above any useful flow (the default at L = 16
-/// has 717,280), it keeps a mistyped size from allocating without bound.
+/// has 43,680), it keeps a mistyped size from allocating without bound.
 pub const MAX_PARAMS: usize = 1 << 27;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

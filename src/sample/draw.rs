@@ -24,7 +24,7 @@ pub struct Model {
 impl Model {
     /// A trained model.
     pub fn from_checkpoint(ctx: &GpuContext, ck: &Checkpoint) -> Result<Self, GpuError> {
-        Self::new(ctx, &ck.config, &ck.params, ck.masks.clone())
+        Self::new(ctx, &ck.config, &ck.params, &ck.masks)
     }
 
     /// Freshly initialised parameters (the identity flow), plus N(0, perturb^2) noise.
@@ -33,14 +33,14 @@ impl Model {
         let seed = config.train.seed;
         let mut p = params::init(&plan, seed);
         params::perturb(&mut p, perturb, seed);
-        Self::new(ctx, config, &p, params::masks(&plan, seed))
+        Self::new(ctx, config, &p, &params::masks(&plan, seed))
     }
 
     fn new(
         ctx: &GpuContext,
         config: &RunConfig,
         p: &[f32],
-        masks: Vec<u32>,
+        masks: &[u32],
     ) -> Result<Self, GpuError> {
         let plan = FlowPlan::new(config.flow_config().expect("validated config"));
         Ok(Self {

@@ -406,6 +406,12 @@ impl<'a> Hmc<'a> {
         ctx.read(&self.observables.values)
     }
 
+    /// Testing: the last trajectory's Hamiltonians ([2, chains]: start, then end) and the
+    /// chains' decisions (1: accepted).
+    pub fn last_decisions(&self, ctx: &GpuContext) -> Result<(Vec<f32>, Vec<u32>), GpuError> {
+        Ok((ctx.read(&self.ham)?, ctx.read(&self.accepted)?))
+    }
+
     /// Testing: the leapfrog alone from `state` with momenta `p` (no refresh, no decision).
     pub fn integrate_from(
         &self,

@@ -255,7 +255,7 @@ fn run_steps(
             ctx,
             plan.clone(),
             params,
-            masks.clone(),
+            &masks,
             &target,
             batch,
             config.objective(),

@@ -1,8 +1,8 @@
 //! One PDD training step on the device (Algorithm 1), assembled from stages: the latent draw,
 //! the generation pass, the target, (for the symmetric and regularised objectives) an inference
 //! pass on -x, the loss, the backward passes of the flow, Adam. Every buffer, uniform and bind
-//! group is built once in [`TrainStep::new`]; a step writes two small uniforms, submits, and
-//! reads back 8 floats.
+//! group is built once in [`TrainStep::new`]; a step copies the parameters and Adam's moments
+//! into a rollback slot, writes two small uniforms, submits, and reads back 8 floats.
 
 use super::adam::AdamStage;
 use super::loss::{LossInputs, LossStage};
@@ -52,7 +52,6 @@ impl StateCopy {
 pub struct TrainStep {
     pub flow: Flow,
     pub batch: usize,
-    pub objective: Objective,
     /// [batch, N]: z, then x = g(z).
     pub state: GpuBuffer<f32>,
     rng: RngStage,
@@ -82,7 +81,7 @@ impl TrainStep {
         ctx: &GpuContext,
         plan: FlowPlan,
         params: &[f32],
-        masks: Vec<u32>,
+        masks: &[u32],
         target: &dyn Target,
         batch: usize,
         objective: Objective,
@@ -162,7 +161,6 @@ impl TrainStep {
         let trainer = Self {
             flow,
             batch,
-            objective,
             state,
             rng,
             loss,
@@ -208,7 +206,8 @@ impl TrainStep {
         ctx.copy("rollback", &back)
     }
 
-    /// The learning rate from the next step on (after a rollback).
+    /// The learning rate from the next step on (the schedule's, or a lowered one after a
+    /// rollback).
     pub fn set_lr(&mut self, lr: f64) {
         self.adam.config.lr = lr;
     }
