@@ -35,7 +35,13 @@ pub struct ChainRun {
     /// Accepted proposals and proposals, over the measured part.
     pub accepted: u64,
     pub proposals: u64,
-    /// Wall time of the measured part.
+    pub cost: Cost,
+}
+
+/// What the measured part of a sampler run cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Cost {
+    /// Wall time.
     pub seconds: f64,
     /// HMC: the step size used while measuring, and the force evaluations it took.
     pub step_size: Option<f64>,
@@ -93,7 +99,7 @@ impl SamplerReport {
             (run.proposals > 0).then(|| run.accepted as f64 / run.proposals as f64),
             tau,
             ess,
-            run,
+            &run.cost,
         );
         if length < MIN_TAUS * tau {
             report.warning = Some(format!(
@@ -114,7 +120,7 @@ impl SamplerReport {
         acceptance: Option<f64>,
         tau_int: f64,
         ess: f64,
-        run: &ChainRun,
+        cost: &Cost,
     ) -> Self {
         let l = model.target.lattice.l;
         Self {
@@ -132,10 +138,10 @@ impl SamplerReport {
             acceptance,
             tau_int,
             ess,
-            ess_per_s: ess / run.seconds.max(1e-9),
-            seconds: run.seconds,
-            step_size: run.step_size,
-            force_evaluations: run.force_evaluations,
+            ess_per_s: ess / cost.seconds.max(1e-9),
+            seconds: cost.seconds,
+            step_size: cost.step_size,
+            force_evaluations: cost.force_evaluations,
             warning: None,
         }
     }
@@ -201,9 +207,11 @@ pub fn run_hmc(
         series,
         accepted,
         proposals,
-        seconds: began.elapsed().as_secs_f64(),
-        step_size: Some(hmc.step_size()),
-        force_evaluations: Some(proposals * hmc.forces_per_trajectory() as u64),
+        cost: Cost {
+            seconds: began.elapsed().as_secs_f64(),
+            step_size: Some(hmc.step_size()),
+            force_evaluations: Some(proposals * hmc.forces_per_trajectory() as u64),
+        },
     })
 }
 
@@ -278,9 +286,11 @@ pub fn run_flow_metropolis(
         series,
         accepted,
         proposals,
-        seconds: began.elapsed().as_secs_f64(),
-        step_size: None,
-        force_evaluations: None,
+        cost: Cost {
+            seconds: began.elapsed().as_secs_f64(),
+            step_size: None,
+            force_evaluations: None,
+        },
     })
 }
 
@@ -318,10 +328,7 @@ pub fn run_reweight(
         progress(log_w.len(), samples);
     }
     let r: Vec<_> = values.iter().map(|v| reweight(v, &log_w)).collect();
-    let run = ChainRun {
-        series: ChainSeries::new(l, 0),
-        accepted: 0,
-        proposals: 0,
+    let cost = Cost {
         seconds: began.elapsed().as_secs_f64(),
         step_size: None,
         force_evaluations: None,
@@ -335,7 +342,7 @@ pub fn run_reweight(
         None,
         0.5,
         r[0].ess,
-        &run,
+        &cost,
     );
     if r[0].ess < MIN_ESS_FRACTION * samples as f64 {
         report.warning = Some(format!(
