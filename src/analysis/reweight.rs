@@ -1,8 +1,7 @@
 //! Self-normalised importance reweighting of direct flow samples: <O>_pi = sum w O / sum w with
 //! w = pi / q, a jackknife error over contiguous blocks, and Kish's effective sample size.
 
-/// Contiguous blocks of the jackknife (fewer when there are fewer samples).
-const BLOCKS: usize = 64;
+use super::jackknife::{self, BLOCKS};
 
 /// A reweighted mean.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,17 +40,10 @@ pub fn reweight(values: &[f64], log_w: &[f64]) -> Weighted {
     // Leave-one-block-out from the other blocks directly (no cancellation when a block holds
     // most of the weight).
     let leave_out: Vec<f64> = (0..blocks).map(|b| ratio(Some(b))).collect();
-    let k = blocks as f64;
-    let jack_mean = leave_out.iter().sum::<f64>() / k;
-    let var = (k - 1.0) / k
-        * leave_out
-            .iter()
-            .map(|m| (m - jack_mean).powi(2))
-            .sum::<f64>();
     let (sw, sw2) = w.iter().fold((0.0, 0.0), |(a, b), x| (a + x, b + x * x));
     Weighted {
         mean: ratio(None),
-        err: var.sqrt(),
+        err: jackknife::error(&leave_out),
         ess: sw * sw / sw2,
     }
 }

@@ -280,7 +280,13 @@ mod tests {
     #[test]
     fn buffers_are_booked_to_what_they_grow_with() {
         use super::super::context::Growth;
-        for label in ["flow params", "flow packed weights", "adam m", "grad", "gradient partial sums"] {
+        for label in [
+            "flow params",
+            "flow packed weights",
+            "adam m",
+            "grad",
+            "gradient partial sums",
+        ] {
             assert!(matches!(GpuContext::growth(label), Growth::Flow), "{label}");
         }
         // Per-sample or per-chain buffers whose names could read as parameter-sized.
@@ -291,7 +297,10 @@ mod tests {
             "flow log-det partials",
             "train state",
         ] {
-            assert!(matches!(GpuContext::growth(label), Growth::Batch), "{label}");
+            assert!(
+                matches!(GpuContext::growth(label), Growth::Batch),
+                "{label}"
+            );
         }
     }
 

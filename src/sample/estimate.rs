@@ -6,11 +6,9 @@
 use thiserror::Error;
 
 use super::draw::{Model, Sampler};
+use crate::analysis::jackknife::{self, BLOCKS};
 use crate::gpu::{GpuContext, GpuError};
 use crate::physics::Target;
-
-/// Contiguous blocks of the jackknife (fewer when there are fewer samples).
-const BLOCKS: usize = 64;
 
 /// Samples per device batch of an evaluation (`eval`'s default, and the evaluations after
 /// `train` and of a sweep's points).
@@ -170,13 +168,6 @@ impl Accumulator {
                 count.ln() - w
             })
             .collect();
-        let k = leave_out.len() as f64;
-        let jack_mean = leave_out.iter().sum::<f64>() / k;
-        let jack_var = (k - 1.0) / k
-            * leave_out
-                .iter()
-                .map(|f| (f - jack_mean).powi(2))
-                .sum::<f64>();
         let rel = |f: f64| (f - neg_ln_z_exact) / neg_ln_z_exact.abs();
         Estimate {
             samples: self.seen,
@@ -185,7 +176,7 @@ impl Accumulator {
             neg_ln_z_exact,
             rel_error: rel(self.mean),
             free_energy_is,
-            free_energy_is_err: jack_var.sqrt(),
+            free_energy_is_err: jackknife::error(&leave_out),
             rel_error_is: rel(free_energy_is),
             ess: (2.0 * ln_w - ln_w2).exp(),
         }
