@@ -7,6 +7,7 @@ pub mod config;
 pub mod flow;
 pub mod gpu;
 pub mod io;
+pub mod logspace;
 pub mod memory;
 pub mod physics;
 pub mod plot;

@@ -8,6 +8,7 @@
 //! it stays finite for large L. [`ln_z_ising_enumeration`] and
 //! [`ln_z_ising_transfer_matrix`] are slow, independent test oracles for small L.
 
+use crate::logspace::{ln_2cosh, log_sum_exp};
 use std::f64::consts::PI;
 
 /// Critical coupling of the infinite square lattice, `ln(1 + sqrt 2) / 2`.
@@ -79,12 +80,6 @@ pub fn ln_z_ising(l: usize, beta: f64) -> f64 {
 
 /// From here on ln_z_ising uses the low-temperature expansion instead of Kaufman's products.
 const FROZEN_BETA: f64 = 20.0;
-
-/// ln(2 cosh y) without overflow for large |y|.
-fn ln_2cosh(y: f64) -> f64 {
-    let a = y.abs();
-    a + (-2.0 * a).exp().ln_1p()
-}
 
 /// The exact energy per site <H> / N (H = -sum_<ij> s_i s_j) of the L x L periodic model:
 /// -(1/N) d ln Z / d beta, by a fourth-order central difference of [`ln_z_ising`] (relative
@@ -189,12 +184,6 @@ fn mat_mul(a: &[f64], b: &[f64], dim: usize) -> Vec<f64> {
         }
     }
     c
-}
-
-/// ln sum_i exp(x_i) for a non-empty slice with a finite maximum.
-fn log_sum_exp(xs: &[f64]) -> f64 {
-    let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    max + xs.iter().map(|x| (x - max).exp()).sum::<f64>().ln()
 }
 
 #[cfg(test)]

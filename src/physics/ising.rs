@@ -52,8 +52,7 @@ pub struct IsingTarget {
 
 /// Stable ln cosh x = |x| + ln(1 + e^{-2|x|}) - ln 2.
 pub fn ln_cosh(x: f64) -> f64 {
-    let a = x.abs();
-    a + (-2.0 * a).exp().ln_1p() - std::f64::consts::LN_2
+    crate::logspace::ln_2cosh(x) - std::f64::consts::LN_2
 }
 
 /// cas(2 pi k j / L) for k, j in 0..L, row-major: the 1D Hartley matrix.

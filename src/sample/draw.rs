@@ -10,6 +10,7 @@ use crate::gpu::rng::RngStage;
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::io::checkpoint::Checkpoint;
 use crate::io::npy;
+use crate::logspace::log_sum_exp;
 use crate::physics::{IsingTarget, Target, TargetStage};
 use crate::streams;
 
@@ -133,9 +134,8 @@ impl<'a> Sampler<'a> {
             let ln_q_neg = ctx.read(&inf.ln_q)?;
             let mut flips = streams::host(self.seed, streams::Host::SignFlips { step });
             for (i, (lq, lqn)) in s.ln_q.iter_mut().zip(ln_q_neg).enumerate() {
-                let (a, b) = (*lq as f64, lqn as f64);
-                let m = a.max(b);
-                *lq = (m + ((a - m).exp() + (b - m).exp()).ln() - std::f64::consts::LN_2) as f32;
+                let ln_2q_sym = log_sum_exp(&[*lq as f64, lqn as f64]);
+                *lq = (ln_2q_sym - std::f64::consts::LN_2) as f32;
                 if flips.random::<bool>() {
                     s.x[i * n..(i + 1) * n].iter_mut().for_each(|v| *v = -*v);
                 }
