@@ -16,6 +16,7 @@ use neuralrg_gpu::flow::{Arch, FlowPlan};
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions, SizeAdvice};
 use neuralrg_gpu::io::checkpoint::Checkpoint;
 use neuralrg_gpu::io::write_atomic;
+use neuralrg_gpu::physics::exact::relative_error;
 use neuralrg_gpu::physics::{IsingTarget, Target};
 use neuralrg_gpu::plot::Figure;
 use neuralrg_gpu::sample::{self, Accumulator, Model};
@@ -642,7 +643,7 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     }
     if let Some(s) = summary.last {
         let exact = summary.neg_ln_z;
-        let rel = |f: f64| (f - exact) / exact.abs();
+        let rel = |f: f64| relative_error(f, exact);
         println!(
             "variational free energy {:.6} +/- {:.6} (last batch), exact -ln Z {:.6}, relative error {:.3e}",
             s.loss,
@@ -1046,7 +1047,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             println!(
                 "variational free energy {f:.6} {spread} (exact -ln Z {exact:.6}, relative error {:.3e})",
-                (f - exact) / exact.abs()
+                relative_error(f, exact)
             );
         }
     }

@@ -11,6 +11,12 @@
 use crate::logspace::{ln_2cosh, log_sum_exp};
 use std::f64::consts::PI;
 
+/// The relative error of a free energy `f` against the exact `neg_ln_z` (-ln Z), signed: the
+/// figure every command reports.
+pub fn relative_error(f: f64, neg_ln_z: f64) -> f64 {
+    (f - neg_ln_z) / neg_ln_z.abs()
+}
+
 /// Critical coupling of the infinite square lattice, `ln(1 + sqrt 2) / 2`.
 pub const BETA_C: f64 = 0.440_686_793_509_771_5;
 

@@ -8,6 +8,7 @@ use thiserror::Error;
 use super::draw::{Model, Sampler};
 use crate::analysis::jackknife::{self, BLOCKS};
 use crate::gpu::{GpuContext, GpuError};
+use crate::physics::exact::relative_error;
 use crate::physics::Target;
 
 /// Samples per device batch of an evaluation (`eval`'s default, and the evaluations after
@@ -168,7 +169,7 @@ impl Accumulator {
                 count.ln() - w
             })
             .collect();
-        let rel = |f: f64| (f - neg_ln_z_exact) / neg_ln_z_exact.abs();
+        let rel = |f: f64| relative_error(f, neg_ln_z_exact);
         Estimate {
             samples: self.seen,
             free_energy: self.mean,

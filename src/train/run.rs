@@ -16,6 +16,7 @@ use crate::gpu::{GpuContext, GpuError};
 use crate::io::checkpoint::{Checkpoint, CheckpointError, FILE_NAME as CHECKPOINT};
 use crate::io::lock::{DirLock, LockError, LOCK_FILE};
 use crate::io::write_atomic;
+use crate::physics::exact::relative_error;
 use crate::physics::Target;
 use crate::train::schedule::{batch_at, learning_rate};
 
@@ -321,7 +322,7 @@ fn run_steps(
         dir.display()
     );
     let neg_ln_z = target.neg_ln_z();
-    let rel = |f: f64| (f - neg_ln_z) / neg_ln_z.abs();
+    let rel = |f: f64| relative_error(f, neg_ln_z);
     let bar = if opts.quiet {
         indicatif::ProgressBar::hidden()
     } else {
