@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::config::RunConfig;
-use crate::flow::{cost, params, Direction, FlowPass, FlowPlan};
+use crate::flow::{cost, params, Direction, FlowPass};
 use crate::gpu::profiler::Clock;
 use crate::gpu::rng::RngStage;
 use crate::gpu::{Dispatch, GpuContext, GpuError};
@@ -140,13 +140,11 @@ pub fn run(
     mut progress: impl FnMut(&str),
 ) -> Result<BenchReport, GpuError> {
     let c = &opts.config;
-    let plan = FlowPlan::new(c.flow_config().expect("validated config"));
+    let plan = c.plan().expect("validated config");
     let target = c.target().expect("validated config");
     let batch = c.train.batch;
     let seed = c.train.seed;
-    let mut p = params::init(&plan, seed);
-    params::perturb(&mut p, PERTURB, seed);
-    let masks = params::masks(&plan, seed);
+    let (p, masks) = params::fresh(&plan, seed, PERTURB);
     let mut clock = None;
     let mut timings = Vec::new();
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::flow::plan::{Arch, FlowConfig, PlanError};
+use crate::flow::plan::{Arch, FlowConfig, FlowPlan, PlanError};
 use crate::physics::exact::BETA_C;
 use crate::physics::ising::{IsingTarget, TargetError, MAX_BETA, MIN_BETA};
 use crate::train::{AdamConfig, LrSchedule, Objective};
@@ -453,6 +453,11 @@ impl RunConfig {
     /// describes (today the Ising model's continuous relaxation, eq. 7).
     pub fn target(&self) -> Result<IsingTarget, TargetError> {
         IsingTarget::new(self.lattice, self.beta)
+    }
+
+    /// The flow's layer plan.
+    pub fn plan(&self) -> Result<FlowPlan, PlanError> {
+        self.flow_config().map(FlowPlan::new)
     }
 
     pub fn flow_config(&self) -> Result<FlowConfig, PlanError> {

@@ -12,7 +12,7 @@ use neuralrg_gpu::config::{
     check_batch, check_lattice, resolve_beta, PartialFlow, PartialRunConfig, PartialTrain,
     RunConfig,
 };
-use neuralrg_gpu::flow::{Arch, FlowPlan};
+use neuralrg_gpu::flow::Arch;
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions, SizeAdvice};
 use neuralrg_gpu::io::checkpoint::Checkpoint;
 use neuralrg_gpu::io::write_atomic;
@@ -868,7 +868,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ..Default::default()
             }
             .resolve()?;
-            let plan = FlowPlan::new(config.flow_config()?);
+            let plan = config.plan()?;
             if json {
                 println!("{}", serde_json::to_string(&plan)?);
             } else {

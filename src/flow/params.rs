@@ -141,6 +141,16 @@ pub fn init(plan: &FlowPlan, seed: u64) -> Vec<f32> {
     p
 }
 
+/// A fresh flow's parameters ([`init`], plus N(0, `perturb`^2) noise where `perturb` > 0) and
+/// masks, all from `seed`.
+pub fn fresh(plan: &FlowPlan, seed: u64, perturb_sigma: f64) -> (Vec<f32>, Vec<u32>) {
+    let mut p = init(plan, seed);
+    if perturb_sigma > 0.0 {
+        perturb(&mut p, perturb_sigma, seed);
+    }
+    (p, masks(plan, seed))
+}
+
 /// Adds N(0, sigma^2) noise to every parameter (tests and demonstrations of non-trivial flows).
 pub fn perturb(params: &mut [f32], sigma: f64, seed: u64) {
     let mut rng = streams::host(seed, streams::Host::Perturb);

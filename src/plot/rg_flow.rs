@@ -34,11 +34,11 @@ pub fn write_rg_flow(
     let model = Model::from_checkpoint(ctx, ck)?;
     let samples = draw(ctx, &model, GRID_SAMPLES, seed, 0)?;
     let l = ck.config.lattice;
-    let plan = FlowPlan::new(ck.config.flow_config().expect("validated checkpoint"));
+    let plan = &model.flow.plan;
     let params: Vec<f64> = ck.params.iter().map(|v| *v as f64).collect();
     let x0: Vec<f64> = samples.x[..l * l].iter().map(|v| *v as f64).collect();
     let figures = [
-        ("rg_flow", rg_flow_figure(&plan, &params, &ck.masks, &x0)),
+        ("rg_flow", rg_flow_figure(plan, &params, &ck.masks, &x0)),
         ("samples_spins", sample_grid(&samples.x, l, false)),
         ("samples_tanh", sample_grid(&samples.x, l, true)),
     ];

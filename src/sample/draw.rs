@@ -5,7 +5,7 @@
 use rand::Rng;
 
 use crate::config::RunConfig;
-use crate::flow::{params, Direction, Flow, FlowPass, FlowPlan};
+use crate::flow::{params, Direction, Flow, FlowPass};
 use crate::gpu::rng::RngStage;
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
 use crate::io::checkpoint::Checkpoint;
@@ -30,11 +30,9 @@ impl Model {
 
     /// Freshly initialised parameters (the identity flow), plus N(0, perturb^2) noise.
     pub fn init(ctx: &GpuContext, config: &RunConfig, perturb: f64) -> Result<Self, GpuError> {
-        let plan = FlowPlan::new(config.flow_config().expect("validated config"));
-        let seed = config.train.seed;
-        let mut p = params::init(&plan, seed);
-        params::perturb(&mut p, perturb, seed);
-        Self::new(ctx, config, &p, &params::masks(&plan, seed))
+        let plan = config.plan().expect("validated config");
+        let (p, masks) = params::fresh(&plan, config.train.seed, perturb);
+        Self::new(ctx, config, &p, &masks)
     }
 
     fn new(
@@ -43,7 +41,7 @@ impl Model {
         p: &[f32],
         masks: &[u32],
     ) -> Result<Self, GpuError> {
-        let plan = FlowPlan::new(config.flow_config().expect("validated config"));
+        let plan = config.plan().expect("validated config");
         Ok(Self {
             flow: Flow::new(ctx, plan, p, masks)?,
             target: config.target().expect("validated config"),

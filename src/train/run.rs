@@ -11,7 +11,7 @@ use thiserror::Error;
 use super::metrics::{self, MetricsLine, MetricsRecord, MetricsWriter, RollbackRecord};
 use super::step::{StepStats, TrainStep};
 use crate::config::{PartialRunConfig, RunConfig, RunConfigError};
-use crate::flow::{params, FlowPlan};
+use crate::flow::params;
 use crate::gpu::{GpuContext, GpuError};
 use crate::io::checkpoint::{Checkpoint, CheckpointError, FILE_NAME as CHECKPOINT};
 use crate::io::lock::{DirLock, LockError, LOCK_FILE};
@@ -239,16 +239,14 @@ fn run_steps(
     let dir = &opts.dir;
     opts.lock.remove_stale_temporaries().map_err(io_err(dir))?;
     let target = config.target().expect("validated config");
-    let plan = FlowPlan::new(config.flow_config().expect("validated config"));
+    let plan = config.plan().expect("validated config");
     let t = &config.train;
     let (start, elapsed_before, params, masks) = match &resume {
         Some(ck) => (ck.step, ck.elapsed_s, ck.params.clone(), ck.masks.clone()),
-        None => (
-            0,
-            0.0,
-            params::init(&plan, t.seed),
-            params::masks(&plan, t.seed),
-        ),
+        None => {
+            let (p, masks) = params::fresh(&plan, t.seed, 0.0);
+            (0, 0.0, p, masks)
+        }
     };
     // The batch may ramp up: a new step stage is built when it changes, carrying the state.
     let build = |batch: usize, params: &[f32]| {
