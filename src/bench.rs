@@ -18,8 +18,6 @@ use crate::train::{Objective, TrainStep};
 
 /// Noise on the fresh flow's parameters, so no kernel sees only zeros.
 const PERTURB: f64 = 0.01;
-/// Leapfrog step size of the HMC workload (`hmc`'s default); it does not change the work.
-const HMC_STEP_SIZE: f64 = 0.1;
 
 /// What to measure and how often.
 #[derive(Debug, Clone)]
@@ -206,7 +204,15 @@ pub fn run(
     ));
 
     progress("hmc_leapfrog");
-    let mut hmc = Hmc::new(ctx, &model, Space::Latent, batch, HMC_STEP_SIZE, 1, seed)?;
+    let mut hmc = Hmc::new(
+        ctx,
+        &model,
+        Space::Latent,
+        batch,
+        crate::sample::hmc::DEFAULT_STEP_SIZE,
+        1,
+        seed,
+    )?;
     // One whole trajectory first, so the chains hold momenta and a force like a running sampler.
     hmc.trajectory(ctx, 0)?;
     let d = hmc.leapfrog_step();

@@ -57,7 +57,7 @@ pub struct HmcArgs {
     #[arg(long, default_value_t = 100)]
     thermalise: usize,
     /// Leapfrog step size (the start of the adaptation).
-    #[arg(long, default_value_t = 0.1, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = neuralrg_gpu::sample::hmc::DEFAULT_STEP_SIZE, allow_hyphen_values = true)]
     step_size: f64,
     /// Leapfrog steps per trajectory.
     #[arg(long, default_value_t = 10)]
@@ -109,10 +109,10 @@ pub struct ReferenceArgs {
     #[command(flatten)]
     temperature: super::TemperatureArgs,
     /// Measured sweeps (a sweep flips about N spins in clusters).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = reference::SWEEPS)]
     sweeps: usize,
     /// Sweeps discarded first.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = reference::THERMALISE)]
     thermalise: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -293,7 +293,13 @@ pub fn run_hmc_command(args: &HmcArgs, gpu: &GpuOptions) -> Result<()> {
     let (latent, latent_run) = run(Space::Latent)?;
     let (physical, physical_run) = run(Space::Physical)?;
     let l = model.target.lattice.l;
-    let wolff = reference::run(l, model.target.beta, 10_000, 1000, c.seed);
+    let wolff = reference::run(
+        l,
+        model.target.beta,
+        reference::SWEEPS,
+        reference::THERMALISE,
+        c.seed,
+    );
     // The chain-averaged structure factor after every measured trajectory, both spaces.
     let mean_at = |r: &ChainRun, t: usize| {
         let v = &r.series.values[0];

@@ -54,6 +54,10 @@ struct LatentForce {
     _backward: AdjointPass,
 }
 
+/// `hmc`'s leapfrog step size (the start of its adaptation), and the one `bench` times with (the
+/// work does not depend on it).
+pub const DEFAULT_STEP_SIZE: f64 = 0.1;
+
 /// Where a leapfrog trajectory ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Leapfrog {

@@ -28,6 +28,11 @@ pub struct ReferenceReport {
     pub seconds: f64,
 }
 
+/// `reference`'s default measured sweeps, and sweeps discarded first (also the Wolff run that
+/// `hmc --compare` draws beside its chains).
+pub const SWEEPS: usize = 10_000;
+pub const THERMALISE: usize = 1000;
+
 /// `sweeps` measured Wolff sweeps after `thermalise` (at least one).
 pub fn run(l: usize, beta: f64, sweeps: usize, thermalise: usize, seed: u64) -> ReferenceReport {
     let began = Instant::now();
