@@ -6,6 +6,7 @@ use thiserror::Error;
 use crate::flow::plan::{Arch, FlowConfig, FlowPlan, PlanError};
 use crate::physics::exact::BETA_C;
 use crate::physics::ising::{IsingTarget, TargetError, MAX_BETA, MIN_BETA};
+use crate::physics::lattice::LatticeError;
 use crate::train::{AdamConfig, LrSchedule, Objective};
 
 #[derive(Debug, Error, PartialEq)]
@@ -20,13 +21,8 @@ pub enum ConfigError {
         hi = 1.0 / MIN_BETA
     )]
     BadTemperature(f64),
-    #[error("--lattice must be at least 2 (got {0})")]
-    LatticeTooSmall(usize),
-    #[error(
-        "--lattice must be at most {max} (got {0}): larger lattices do not fit in memory",
-        max = crate::physics::lattice::MAX_LATTICE
-    )]
-    LatticeTooLarge(usize),
+    #[error(transparent)]
+    Lattice(#[from] LatticeError),
     #[error("{flag} must be at least {min} (got {batch})")]
     BatchTooSmall {
         flag: &'static str,
@@ -44,6 +40,9 @@ pub enum ConfigError {
         lattice: usize,
     },
 }
+
+/// The range of beta (and of T = 1/beta) any command accepts, as the errors state it.
+const BETA_RANGE: &str = "from 1e-6 to 1e6";
 
 /// beta from `--beta` or `--temperature` (beta = 1/T); the critical beta_c when neither is given.
 pub fn resolve_beta(beta: Option<f64>, temperature: Option<f64>) -> Result<f64, ConfigError> {
@@ -84,20 +83,16 @@ pub fn check_batch(
     }
 }
 
-/// Any lattice the Ising target is defined on (L >= 2) and memory can hold.
-pub fn check_lattice(l: usize) -> Result<usize, ConfigError> {
-    if l < 2 {
-        Err(ConfigError::LatticeTooSmall(l))
-    } else if l > crate::physics::lattice::MAX_LATTICE {
-        Err(ConfigError::LatticeTooLarge(l))
-    } else {
-        Ok(l)
-    }
-}
+pub use crate::physics::lattice::check_lattice;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stated_beta_range_is_the_checked_one() {
+        assert_eq!(BETA_RANGE, format!("from {MIN_BETA:e} to {MAX_BETA:e}"));
+    }
 
     #[test]
     fn beta_resolution() {
@@ -427,7 +422,7 @@ impl RunConfig {
             (
                 (MIN_BETA..=MAX_BETA).contains(&self.beta),
                 "beta",
-                "from 1e-6 to 1e6",
+                BETA_RANGE,
             ),
         ];
         for (ok, what, rule) in checks {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::exact::ln_z_ising;
-use super::lattice::{Lattice, MAX_LATTICE};
+use super::lattice::{check_lattice, Lattice, LatticeError};
 use super::target::Target;
 use super::target_stage::TargetStage;
 use crate::gpu::{GpuBuffer, GpuContext, GpuError};
@@ -26,12 +26,8 @@ pub const MAX_BETA: f64 = 1e6;
 
 #[derive(Debug, Error, PartialEq)]
 pub enum TargetError {
-    #[error("--lattice must be at least 2 (got {0})")]
-    LatticeTooSmall(usize),
-    #[error(
-        "--lattice must be at most {MAX_LATTICE} (got {0}): larger lattices do not fit in memory"
-    )]
-    LatticeTooLarge(usize),
+    #[error(transparent)]
+    Lattice(#[from] LatticeError),
     #[error(
         "beta must be between {MIN_BETA:e} and {MAX_BETA:e} (got {0}); the temperature T = 1/beta \
          likewise"
@@ -67,12 +63,7 @@ pub fn cas_table(l: usize) -> Vec<f64> {
 
 impl IsingTarget {
     pub fn new(l: usize, beta: f64) -> Result<Self, TargetError> {
-        if l < 2 {
-            return Err(TargetError::LatticeTooSmall(l));
-        }
-        if l > MAX_LATTICE {
-            return Err(TargetError::LatticeTooLarge(l));
-        }
+        check_lattice(l)?;
         if !(MIN_BETA..=MAX_BETA).contains(&beta) {
             return Err(TargetError::BadBeta(beta));
         }
@@ -185,7 +176,7 @@ mod tests {
     fn bad_input_is_refused() {
         assert_eq!(
             IsingTarget::new(1, 0.4).unwrap_err(),
-            TargetError::LatticeTooSmall(1)
+            TargetError::Lattice(LatticeError::TooSmall(1))
         );
         assert!(IsingTarget::new(4, 0.0).is_err());
         assert!(IsingTarget::new(4, -1.0).is_err());
