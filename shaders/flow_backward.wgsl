@@ -36,12 +36,6 @@ override WG: u32 = 64u;
 @group(0) @binding(7) var<storage, read_write> adj_state: array<f32>;
 @group(0) @binding(8) var<storage, read> blocks: array<u32>;
 
-fn block_site(row: u32, j: u32) -> u32 {
-    let sample = row / lay.n_blocks;
-    let blk = row % lay.n_blocks;
-    return sample * lay.n_sites + blocks[(lay.block_offset + blk) * 4u + j];
-}
-
 @compute @workgroup_size(WG)
 fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = linear_id(gid, nwg);
@@ -273,12 +267,8 @@ fn backward_quad(k: u32, first: u32, end: u32) {
     first_row4 = first / 4u;
     lane_on = on;
 #endif
-    let mask = masks[lay.mask_offset + k];
-    let u0 = mask & 3u;
-    let u1 = (mask >> 2u) & 3u;
-    let k0 = (mask >> 4u) & 3u;
-    let k1 = (mask >> 6u) & 3u;
-    let keep = Pair(pick(v, k0), pick(v, k1));
+    let m = step_mask(k);
+    let keep = Pair(pick(v, m.k0), pick(v, m.k1));
     let ms = mlp_size(H, M);
     let base_s = step_base(k);
     let base_t = base_s + ms + 2u;
@@ -288,8 +278,8 @@ fn backward_quad(k: u32, first: u32, end: u32) {
     let scale = s_scale(base_s);
     let s = Pair(scale.x * th.x, scale.y * th.y);
     let t = mlp_forward(1u, base_t, keep.x, keep.y);
-    let au = Pair(pick(a, u0), pick(a, u1));
-    let u = Pair(pick(v, u0), pick(v, u1));
+    let au = Pair(pick(a, m.u0), pick(a, m.u1));
+    let u = Pair(pick(v, m.u0), pick(v, m.u1));
     var ds: Pair;
     var dt: Pair;
     var e: Pair;
@@ -302,8 +292,8 @@ fn backward_quad(k: u32, first: u32, end: u32) {
         ds = Pair(-au.x * (u.x - t.x) * e.x - g, -au.y * (u.y - t.y) * e.y - g);
         dt = Pair(-au.x * e.x, -au.y * e.y);
     }
-    a = place(a, u0, au.x * e.x);
-    a = place(a, u1, au.y * e.y);
+    a = place(a, m.u0, au.x * e.x);
+    a = place(a, m.u1, au.y * e.y);
 
     let f_mlp = factors_size(H, M);
     let dk_t = mlp_backward(1u, base_t, keep, dt, f_mlp + 2u);
@@ -316,8 +306,8 @@ fn backward_quad(k: u32, first: u32, end: u32) {
 #endif
     let d_o = Pair(ds.x * scale.x * (1.0 - th.x * th.x), ds.y * scale.y * (1.0 - th.y * th.y));
     let dk_s = mlp_backward(0u, base_s, keep, d_o, 0u);
-    a = place(a, k0, pick(a, k0) + dk_s.x + dk_t.x);
-    a = place(a, k1, pick(a, k1) + dk_s.y + dk_t.y);
+    a = place(a, m.k0, pick(a, m.k0) + dk_s.x + dk_t.x);
+    a = place(a, m.k1, pick(a, m.k1) + dk_s.y + dk_t.y);
     for (var r = 0u; r < 4u; r++) {
         if on[r] {
             for (var j = 0u; j < 4u; j++) {

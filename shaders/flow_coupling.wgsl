@@ -32,13 +32,11 @@ fn run(gid: vec3<u32>, nwg: vec3<u32>, forward: bool) {
     var ld: vec4<f32>;
     for (var r = 0u; r < 4u; r++) {
         row[r] = min(first + r, rows - 1u);
-        let sample = row[r] / lay.n_blocks;
-        let blk = row[r] % lay.n_blocks;
         for (var j = 0u; j < 4u; j++) {
-            site[r][j] = sample * lay.n_sites + blocks[(lay.block_offset + blk) * 4u + j];
+            site[r][j] = block_site(row[r], j);
             v[j][r] = state[site[r][j]];
         }
-        slot[r] = sample * lay.ld_stride + blk;
+        slot[r] = row[r] / lay.n_blocks * lay.ld_stride + row[r] % lay.n_blocks;
         ld[r] = ld_partial[slot[r]];
     }
     let n_real = min(rows - first, 4u);
@@ -56,26 +54,22 @@ fn run(gid: vec3<u32>, nwg: vec3<u32>, forward: bool) {
                 }
             }
         }
-        let mask = masks[lay.mask_offset + k];
-        let u0 = mask & 3u;
-        let u1 = (mask >> 2u) & 3u;
-        let k0 = (mask >> 4u) & 3u;
-        let k1 = (mask >> 6u) & 3u;
+        let m = step_mask(k);
         let base = step_base(k);
         let scale = s_scale(base);
-        let keep = Pair(pick(v, k0), pick(v, k1));
+        let keep = Pair(pick(v, m.k0), pick(v, m.k1));
         // Each MLP's activations are dead after its output: one slot serves both.
         let o = mlp_forward(0u, base, keep.x, keep.y);
         let s = Pair(scale.x * s_tanh(o.x), scale.y * s_tanh(o.y));
         let t = mlp_forward(0u, base + mlp_size(H, M) + 2u, keep.x, keep.y);
-        let u = Pair(pick(v, u0), pick(v, u1));
+        let u = Pair(pick(v, m.u0), pick(v, m.u1));
         if forward {
-            v = place(v, u0, u.x * exp(s.x) + t.x);
-            v = place(v, u1, u.y * exp(s.y) + t.y);
+            v = place(v, m.u0, u.x * exp(s.x) + t.x);
+            v = place(v, m.u1, u.y * exp(s.y) + t.y);
             ld += s.x + s.y;
         } else {
-            v = place(v, u0, (u.x - t.x) * exp(-s.x));
-            v = place(v, u1, (u.y - t.y) * exp(-s.y));
+            v = place(v, m.u0, (u.x - t.x) * exp(-s.x));
+            v = place(v, m.u1, (u.y - t.y) * exp(-s.y));
             ld += -(s.x + s.y);
         }
     }

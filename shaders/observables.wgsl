@@ -21,7 +21,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 fn t_at(i: u32) -> f32 {
-    return tanh(clamp(x[i], -20.0, 20.0));
+    return safe_tanh(x[i]);
 }
 
 @compute @workgroup_size(WG)

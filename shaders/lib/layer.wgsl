@@ -1,6 +1,6 @@
 // Shared by the per-layer flow stages (flow_coupling, flow_backward): the layer, the batch and,
 // for the backward pass, the coupling step and row chunk. Mirrors `LayerUniform` in
-// src/flow/pass.rs.
+// src/flow/pass.rs. Each stage binds the `blocks` and `masks` tables its helpers read.
 
 struct Layer {
     batch: u32,
@@ -37,6 +37,29 @@ struct Layer {
 // `step_groups`): ascending or descending.
 fn group_step(i: u32, ascending: bool) -> u32 {
     return select(lay.k + lay.step_count - 1u - i, lay.k + i, ascending);
+}
+
+// Site of element j of block row `row` (sample-major over the layer's blocks), from the stage's
+// `blocks` table.
+fn block_site(row: u32, j: u32) -> u32 {
+    let sample = row / lay.n_blocks;
+    let blk = row % lay.n_blocks;
+    return sample * lay.n_sites + blocks[(lay.block_offset + blk) * 4u + j];
+}
+
+// Coupling step k's mask, from the stage's `masks`: the block elements it updates (u0, u1) and
+// those it conditions on (k0, k1), packed as u0 | u1 << 2 | k0 << 4 | k1 << 6
+// (src/flow/params.rs).
+struct Mask {
+    u0: u32,
+    u1: u32,
+    k0: u32,
+    k1: u32,
+}
+
+fn step_mask(k: u32) -> Mask {
+    let m = masks[lay.mask_offset + k];
+    return Mask(m & 3u, (m >> 2u) & 3u, (m >> 4u) & 3u, (m >> 6u) & 3u);
 }
 
 // Offset of step k's weights within the group's binding (lib/weights.wgsl).

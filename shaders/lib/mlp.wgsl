@@ -106,7 +106,7 @@ fn mlp_forward(slot: u32, base: u32, x0: vec4<f32>, x1: vec4<f32>) -> Pair {
     return o;
 }
 
-// tanh, clamped so every driver's tanh stays finite.
+// tanh, clamped so every driver's tanh stays finite (safe_tanh in lib/float.wgsl, on vec4).
 fn s_tanh(o: vec4<f32>) -> vec4<f32> {
     return tanh(clamp(o, vec4<f32>(-20.0), vec4<f32>(20.0)));
 }

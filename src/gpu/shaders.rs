@@ -76,7 +76,7 @@ macro_rules! registry {
 registry! {
     Rng => "rng" ["invocation"],
     TargetTransform => "target_transform" ["invocation"] {T = 16},
-    TargetLogProb => "target_log_prob" ["invocation", "workgroup_sum"],
+    TargetLogProb => "target_log_prob" ["invocation", "workgroup_sum", "float"],
     FlowPack => "flow_pack" ["invocation"],
     FlowCoupling => "flow_coupling" ["invocation", "layer", "mlp_layout", "weights", "mlp"] {H = 8, M = 2, HB = 1, UW = 1, UB = 4096, SS = 232},
     FlowLogQ => "flow_log_q" ["invocation", "workgroup_sum"],
@@ -85,7 +85,7 @@ registry! {
     Loss => "loss" ["invocation", "workgroup_sum"],
     Adam => "adam" ["invocation", "workgroup_sum", "float"],
     Hmc => "hmc" ["invocation", "workgroup_sum", "float"],
-    Observables => "observables" ["invocation", "workgroup_sum"],
+    Observables => "observables" ["invocation", "workgroup_sum", "float"],
 }
 
 impl Shader {
