@@ -865,7 +865,7 @@ fn schedules_and_moving_averages_resume_bit_for_bit() {
         metrics::read(d)
             .unwrap()
             .iter()
-            .map(|r| (r.step, r.loss, r.lr, r.loss_ema))
+            .map(|r| (r.step, r.loss, r.lr, r.loss_ema, r.loss_sym_ema))
             .collect::<Vec<_>>()
     };
     let (la, lb) = (log(&a), log(&b));
