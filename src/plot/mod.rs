@@ -178,7 +178,8 @@ impl Figure for LineChart {
         let (y0, y1) = bounds(|p| p.1);
         let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
         // Enough decimals to tell the ticks apart: steps are whole, temperatures are not.
-        let decimals = (1.0 - (x1 - x0).log10().floor()).clamp(0.0, 4.0) as usize;
+        let decimals = |span: f64| (1.0 - span.log10().floor()).clamp(0.0, 6.0) as usize;
+        let x_label = Ticks::Fixed(decimals(x1 - x0).min(4));
         let mut chart = ChartBuilder::on(&root);
         chart
             .caption(&self.title, (FONT_NAME, 24))
@@ -196,15 +197,52 @@ impl Figure for LineChart {
             let mut c = chart
                 .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
                 .map_err(|e| fail(&e))?;
-            self.finish(&mut c, decimals).map_err(|e| fail(&e))?;
+            self.finish(&mut c, x_label, Ticks::Significant)
+                .map_err(|e| fail(&e))?;
         } else {
             let pad = 0.05 * (y1 - y0).max(1e-12);
             let mut c = chart
                 .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
                 .map_err(|e| fail(&e))?;
-            self.finish(&mut c, decimals).map_err(|e| fail(&e))?;
+            let y_label = Ticks::Fixed(decimals((y1 - y0).max(1e-12)));
+            self.finish(&mut c, x_label, y_label)
+                .map_err(|e| fail(&e))?;
         }
         root.present().map_err(|e| fail(&e))
+    }
+}
+
+/// How an axis writes its tick values.
+#[derive(Debug, Clone, Copy)]
+enum Ticks {
+    /// A fixed number of decimals, enough to tell a linear axis's ticks apart.
+    Fixed(usize),
+    /// Four significant digits, trailing zeros dropped (a log axis: 0.3, not 0.30000000000000004).
+    Significant,
+}
+
+impl Ticks {
+    fn label(self, v: f64) -> String {
+        let trim = |s: String| {
+            if s.contains('.') {
+                s.trim_end_matches('0').trim_end_matches('.').to_string()
+            } else {
+                s
+            }
+        };
+        match self {
+            Ticks::Fixed(decimals) => format!("{v:.decimals$}"),
+            Ticks::Significant if v == 0.0 => "0".to_string(),
+            Ticks::Significant if (1e-3..1e5).contains(&v.abs()) => {
+                let decimals = (3 - v.abs().log10().floor() as i32).max(0) as usize;
+                trim(format!("{v:.decimals$}"))
+            }
+            Ticks::Significant => {
+                let s = format!("{v:.3e}");
+                let (mantissa, exponent) = s.split_once('e').expect("scientific notation");
+                format!("{}e{exponent}", trim(mantissa.to_string()))
+            }
+        }
     }
 }
 
@@ -213,7 +251,8 @@ impl LineChart {
     fn finish<'a, DB: DrawingBackend + 'a, Y>(
         &self,
         chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
-        decimals: usize,
+        x_ticks: Ticks,
+        y_ticks: Ticks,
     ) -> Result<(), String>
     where
         Y: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
@@ -222,7 +261,8 @@ impl LineChart {
             .configure_mesh()
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
-            .x_label_formatter(&|v| format!("{v:.decimals$}"))
+            .x_label_formatter(&|v| x_ticks.label(*v))
+            .y_label_formatter(&|v| y_ticks.label(*v))
             .y_labels(12)
             .label_style((FONT_NAME, 16))
             .draw()
@@ -266,5 +306,26 @@ impl LineChart {
             .border_style(BLACK)
             .draw()
             .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ticks;
+
+    #[test]
+    fn log_axis_ticks_are_short_and_linear_ones_keep_their_decimals() {
+        let s = |v: f64| Ticks::Significant.label(v);
+        assert_eq!(s(0.30000000000000004), "0.3");
+        assert_eq!(s(0.6000000000000001), "0.6");
+        assert_eq!(s(1.0), "1");
+        assert_eq!(s(20.0), "20");
+        assert_eq!(s(0.001), "0.001");
+        assert_eq!(s(1e-4), "1e-4");
+        assert_eq!(s(3.0000000000000004e-5), "3e-5");
+        assert_eq!(s(1.5e6), "1.5e6");
+        assert_eq!(s(0.0), "0");
+        assert_eq!(Ticks::Fixed(2).label(-590.4), "-590.40");
+        assert_eq!(Ticks::Fixed(0).label(1200.0), "1200");
     }
 }

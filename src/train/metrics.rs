@@ -186,7 +186,13 @@ mod tests {
     /// resumed run, read back one ulp low).
     #[test]
     fn logged_floats_read_back_to_the_bit() {
-        for v in [-107.29548896636963, 0.1, 1.0 / 3.0, f64::MIN_POSITIVE, -5e-324] {
+        for v in [
+            -107.29548896636963,
+            0.1,
+            1.0 / 3.0,
+            f64::MIN_POSITIVE,
+            -5e-324,
+        ] {
             let line = serde_json::to_string(&MetricsLine::Rollback(RollbackRecord {
                 step: 1,
                 rollback: "loss".into(),
