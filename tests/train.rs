@@ -479,9 +479,13 @@ fn bad_resumes_are_refused_without_damage() {
         &before[..before.len() / 2],
     )
     .unwrap();
+    // A file that is not a checkpoint, named as the one to resume from.
+    let notes = corrupt.join("notes.txt");
+    std::fs::write(&notes, b"not a checkpoint").unwrap();
     let missing = fresh_dir("missing");
     let m = missing.to_str().unwrap();
     let c = corrupt.to_str().unwrap();
+    let n = notes.to_str().unwrap();
     // Every flag that would change the model or the target is refused on resume, by name.
     for (flag, value) in [
         ("--lattice", "8"),
@@ -505,6 +509,7 @@ fn bad_resumes_are_refused_without_damage() {
     for (args, names) in [
         (vec!["train", "--resume", m], vec![m]),
         (vec!["train", "--resume", c], vec![c]),
+        (vec!["train", "--resume", n], vec![n, "not a neuralrg-gpu checkpoint"]),
         (vec!["train", "--lattice", "4", "--out", d], vec![d]),
         (
             vec!["train", "--lattice", "6", "--out", m],

@@ -105,16 +105,21 @@ pub fn start(
 ) -> Result<RunStart, TrainError> {
     let (config, resume, dir) = match resume {
         Some(given) => {
-            // The run directory; the path of its checkpoint file names it too.
-            let dir = if given.is_file() {
-                given.parent().unwrap_or(Path::new(".")).to_path_buf()
-            } else {
-                given.to_path_buf()
+            // The run directory; the path of its checkpoint file names it too (a file in the
+            // working directory has the empty path as its parent).
+            let dir = match given
+                .parent()
+                .filter(|p| given.is_file() && !p.as_os_str().is_empty())
+            {
+                Some(parent) => parent.to_path_buf(),
+                None if given.is_file() => PathBuf::from("."),
+                None => given.to_path_buf(),
             };
             if out.is_some_and(|o| o != dir) {
                 return Err(TrainError::ResumeWithOut);
             }
-            let ck = Checkpoint::load(&dir)?;
+            // The file named, so that an error names it.
+            let ck = Checkpoint::load(given)?;
             // --steps is the run's total; without it the run goes on to its recorded total.
             let config = ck.config.with_overrides(flags)?;
             (config, Some(ck), dir)
