@@ -53,6 +53,14 @@ pub fn parse_temperatures(text: &str) -> Result<Vec<f64>, SweepError> {
     if values.is_empty() || values.iter().any(|t| !(t.is_finite() && *t > 0.0)) {
         return Err(bad("temperatures must be positive numbers"));
     }
+    // Each point's directory names its temperature to 4 decimals (`points`).
+    let mut names: Vec<String> = values.iter().map(|t| format!("{t:.4}")).collect();
+    names.sort();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err(bad(
+            "two temperatures are the same to 4 decimals, which would share a run directory",
+        ));
+    }
     Ok(values)
 }
 
@@ -76,6 +84,11 @@ pub fn parse_depths(text: &str) -> Result<Vec<usize>, SweepError> {
     };
     if values.is_empty() || values.contains(&0) {
         return Err(bad("depths must be whole numbers from 1"));
+    }
+    let mut sorted = values.clone();
+    sorted.sort();
+    if sorted.windows(2).any(|w| w[0] == w[1]) {
+        return Err(bad("a depth is listed twice"));
     }
     Ok(values)
 }
@@ -261,10 +274,20 @@ mod tests {
         assert_eq!(parse_temperatures("2.0, 2.5").unwrap(), vec![2.0, 2.5]);
         assert_eq!(parse_depths("1..5").unwrap(), vec![1, 2, 3, 4, 5]);
         assert_eq!(parse_depths("1,3").unwrap(), vec![1, 3]);
-        for bad in ["2.7:2.0:0.1", "2:3:0", "2:3", "a,b", "-1", "0:1:1e-9", ""] {
+        for bad in [
+            "2.7:2.0:0.1",
+            "2:3:0",
+            "2:3",
+            "a,b",
+            "-1",
+            "0:1:1e-9",
+            "",
+            "2,2",
+            "2.00001,2.00002",
+        ] {
             assert!(parse_temperatures(bad).is_err(), "{bad}");
         }
-        for bad in ["5..1", "0..2", "x", "1,-2", ""] {
+        for bad in ["5..1", "0..2", "x", "1,-2", "", "1,2,1"] {
             assert!(parse_depths(bad).is_err(), "{bad}");
         }
     }

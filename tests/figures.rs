@@ -279,6 +279,28 @@ fn a_sweep_trains_resumes_plots_and_emits_slurm() {
             .count(),
         4
     );
+    // The same grid with another network is not this sweep: its points are refused by name
+    // rather than collected.
+    let other = neuralrg(&[
+        "sweep",
+        "--temperatures",
+        "2.0,2.5",
+        "--depths",
+        "1..2",
+        "--out",
+        out,
+        "--dry-run",
+        "--",
+        "-L",
+        "4",
+        "--hidden",
+        "8",
+    ]);
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        !other.status.success() && err.contains("--hidden") && err.contains("another --out"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 
     // Bad input: one line, nothing written.

@@ -509,7 +509,10 @@ fn bad_resumes_are_refused_without_damage() {
     for (args, names) in [
         (vec!["train", "--resume", m], vec![m]),
         (vec!["train", "--resume", c], vec![c]),
-        (vec!["train", "--resume", n], vec![n, "not a neuralrg-gpu checkpoint"]),
+        (
+            vec!["train", "--resume", n],
+            vec![n, "not a neuralrg-gpu checkpoint"],
+        ),
         (vec!["train", "--lattice", "4", "--out", d], vec![d]),
         (
             vec!["train", "--lattice", "6", "--out", m],

@@ -103,19 +103,15 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
                 p.dir.display()
             ),
         };
-        if (have.lattice, have.flow.depth) != (want.lattice, want.flow.depth)
-            || (have.beta - want.beta).abs() > 1e-9 * want.beta
-        {
+        let differs = want.model_differences(&have);
+        if !differs.is_empty() {
             bail!(
-                "{} holds a run at L = {}, depth {}, beta = {}, not this sweep's point (L = {}, \
-                 depth {}, beta = {}): choose another --out",
+                "{} holds a run with another {} than this sweep's point (T = {}, depth {}): \
+                 choose another --out",
                 p.dir.display(),
-                have.lattice,
-                have.flow.depth,
-                have.beta,
-                want.lattice,
-                want.flow.depth,
-                want.beta
+                differs.join(", "),
+                p.temperature,
+                p.depth
             );
         }
     }
