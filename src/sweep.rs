@@ -9,7 +9,7 @@ use thiserror::Error;
 use crate::io::checkpoint::{Checkpoint, CheckpointError};
 use crate::io::shell_word;
 use crate::plot::lattice::{LatticeFigure, Palette, Panel};
-use crate::plot::{Line, LineChart};
+use crate::plot::{Line, LineChart, REL_ERROR_LABEL, REL_ERROR_TITLE};
 
 #[derive(Debug, Error, PartialEq)]
 pub enum SweepError {
@@ -224,9 +224,9 @@ pub fn error_figure(results: &[Evaluated]) -> LineChart {
     depths.sort_unstable();
     depths.dedup();
     LineChart {
-        title: "Relative error of the variational free energy".into(),
+        title: REL_ERROR_TITLE.into(),
         x_label: "temperature T".into(),
-        y_label: "(F - F_exact) / |F_exact|".into(),
+        y_label: REL_ERROR_LABEL.into(),
         log_y: true,
         lines: depths
             .into_iter()
@@ -253,11 +253,7 @@ pub fn sample_figure(samples: &[(f64, Vec<f32>)], lattice: usize) -> LatticeFigu
         palette: Palette::Grey,
         panels: samples
             .iter()
-            .map(|(t, x)| Panel {
-                title: format!("T = {t:.3}"),
-                side: lattice,
-                values: x.iter().map(|v| (*v as f64).signum()).collect(),
-            })
+            .map(|(t, x)| Panel::sample(format!("T = {t:.3}"), x, lattice, false))
             .collect(),
     }
 }

@@ -27,6 +27,27 @@ pub struct Panel {
     pub values: Vec<f64>,
 }
 
+impl Panel {
+    /// A generated configuration x (L x L) as spins sign(x) or, with `tanh`, as tanh x.
+    pub fn sample(title: String, x: &[f32], lattice: usize, tanh: bool) -> Self {
+        Self {
+            title,
+            side: lattice,
+            values: x
+                .iter()
+                .map(|v| {
+                    let v = *v as f64;
+                    if tanh {
+                        v.tanh()
+                    } else {
+                        v.signum()
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Panels in a grid of `columns` columns.
 #[derive(Debug, Clone)]
 pub struct LatticeFigure {

@@ -19,6 +19,11 @@ use thiserror::Error;
 use crate::io::write_atomic;
 
 const FONT_NAME: &str = "sans-serif";
+
+/// The title and y label of every chart of the relative error of the variational free energy
+/// (training curves, a sweep's Fig. S1).
+pub const REL_ERROR_TITLE: &str = "Relative error of the variational free energy";
+pub const REL_ERROR_LABEL: &str = "(F - F_exact) / |F_exact|";
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const SIZE: (u32, u32) = (900, 600);
 

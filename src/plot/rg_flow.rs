@@ -82,21 +82,7 @@ pub fn sample_grid(xs: &[f32], lattice: usize, tanh: bool) -> LatticeFigure {
     let panels = xs
         .chunks_exact(n)
         .enumerate()
-        .map(|(i, x)| Panel {
-            title: format!("sample {i}"),
-            side: lattice,
-            values: x
-                .iter()
-                .map(|v| {
-                    let v = *v as f64;
-                    if tanh {
-                        v.tanh()
-                    } else {
-                        v.signum()
-                    }
-                })
-                .collect(),
-        })
+        .map(|(i, x)| Panel::sample(format!("sample {i}"), x, lattice, tanh))
         .collect();
     LatticeFigure {
         title: if tanh {

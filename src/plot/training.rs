@@ -47,9 +47,9 @@ pub fn training_curves(runs: &[&Path]) -> Result<LineChart, PlotError> {
         }
     }
     Ok(LineChart {
-        title: "Relative error of the variational free energy".into(),
+        title: super::REL_ERROR_TITLE.into(),
         x_label: "training step".into(),
-        y_label: "(F - F_exact) / |F_exact|".into(),
+        y_label: super::REL_ERROR_LABEL.into(),
         log_y: true,
         lines,
     })
