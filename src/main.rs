@@ -678,25 +678,11 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     }
     if let Some(m) = args.eval_samples.filter(|m| *m > 0) {
         let ck = Checkpoint::load(&dir)?;
-        let model = Model::from_checkpoint(&ctx, &ck)?;
-        let e = sample::estimate(
-            &ctx,
-            &model,
-            m,
-            sample::EVAL_BATCH.min(m),
-            sample::EVAL_SEED,
-            |_| {},
-        )?;
-        let kind = if model.symmetric { "symmetrised " } else { "" };
+        let batch = sample::EVAL_BATCH.min(m);
+        let e = sample::evaluate(&ctx, &ck, m, batch, sample::EVAL_SEED, |_| {})?;
         println!(
-            "final model, {m} fresh samples: {kind}variational free energy {:.6} +/- {:.6}, \
-             relative error {:.3e}; importance-sampled {:.6} +/- {:.6}, relative error {:.3e}",
-            e.free_energy,
-            e.stderr,
-            e.rel_error,
-            e.free_energy_is,
-            e.free_energy_is_err,
-            e.rel_error_is
+            "final model, {m} fresh samples:\n{}",
+            e.to_text(ck.config.train.symmetric)
         );
         let path = dir.join("eval.json");
         write_atomic(&path, serde_json::to_string(&e)?.as_bytes())
@@ -946,28 +932,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let ck = Checkpoint::load(&checkpoint)?;
             check_batch(batch, ck.config.lattice, 1, "--batch")?;
             let ctx = GpuContext::new(&gpu)?;
-            let model = Model::from_checkpoint(&ctx, &ck)?;
             let mut progress = samplers::progress(json, "samples");
-            let e = sample::estimate(&ctx, &model, samples, batch, seed, |done| {
+            let e = sample::evaluate(&ctx, &ck, samples, batch, seed, |done| {
                 progress(done.min(samples), samples)
             })?;
             if json {
                 println!("{}", serde_json::to_string(&e)?);
             } else {
-                let kind = if model.symmetric { "symmetrised " } else { "" };
-                println!(
-                    "{kind}variational free energy {:.6} +/- {:.6} from {} samples (step {}); exact -ln Z {:.6}; relative error {:.3e}",
-                    e.free_energy, e.stderr, e.samples, ck.step, e.neg_ln_z_exact, e.rel_error
-                );
-                println!(
-                    "importance-sampled free energy {:.6} +/- {:.6} (jackknife); relative error {:.3e}; effective sample size {:.1} of {} ({:.1}%)",
-                    e.free_energy_is,
-                    e.free_energy_is_err,
-                    e.rel_error_is,
-                    e.ess,
-                    e.samples,
-                    100.0 * e.ess / e.samples as f64
-                );
+                println!("model at step {}:", ck.step);
+                println!("{}", e.to_text(ck.config.train.symmetric));
             }
         }
         Command::Sample {

@@ -209,12 +209,14 @@ fn collect(points: &[sweep::Point], args: &SweepArgs, gpu: &GpuOptions) -> Resul
     let deepest = points.iter().map(|p| p.depth).max().unwrap_or(1);
     let mut results = Vec::new();
     let mut samples = Vec::new();
+    let mut lattice = 0;
     println!(
         "{:>8} {:>6} {:>14} {:>12}",
         "T", "depth", "rel. error", "+/-"
     );
     for p in points {
         let ck = Checkpoint::load(&p.dir)?;
+        lattice = ck.config.lattice;
         let model = Model::from_checkpoint(&ctx, &ck)?;
         let e = sample::estimate(
             &ctx,
@@ -239,7 +241,6 @@ fn collect(points: &[sweep::Point], args: &SweepArgs, gpu: &GpuOptions) -> Resul
             samples.push((p.temperature, x));
         }
     }
-    let lattice = Checkpoint::load(&points[0].dir)?.config.lattice;
     let s1 = args.out.join("fig_s1_error");
     sweep::error_figure(&results).save(&s1)?;
     let s2 = args.out.join("fig_s2_samples");

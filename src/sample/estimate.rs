@@ -8,6 +8,7 @@ use thiserror::Error;
 use super::draw::{Model, Sampler};
 use crate::analysis::jackknife::{self, BLOCKS};
 use crate::gpu::{GpuContext, GpuError};
+use crate::io::checkpoint::Checkpoint;
 use crate::physics::exact::relative_error;
 use crate::physics::Target;
 
@@ -213,6 +214,43 @@ pub fn estimate(
         progress(acc.seen());
     }
     Ok(acc.finish(model.target.neg_ln_z()))
+}
+
+/// A checkpoint's estimates (`eval`, and `train --eval-samples` after training).
+pub fn evaluate(
+    ctx: &GpuContext,
+    ck: &Checkpoint,
+    samples: usize,
+    batch: usize,
+    seed: u64,
+    progress: impl FnMut(usize),
+) -> Result<Estimate, EstimateError> {
+    let model = Model::from_checkpoint(ctx, ck)?;
+    estimate(ctx, &model, samples, batch, seed, progress)
+}
+
+impl Estimate {
+    /// Both estimates with their errors and relative errors, and the effective sample size, in
+    /// two lines; `symmetric`: of a symmetrised model (q_sym).
+    pub fn to_text(&self, symmetric: bool) -> String {
+        let kind = if symmetric { "symmetrised " } else { "" };
+        format!(
+            "{kind}variational free energy {:.6} +/- {:.6} from {} samples; exact -ln Z {:.6}; \
+             relative error {:.3e}\nimportance-sampled free energy {:.6} +/- {:.6} (jackknife); \
+             relative error {:.3e}; effective sample size {:.1} of {} ({:.1}%)",
+            self.free_energy,
+            self.stderr,
+            self.samples,
+            self.neg_ln_z_exact,
+            self.rel_error,
+            self.free_energy_is,
+            self.free_energy_is_err,
+            self.rel_error_is,
+            self.ess,
+            self.samples,
+            100.0 * self.ess / self.samples as f64
+        )
+    }
 }
 
 #[cfg(test)]

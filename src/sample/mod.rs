@@ -9,4 +9,6 @@ pub mod observables;
 pub mod reference;
 
 pub use draw::{draw, Model, Sampler, Samples};
-pub use estimate::{estimate, Accumulator, Estimate, EstimateError, EVAL_BATCH, EVAL_SEED};
+pub use estimate::{
+    estimate, evaluate, Accumulator, Estimate, EstimateError, EVAL_BATCH, EVAL_SEED,
+};
