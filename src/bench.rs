@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::config::RunConfig;
+use crate::flow::plan::PlanError;
 use crate::flow::{cost, params, Direction, FlowPass};
+use crate::physics::ising::TargetError;
 use crate::gpu::profiler::Clock;
 use crate::gpu::rng::RngStage;
 use crate::gpu::{Dispatch, GpuContext, GpuError};
@@ -15,6 +17,18 @@ use crate::sample::hmc::{Hmc, Space};
 use crate::sample::Model;
 use crate::streams;
 use crate::train::{Objective, TrainStep};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("--reps must be at least 1")]
+    NoReps,
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+}
 
 /// Noise on the fresh flow's parameters, so no kernel sees only zeros.
 const PERTURB: f64 = 0.01;
@@ -29,6 +43,18 @@ pub struct BenchOptions {
     pub reps: usize,
     /// Also the GPU time per kernel of one repetition.
     pub profile: bool,
+}
+
+impl BenchOptions {
+    /// What `run` would refuse, found before any device work.
+    pub fn check(&self) -> Result<(), BenchError> {
+        if self.reps == 0 {
+            return Err(BenchError::NoReps);
+        }
+        self.config.plan()?;
+        self.config.target()?;
+        Ok(())
+    }
 }
 
 /// Seconds per repetition of one workload.
@@ -136,10 +162,11 @@ pub fn run(
     ctx: &GpuContext,
     opts: &BenchOptions,
     mut progress: impl FnMut(&str),
-) -> Result<BenchReport, GpuError> {
+) -> Result<BenchReport, BenchError> {
+    opts.check()?;
     let c = &opts.config;
-    let plan = c.plan().expect("validated config");
-    let target = c.target().expect("validated config");
+    let plan = c.plan()?;
+    let target = c.target()?;
     let batch = c.train.batch;
     let seed = c.train.seed;
     let (p, masks) = params::fresh(&plan, seed, PERTURB);

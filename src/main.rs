@@ -629,14 +629,17 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
             inject_nan_at: args.inject_nan_at,
         },
     )?;
+    let resume_hint = format!(
+        "continue with\n  neuralrg-gpu train --resume {}",
+        neuralrg_gpu::io::shell_word(&dir.display().to_string())
+    );
     if summary.interrupted && summary.steps_run == 0 {
         if summary.completed_steps == 0 {
             eprintln!("interrupted before the first step: nothing was saved");
         } else {
             eprintln!(
-                "interrupted before the first new step: the checkpoint at step {} of {total} is as it was; continue with\n  neuralrg-gpu train --resume {}",
+                "interrupted before the first new step: the checkpoint at step {} of {total} is as it was; {resume_hint}",
                 summary.completed_steps,
-                neuralrg_gpu::io::shell_word(&dir.display().to_string())
             );
         }
         return Ok(ExitCode::from(130));
@@ -670,9 +673,8 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     );
     if summary.interrupted {
         eprintln!(
-            "interrupted: checkpoint saved at step {} of {total}; continue with\n  neuralrg-gpu train --resume {}",
+            "interrupted: checkpoint saved at step {} of {total}; {resume_hint}",
             summary.completed_steps,
-            neuralrg_gpu::io::shell_word(&dir.display().to_string())
         );
         return Ok(ExitCode::from(130));
     }
@@ -718,9 +720,6 @@ fn stop_flag() -> &'static AtomicBool {
 }
 
 fn run_bench(args: &BenchArgs, gpu: &GpuOptions) -> Result<()> {
-    if args.reps == 0 {
-        bail!("--reps must be at least 1");
-    }
     let config = PartialRunConfig {
         lattice: Some(check_lattice(args.lattice)?),
         beta: args.temperature.beta,
@@ -739,6 +738,7 @@ fn run_bench(args: &BenchArgs, gpu: &GpuOptions) -> Result<()> {
         reps: args.reps,
         profile: args.profile,
     };
+    opts.check()?;
     let adapters: Vec<Option<String>> = if args.all_adapters {
         let mut names = Vec::new();
         for a in GpuContext::adapters()? {
