@@ -244,6 +244,8 @@ pub enum RunConfigError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
     #[error("--lattice is required (on the command line or as `lattice` in --config)")]
     MissingLattice,
     #[error("{0} must be {1}")]

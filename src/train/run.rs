@@ -243,8 +243,8 @@ fn run_steps(
 ) -> Result<Summary, TrainError> {
     let dir = &opts.dir;
     opts.lock.remove_stale_temporaries().map_err(io_err(dir))?;
-    let target = config.target().expect("validated config");
-    let plan = config.plan().expect("validated config");
+    let target = config.target().map_err(RunConfigError::from)?;
+    let plan = config.plan().map_err(RunConfigError::from)?;
     let t = &config.train;
     let (start, elapsed_before, params, masks) = match &resume {
         Some(ck) => (ck.step, ck.elapsed_s, ck.params.clone(), ck.masks.clone()),
