@@ -11,7 +11,8 @@ use neuralrg_gpu::config::check_lattice;
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
 use neuralrg_gpu::io::checkpoint::Checkpoint;
 use neuralrg_gpu::io::write_atomic;
-use neuralrg_gpu::plot::{Figure, Line, LineChart};
+use neuralrg_gpu::plot::sampling::{self, Trace};
+use neuralrg_gpu::plot::Figure;
 use neuralrg_gpu::sample::chains::{
     run_flow_metropolis, run_hmc, run_reweight, ChainRun, SamplerReport, Schedule,
 };
@@ -301,46 +302,30 @@ pub fn run_hmc_command(args: &HmcArgs, gpu: &GpuOptions) -> Result<()> {
         c.seed,
     );
     // The chain-averaged structure factor after every measured trajectory, both spaces.
-    let mean_at = |r: &ChainRun, t: usize| {
-        let v = &r.series.values[0];
-        v.iter().map(|chain| chain[t]).sum::<f64>() / v.len() as f64
-    };
-    let mut csv = String::from("t,latent_structure_factor,physical_structure_factor\n");
-    for t in 0..args.trajectories {
-        csv.push_str(&format!(
-            "{t},{},{}\n",
-            mean_at(&latent_run, t),
-            mean_at(&physical_run, t)
-        ));
-    }
-    write_series(c.series.as_deref(), &csv)?;
+    let latent_trace = latent_run.series.chain_average(0);
+    let physical_trace = physical_run.series.chain_average(0);
+    write_series(
+        c.series.as_deref(),
+        &sampling::comparison_csv(&latent_trace, &physical_trace),
+    )?;
     if let Some(path) = &args.plot {
-        let line = |label: &str, run: &ChainRun| Line {
-            label: label.into(),
-            points: (0..args.trajectories)
-                .map(|t| ((args.thermalise + t) as f64, mean_at(run, t)))
-                .collect(),
-            errors: Vec::new(),
-        };
-        let ends = [
-            args.thermalise as f64,
-            (args.thermalise + args.trajectories) as f64,
+        let traces = [
+            Trace {
+                label: "latent HMC",
+                values: &latent_trace,
+            },
+            Trace {
+                label: "physical HMC",
+                values: &physical_trace,
+            },
         ];
-        LineChart {
-            title: format!("Structure factor, L = {l}, {} chains", args.chains),
-            x_label: "HMC trajectory".into(),
-            y_label: "<m^2> (chain average)".into(),
-            log_y: false,
-            lines: vec![
-                line("latent HMC", &latent_run),
-                line("physical HMC", &physical_run),
-                Line {
-                    label: "Wolff".into(),
-                    points: ends.iter().map(|t| (*t, wolff.m2)).collect(),
-                    errors: Vec::new(),
-                },
-            ],
-        }
+        sampling::structure_factor_figure(
+            l,
+            args.chains,
+            args.thermalise,
+            &traces,
+            ("Wolff", wolff.m2),
+        )
         .save(&path.with_extension(""))?;
     }
     let text = format!(

@@ -7,6 +7,7 @@ pub mod lattice;
 pub mod mutual_information;
 pub mod response;
 pub mod rg_flow;
+pub mod sampling;
 pub mod training;
 
 use std::path::{Path, PathBuf};

@@ -120,6 +120,14 @@ impl ChainSeries {
         }
     }
 
+    /// Observable `k` ([`NAMES`] order) averaged over the chains, per measurement.
+    pub fn chain_average(&self, k: usize) -> Vec<f64> {
+        let chains = &self.values[k];
+        (0..self.len())
+            .map(|t| chains.iter().map(|c| c[t]).sum::<f64>() / chains.len() as f64)
+            .collect()
+    }
+
     /// The series as CSV: `t,chain,structure_factor,energy,abs_m`, one row per measurement.
     pub fn to_csv(&self) -> String {
         let mut out = format!("t,chain,{}\n", NAMES.join(","));
