@@ -187,3 +187,56 @@ fn the_importance_sampled_free_energy_is_exact_at_beta_c() {
     );
     assert!(e.free_energy > exact + 10.0 * e.stderr, "{e:?}");
 }
+
+/// `hmc --compare` (Fig. 3b): one JSON object with a report per sampler, the chain-averaged
+/// series of both spaces, and the figure with its numbers.
+#[test]
+fn hmc_compare_writes_its_reports_series_and_figure() {
+    let dir = std::env::temp_dir().join(format!("neuralrg-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let series = dir.join("series.csv");
+    let figure = dir.join("fig.png");
+    let out = neuralrg(&[
+        "hmc",
+        "--checkpoint",
+        TRAINED,
+        "--compare",
+        "--chains",
+        "4",
+        "--trajectories",
+        "10",
+        "--thermalise",
+        "2",
+        "--series",
+        series.to_str().unwrap(),
+        "--plot",
+        figure.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for sampler in ["latent", "physical", "wolff"] {
+        assert!(report[sampler]["energy"].is_number(), "{sampler}: {report}");
+    }
+    let text = std::fs::read_to_string(&series).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "t,latent_structure_factor,physical_structure_factor"
+    );
+    assert_eq!(lines.len(), 11, "{text}");
+    for ext in ["png", "svg"] {
+        assert!(figure.with_extension(ext).exists(), "{ext}");
+    }
+    let numbers = std::fs::read_to_string(figure.with_extension("csv")).unwrap();
+    assert!(numbers.starts_with("label,x,y,err\n"), "{numbers}");
+    // Both traces from the first measured trajectory (after the 2 thermalising ones), and the
+    // Wolff line across them.
+    assert!(numbers.contains("\nlatent HMC,2,") && numbers.contains("\nphysical HMC,11,"));
+    assert_eq!(numbers.matches("\nWolff,").count(), 2, "{numbers}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
