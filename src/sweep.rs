@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::config::RunConfig;
 use crate::io::checkpoint::{Checkpoint, CheckpointError};
 use crate::io::shell_word;
 use crate::plot::lattice::{LatticeFigure, Palette, Panel};
@@ -17,6 +18,26 @@ pub enum SweepError {
     Temperatures(String, &'static str),
     #[error("--depths {0:?}: {1}")]
     Depths(String, &'static str),
+    #[error(
+        "sweep point T = {temperature}, depth {depth}: {message}; move {dir} away to train the \
+         point afresh"
+    )]
+    Unreadable {
+        temperature: f64,
+        depth: usize,
+        dir: String,
+        message: String,
+    },
+    #[error(
+        "{dir} holds a run with another {flags} than this sweep's point (T = {temperature}, \
+         depth {depth}): choose another --out"
+    )]
+    Foreign {
+        dir: String,
+        flags: String,
+        temperature: f64,
+        depth: usize,
+    },
 }
 
 /// The most points a sweep may have (and temperatures or depths in one range).
@@ -132,6 +153,34 @@ impl Point {
             Ok(ck) => Ok(Some(ck)),
             Err(CheckpointError::Missing(_)) => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Refuses a run in the point's directory that is not this point's (`want`: the point's
+    /// configuration), or that cannot be read; a point with no run yet is new.
+    pub fn check_existing(&self, want: &RunConfig) -> Result<(), SweepError> {
+        let have = match self.checkpoint() {
+            Ok(Some(ck)) => ck.config,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                return Err(SweepError::Unreadable {
+                    temperature: self.temperature,
+                    depth: self.depth,
+                    dir: self.dir.display().to_string(),
+                    message: e.to_string(),
+                })
+            }
+        };
+        let differs = want.model_differences(&have);
+        if differs.is_empty() {
+            Ok(())
+        } else {
+            Err(SweepError::Foreign {
+                dir: self.dir.display().to_string(),
+                flags: differs.join(", "),
+                temperature: self.temperature,
+                depth: self.depth,
+            })
         }
     }
 

@@ -89,31 +89,10 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     let points = sweep::points(&temperatures, &depths, &args.out);
     // Every point's command parses and resolves before anything runs, and a run already in a
     // point's directory must be that point's.
+    // A checkpoint that cannot be read stops the sweep here, with the reason, rather than
+    // later as a "directory not empty" from its training.
     for p in &points {
-        let want = train_args(&p.fresh_args(&args.train))?.check()?;
-        // A point with no checkpoint is new; one that cannot be read stops the sweep here, with
-        // the reason, rather than later as a "directory not empty" from its training.
-        let have = match p.checkpoint() {
-            Ok(Some(ck)) => ck.config,
-            Ok(None) => continue,
-            Err(e) => bail!(
-                "sweep point T = {}, depth {}: {e}; move {} away to train the point afresh",
-                p.temperature,
-                p.depth,
-                p.dir.display()
-            ),
-        };
-        let differs = want.model_differences(&have);
-        if !differs.is_empty() {
-            bail!(
-                "{} holds a run with another {} than this sweep's point (T = {}, depth {}): \
-                 choose another --out",
-                p.dir.display(),
-                differs.join(", "),
-                p.temperature,
-                p.depth
-            );
-        }
+        p.check_existing(&train_args(&p.fresh_args(&args.train))?.check()?)?;
     }
     if args.dry_run {
         for p in &points {
