@@ -212,7 +212,7 @@ fn analyze_draws_the_rg_flow_sample_grids_and_mutual_information() {
 fn a_sweep_trains_resumes_plots_and_emits_slurm() {
     let dir = fresh_dir("sweep");
     let out = dir.to_str().unwrap();
-    let sweep = |extra: &[&str]| {
+    let sweep_hidden = |extra: &[&str], hidden: &str| {
         let mut a = vec![
             "sweep",
             "--temperatures",
@@ -223,10 +223,11 @@ fn a_sweep_trains_resumes_plots_and_emits_slurm() {
             out,
         ];
         a.extend(extra);
-        a.extend(["--eval-samples", "256", "--", "-L", "4", "--hidden", "4"]);
+        a.extend(["--eval-samples", "256", "--", "-L", "4", "--hidden", hidden]);
         a.extend(["--couplings", "1", "--steps", "20", "--save-every", "10"]);
         neuralrg(&a)
     };
+    let sweep = |extra: &[&str]| sweep_hidden(extra, "4");
     // The plan of a fresh sweep, and its Slurm script: nothing trained.
     let plan = sweep(&["--dry-run"]);
     assert!(plan.status.success());
@@ -281,21 +282,7 @@ fn a_sweep_trains_resumes_plots_and_emits_slurm() {
     );
     // The same grid with another network is not this sweep: its points are refused by name
     // rather than collected.
-    let other = neuralrg(&[
-        "sweep",
-        "--temperatures",
-        "2.0,2.5",
-        "--depths",
-        "1..2",
-        "--out",
-        out,
-        "--dry-run",
-        "--",
-        "-L",
-        "4",
-        "--hidden",
-        "8",
-    ]);
+    let other = sweep_hidden(&["--dry-run"], "8");
     let err = String::from_utf8_lossy(&other.stderr);
     assert!(
         !other.status.success() && err.contains("--hidden") && err.contains("another --out"),
