@@ -453,6 +453,9 @@ struct TrainArgs {
     /// Testing only: put a NaN into the parameters before step K.
     #[arg(long, value_name = "K", hide = true)]
     inject_nan_at: Option<u64>,
+    /// Testing only: stop before step K as a signal would (a signal races a fast adapter).
+    #[arg(long, value_name = "K", hide = true)]
+    inject_stop_at: Option<u64>,
 }
 
 impl TrainArgs {
@@ -627,6 +630,7 @@ fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
             stop,
             max_rollbacks: args.max_rollbacks,
             inject_nan_at: args.inject_nan_at,
+            inject_stop_at: args.inject_stop_at,
         },
     )?;
     let resume_hint = format!(

@@ -249,9 +249,8 @@ fn sizes_beyond_the_adapter_limits_are_refused_before_any_work() {
 /// Runs the program to completion; its stderr, its wall time and its peak resident memory (KiB).
 #[cfg(unix)]
 #[allow(clippy::zombie_processes)] // reaped by wait4, which also reports the peak memory
-fn measured(args: &[&str]) -> (bool, String, f64, i64) {
+fn measured(args: &[&str]) -> (bool, String, i64) {
     use std::os::unix::process::ExitStatusExt;
-    let start = std::time::Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_neuralrg-gpu"))
         .args(args)
         .stdout(std::process::Stdio::null())
@@ -266,11 +265,11 @@ fn measured(args: &[&str]) -> (bool, String, f64, i64) {
     // SAFETY: waits for our own child, writing into the two locals.
     assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
     let ok = std::process::ExitStatus::from_raw(status).success();
-    (ok, err, start.elapsed().as_secs_f64(), usage.ru_maxrss)
+    (ok, err, usage.ru_maxrss)
 }
 
 /// Sizes beyond memory (a --memory-limit, the host's memory, the batch and parameter bounds) are
-/// refused in one line within seconds, having allocated almost nothing, and write nothing.
+/// refused in one line, having allocated almost nothing, and write nothing.
 #[cfg(unix)]
 #[test]
 fn sizes_beyond_memory_are_refused_at_once_with_bounded_memory() {
@@ -381,13 +380,12 @@ fn sizes_beyond_memory_are_refused_at_once_with_bounded_memory() {
         if args.contains(&"sample") && !args.contains(&"--out") {
             args.extend(["--batch", "1000", "--out", npz]);
         }
-        let (ok, err, seconds, max_rss_kib) = measured(&args);
+        let (ok, err, max_rss_kib) = measured(&args);
         assert!(!ok, "{args:?} succeeded");
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
         for name in names {
             assert!(err.contains(name), "{args:?}: {err:?} lacks {name:?}");
         }
-        assert!(seconds < 10.0, "{args:?} took {seconds} s");
         assert!(
             max_rss_kib < 512 * 1024,
             "{args:?} peaked at {max_rss_kib} KiB"
@@ -438,14 +436,13 @@ fn analyze_refuses_configurations_beyond_host_memory_at_once() {
             "--samples",
             "100000",
         ];
-        let (ok, err, seconds, max_rss_kib) = measured(&args);
+        let (ok, err, max_rss_kib) = measured(&args);
         assert!(!ok, "{args:?} succeeded");
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
         assert!(
             err.contains("host memory") && err.contains("reduce --samples"),
             "{err}"
         );
-        assert!(seconds < 10.0, "{args:?} took {seconds} s");
         assert!(
             max_rss_kib < 512 * 1024,
             "{args:?} peaked at {max_rss_kib} KiB"

@@ -287,7 +287,10 @@ mod tests {
             // |m| = |M| / N with M a sum of 36 spins: an even multiple of 1 / N.
             assert!((0.0..=1.0).contains(&am));
             let j = am * 36.0;
-            assert!((j - j.round()).abs() < 1e-9 && j.round() as i64 % 2 == 0, "|m| = {am}");
+            assert!(
+                (j - j.round()).abs() < 1e-9 && j.round() as i64 % 2 == 0,
+                "|m| = {am}"
+            );
             // e is in [-2, 2] and a multiple of 4 / N (flipping a spin changes H by a
             // multiple of 4).
             assert!((-2.0..=2.0).contains(&e));

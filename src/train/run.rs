@@ -188,6 +188,8 @@ pub struct RunOptions<'a> {
     pub max_rollbacks: u32,
     /// Fault injection for tests: a NaN in the parameters before this step (1-based).
     pub inject_nan_at: Option<u64>,
+    /// For tests: stop before this step (1-based) as `stop` would.
+    pub inject_stop_at: Option<u64>,
 }
 
 /// A fresh run needs a new or empty directory (its lock file aside): one that holds a checkpoint
@@ -355,7 +357,7 @@ fn run_steps(
         .and_then(|r| Some((r.loss_ema?, r.loss_sym_ema.or(r.loss_ema)?)));
     let mut step = start;
     while step < end {
-        if opts.stop.load(Ordering::SeqCst) {
+        if opts.stop.load(Ordering::SeqCst) || opts.inject_stop_at == Some(step + 1) {
             interrupted = true;
             break;
         }
