@@ -159,6 +159,12 @@ fn gpu_adam_matches_the_twin() {
         for t in 0..3 {
             step.step(&ctx, t).unwrap();
             let g = common::to_f64(&ctx.read(step.grad()).unwrap());
+            // The clipping case must clip: the gradient is longer than the clip norm.
+            let norm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
+            assert!(
+                adam.clip_grad == 0.0 || norm > 2.0 * adam.clip_grad,
+                "norm {norm}"
+            );
             adam_step(&adam, t + 1, &mut p, &mut m, &mut v, &g);
             // Compare, then continue the twin from the GPU's state so errors do not compound.
             let gp = common::to_f64(&ctx.read(&step.flow.params).unwrap());
