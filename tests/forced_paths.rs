@@ -358,3 +358,40 @@ fn the_memory_budget_counts_every_storage_buffer_and_refuses_the_one_past_it() {
     }
     assert_eq!(tight.allocated_bytes(), before);
 }
+
+/// A flow whose coupling kernels would run more loop iterations per invocation than the
+/// adapter allows (llvmpipe stops every thread at 65,535; forced here with a budget below one
+/// step's) is refused when its stages are built, in one typed error naming the flags to change.
+#[test]
+fn a_flow_beyond_the_loop_budget_is_refused_naming_the_flags() {
+    use neuralrg_gpu::flow::cost;
+    use neuralrg_gpu::gpu::GpuError;
+    let plan = FlowPlan::new(FlowConfig::new(4, None, Arch::Mera, 2, 8, 2).unwrap());
+    let budget = cost::coupling_step_loops(8, 2) - 1;
+    let ctx = context(GpuOptions {
+        loop_budget: Some(budget),
+        ..GpuOptions::default()
+    });
+    let err = TrainStep::new(
+        &ctx,
+        plan.clone(),
+        &params::init(&plan, 1),
+        &params::masks(&plan, 1),
+        &IsingTarget::new(4, 0.44).unwrap(),
+        BATCH,
+        Objective::PLAIN,
+        AdamConfig::default(),
+        1,
+    )
+    .err()
+    .expect("a flow beyond the loop budget was built");
+    assert!(
+        matches!(&err, GpuError::LoopBudget { limit, .. } if *limit == budget),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("--hidden") && message.contains("--mlp-layers"),
+        "{message}"
+    );
+}
