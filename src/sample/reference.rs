@@ -88,7 +88,7 @@ mod tests {
         for (l, beta) in [(8, crate::physics::exact::BETA_C), (16, 0.3), (8, 0.6)] {
             let r = super::run(l, beta, 20_000, 200, 5);
             assert!(
-                (r.energy - r.energy_exact).abs() < 4.0 * r.energy_err,
+                (r.energy - r.energy_exact).abs() < 4.0 * r.energy_err && r.energy_err < 0.01,
                 "L = {l}, beta = {beta}: {} +/- {} vs {}",
                 r.energy,
                 r.energy_err,
