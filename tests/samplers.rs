@@ -242,3 +242,37 @@ fn hmc_compare_writes_its_reports_series_and_figure() {
     assert_eq!(numbers.matches("\nWolff,").count(), 2, "{numbers}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Sampling q_sym flips the sign of each sample with probability 1/2 (Appendix D): the same
+/// latent draw with and without symmetrisation gives x or -x per sample, both occurring, and
+/// ln q_sym(x) = ln [q(x) + q(-x)] / 2 is at least ln q(x) - ln 2.
+#[test]
+fn symmetrised_sampling_flips_signs_at_random() {
+    let ctx = common::gpu();
+    let ck = Checkpoint::load(Path::new(TRAINED)).unwrap();
+    let mut model = Model::from_checkpoint(&ctx, &ck).unwrap();
+    let batch = 256;
+    model.symmetric = true;
+    let sym = neuralrg_gpu::sample::draw(&ctx, &model, batch, 3, 0).unwrap();
+    model.symmetric = false;
+    let plain = neuralrg_gpu::sample::draw(&ctx, &model, batch, 3, 0).unwrap();
+    let n = 16;
+    let mut flipped = 0;
+    for i in 0..batch {
+        let (a, b) = (&sym.x[i * n..(i + 1) * n], &plain.x[i * n..(i + 1) * n]);
+        if a == b {
+            continue;
+        }
+        assert!(a.iter().zip(b).all(|(u, v)| *u == -*v), "sample {i}");
+        flipped += 1;
+    }
+    // Binomial(256, 1/2): 128 +/- 8.
+    assert!(
+        (88..=168).contains(&flipped),
+        "{flipped} of {batch} flipped"
+    );
+    for i in 0..batch {
+        let d = sym.ln_q[i] as f64 - plain.ln_q[i] as f64;
+        assert!(d >= -std::f64::consts::LN_2 - 1e-4, "sample {i}: {d}");
+    }
+}
