@@ -134,6 +134,20 @@ fn bad_sampler_input_is_refused_in_one_line_writing_nothing() {
                 .to_vec(),
             &["--beta"],
         ),
+        (
+            [
+                "mcmc",
+                "--checkpoint",
+                TRAINED,
+                "--method",
+                "reweight",
+                "--series",
+                csv,
+            ]
+            .map(String::from)
+            .to_vec(),
+            &["--series", "reweighting"],
+        ),
     ];
     for (args, names) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -145,6 +159,82 @@ fn bad_sampler_input_is_refused_in_one_line_writing_nothing() {
             assert!(err.contains(n), "{args:?}: {err:?} lacks {n:?}");
         }
         assert!(!Path::new(csv).exists(), "{args:?} wrote {csv}");
+    }
+}
+
+/// The samplers' JSON has every key README lists, and says when its error bars cannot be
+/// trusted: HMC chains shorter than 50 autocorrelation times, reweighting whose effective sample
+/// size is under 1%.
+#[test]
+fn sampler_reports_have_their_keys_and_warn_when_they_cannot_be_trusted() {
+    let keys = [
+        "sampler",
+        "lattice",
+        "beta",
+        "samples",
+        "structure_factor",
+        "structure_factor_err",
+        "energy",
+        "energy_err",
+        "energy_exact",
+        "abs_m",
+        "abs_m_err",
+        "acceptance",
+        "tau_int",
+        "ess",
+        "ess_per_s",
+        "seconds",
+        "step_size",
+        "force_evaluations",
+        "warning",
+    ];
+    let runs: [&[&str]; 2] = [
+        &[
+            "hmc",
+            "--checkpoint",
+            TRAINED,
+            "--chains",
+            "2",
+            "--trajectories",
+            "4",
+            "--thermalise",
+            "0",
+            "--json",
+        ],
+        &[
+            "mcmc",
+            "--checkpoint",
+            TRAINED,
+            "--method",
+            "reweight",
+            "--chains",
+            "8",
+            "--iterations",
+            "32",
+            "--json",
+        ],
+    ];
+    for args in runs {
+        let out = neuralrg(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let object = v.as_object().unwrap();
+        let mut got: Vec<&str> = object.keys().map(String::as_str).collect();
+        let mut want = keys.to_vec();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want, "{args:?}");
+        assert!(v["structure_factor"].is_number(), "{v}");
+        if args[0] == "hmc" {
+            let warning = v["warning"].as_str().unwrap_or_default();
+            assert!(warning.contains("autocorrelation"), "{v}");
+        } else {
+            assert!(v["acceptance"].is_null() && v["samples"] == 256, "{v}");
+        }
     }
 }
 
