@@ -403,28 +403,44 @@ fn analyze_refuses_configurations_beyond_host_memory_at_once() {
     let dir = std::env::temp_dir().join(format!("neuralrg-cli-analyze-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (run, out) = (dir.join("run"), dir.join("figures"));
+    // The checkpoint written directly (no need to train at L = 512 on the device).
+    {
+        use neuralrg_gpu::config::{PartialFlow, PartialRunConfig, PartialTrain};
+        use neuralrg_gpu::flow::params;
+        let config = PartialRunConfig {
+            lattice: Some(512),
+            flow: PartialFlow {
+                hidden: Some(4),
+                couplings: Some(2),
+                depth: Some(1),
+                ..Default::default()
+            },
+            train: PartialTrain {
+                batch: Some(2),
+                steps: Some(1),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        let plan = config.plan().unwrap();
+        let (p, masks) = params::fresh(&plan, 1, 0.0);
+        let zeros = vec![0.0; p.len()];
+        std::fs::create_dir_all(&run).unwrap();
+        neuralrg_gpu::io::checkpoint::Checkpoint {
+            config,
+            step: 1,
+            elapsed_s: 0.0,
+            params: p,
+            adam_m: zeros.clone(),
+            adam_v: zeros,
+            masks,
+        }
+        .save(&run)
+        .unwrap();
+    }
     let (run, out) = (run.to_str().unwrap(), out.to_str().unwrap());
-    let trained = neuralrg(&[
-        "train",
-        "-L",
-        "512",
-        "--batch",
-        "2",
-        "--hidden",
-        "4",
-        "--couplings",
-        "2",
-        "--depth",
-        "1",
-        "--steps",
-        "1",
-        "--quiet",
-        "--eval-samples",
-        "0",
-        "--out",
-        run,
-    ]);
-    assert!(trained.status.success(), "{trained:?}");
     for analysis in ["--mi", "--response"] {
         let args = [
             "analyze",

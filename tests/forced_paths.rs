@@ -25,8 +25,7 @@ const BATCH: usize = 64;
 const SLICE_ROWS: usize = 20;
 
 fn context(opts: GpuOptions) -> std::sync::Arc<GpuContext> {
-    std::env::set_var("NODEVICE_SELECT", "1");
-    GpuContext::new(&opts).unwrap_or_else(|e| panic!("GPU tests need a GPU adapter: {e}"))
+    common::gpu_with(&opts)
 }
 
 /// One gradient evaluation and one training step: the statistics, the parameter and latent

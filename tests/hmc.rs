@@ -218,12 +218,12 @@ fn device_observables_match_the_twin() {
 /// tiny workgroup limit, the Hamiltonians and end points are the same bits.
 #[test]
 fn two_dimensional_chain_grids_give_the_same_bits() {
-    use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
+    use neuralrg_gpu::gpu::GpuOptions;
     let config = model_config();
     let z0 = common::to_f32(&common::random_vec(5, CHAINS * N, 1.0));
     let p0 = common::to_f32(&common::random_vec(6, CHAINS * N, 1.0));
     let run = |opts: GpuOptions| {
-        let ctx = GpuContext::new(&opts).unwrap();
+        let ctx = common::gpu_with(&opts);
         let model = Model::init(&ctx, &config, 0.3).unwrap();
         let hmc = Hmc::new(&ctx, &model, Space::Latent, CHAINS, 0.05, 3, 7).unwrap();
         hmc.integrate_from(&ctx, &z0, &p0).unwrap()

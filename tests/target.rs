@@ -3,7 +3,7 @@
 
 mod common;
 
-use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
+use neuralrg_gpu::gpu::GpuOptions;
 use neuralrg_gpu::physics::ising::ln_cosh;
 use neuralrg_gpu::physics::{IsingTarget, Lattice, Target};
 use neuralrg_gpu::reference::{dense, target as twin};
@@ -84,11 +84,10 @@ fn gpu_log_prob_and_gradient_match_the_twin() {
     // second context, at most two workgroups per dimension, puts both kernels on a grid of two
     // dimensions (hartley: 4 quads x 20 lines x 2 tiles = 160 invocations, three workgroups).
     let ctx = common::gpu();
-    let small_grid = GpuContext::new(&GpuOptions {
+    let small_grid = common::gpu_with(&GpuOptions {
         max_workgroups_per_dim: Some(2),
         ..GpuOptions::default()
-    })
-    .unwrap();
+    });
     let cases = [(4, 5), (8, 3), (5, 2), (20, 3), (32, 2)];
     for (ctx, (l, batch)) in cases
         .iter()

@@ -2,6 +2,8 @@
 //! symmetrisation recovers the ln 2 of a collapsed flow, resume is bit-for-bit, bad input is
 //! refused without damage.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -438,8 +440,7 @@ fn a_fresh_run_that_ends_before_its_first_checkpoint_leaves_no_directory() {
     let RunStart::Train(prepared) = run::start(None, Some(&stopped), flags, true).unwrap() else {
         panic!("a fresh run is not complete");
     };
-    std::env::set_var("NODEVICE_SELECT", "1");
-    let ctx = neuralrg_gpu::gpu::GpuContext::new(&Default::default()).unwrap();
+    let ctx = common::gpu();
     let stop = std::sync::atomic::AtomicBool::new(true);
     let summary = neuralrg_gpu::train::train(
         &ctx,

@@ -17,10 +17,14 @@ use std::sync::OnceLock;
 
 /// The real adapter; a missing one fails the test with the runtime's own instructions.
 pub fn gpu() -> Arc<GpuContext> {
+    gpu_with(&GpuOptions::default())
+}
+
+/// A context with `opts` (limits lowered to force a code path, say).
+pub fn gpu_with(opts: &GpuOptions) -> Arc<GpuContext> {
     // As the binary does: keep Mesa's device-select layer from probing for a display.
     std::env::set_var("NODEVICE_SELECT", "1");
-    GpuContext::new(&GpuOptions::default())
-        .unwrap_or_else(|e| panic!("GPU tests need a GPU adapter: {e}"))
+    GpuContext::new(opts).unwrap_or_else(|e| panic!("GPU tests need a GPU adapter: {e}"))
 }
 
 /// One context for all the tests of a binary, so each pipeline is compiled once.
