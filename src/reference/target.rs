@@ -59,3 +59,28 @@ pub fn log_prob_and_grad(target: &IsingTarget, x: &[f64]) -> (f64, Vec<f64>) {
 pub fn log_prob(target: &IsingTarget, x: &[f64]) -> f64 {
     log_prob_and_grad(target, x).0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::physics::lattice::Lattice;
+
+    /// A^p through the Hartley basis against the dense A = K + alpha I (K: beta on every bond of
+    /// the torus): A^1 x equals it, A^{1/2} twice equals A, and A^{-1} undoes A.
+    #[test]
+    fn powers_of_a_match_the_dense_matrix() {
+        let (l, beta) = (4, 0.37);
+        let target = IsingTarget::new(l, beta).unwrap();
+        let x: Vec<f64> = (0..l * l).map(|i| ((i * 7 % 11) as f64 - 5.0) / 3.0).collect();
+        let mut dense = x.iter().map(|v| target.alpha * v).collect::<Vec<f64>>();
+        for (i, j) in Lattice::new(l).bonds() {
+            dense[i] += beta * x[j];
+            dense[j] += beta * x[i];
+        }
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(u, v)| (u - v).abs() < 1e-12);
+        assert!(close(&apply_a_power(&target, &x, 1.0), &dense));
+        let half = apply_a_power(&target, &x, 0.5);
+        assert!(close(&apply_a_power(&target, &half, 0.5), &dense));
+        assert!(close(&apply_a_inverse(&target, &dense), &x));
+    }
+}
