@@ -206,3 +206,44 @@ pub fn ln_q(plan: &FlowPlan, p: &[f64], masks: &[u32], x: &[f64]) -> f64 {
     let (z, ld) = infer(plan, p, masks, x);
     ln_normal(&z) + ld
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::{params, Arch, FlowConfig};
+
+    /// With a non-trivial flow, the RG levels start at x and end at the latent variables the
+    /// full inference leaves at the coarsest level's sites, and each level is the lattice
+    /// halved.
+    #[test]
+    fn rg_levels_run_the_inference_layer_by_layer() {
+        for arch in [Arch::Mera, Arch::Tree] {
+            let plan = FlowPlan::new(FlowConfig::new(8, None, arch, 2, 4, 2).unwrap());
+            let (p, masks) = params::fresh(&plan, 3, 0.3);
+            let p: Vec<f64> = p.iter().map(|v| *v as f64).collect();
+            let x: Vec<f64> = (0..64)
+                .map(|i| ((i * 13 % 17) as f64 - 8.0) / 4.0)
+                .collect();
+            let levels = rg_levels(&plan, &p, &masks, &x);
+            let (z, _) = infer(&plan, &p, &masks, &x);
+            assert_eq!(levels[0], x);
+            let depth = levels.len() - 1;
+            assert_eq!(depth, plan.config.depth, "{arch:?}");
+            for (d, level) in levels.iter().enumerate() {
+                assert_eq!(level.len(), (8 >> d) * (8 >> d), "{arch:?} level {d}");
+            }
+            let (step, side) = (1 << depth, 8 >> depth);
+            let corners: Vec<f64> = (0..side * side)
+                .map(|i| z[(i / side) * step * 8 + (i % side) * step])
+                .collect();
+            assert_eq!(levels[depth], corners, "{arch:?}");
+            // A non-trivial flow moved them.
+            assert_ne!(
+                levels[1],
+                (0..16)
+                    .map(|i| x[(i / 4) * 16 + (i % 4) * 2])
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+}

@@ -71,7 +71,9 @@ mod tests {
     fn powers_of_a_match_the_dense_matrix() {
         let (l, beta) = (4, 0.37);
         let target = IsingTarget::new(l, beta).unwrap();
-        let x: Vec<f64> = (0..l * l).map(|i| ((i * 7 % 11) as f64 - 5.0) / 3.0).collect();
+        let x: Vec<f64> = (0..l * l)
+            .map(|i| ((i * 7 % 11) as f64 - 5.0) / 3.0)
+            .collect();
         let mut dense = x.iter().map(|v| target.alpha * v).collect::<Vec<f64>>();
         for (i, j) in Lattice::new(l).bonds() {
             dense[i] += beta * x[j];
