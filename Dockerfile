@@ -9,8 +9,9 @@
 #   docker run --rm --gpus all -v "$PWD/runs:/work/runs" -v neuralrg-cache:/root/.cache \
 #       neuralrg-gpu train --lattice 32
 #
-# The second volume keeps the driver's compiled-shader cache between containers, so only the
-# first run of a flow shape pays for compiling its kernels.
+# The second volume keeps the driver's compiled-shader cache between containers: GPU drivers
+# then skip compiling a flow shape's kernels after its first run; lavapipe caches part of the
+# work (README.md, "Set-up").
 
 FROM rust:1-bookworm AS build
 WORKDIR /src

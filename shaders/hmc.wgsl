@@ -110,8 +110,8 @@ fn hamiltonian(
     }
 }
 
-// Per chain: accept with probability min(1, exp(H_start - H_end)); a non-finite end H (or dH = NaN)
-// rejects; a chain whose start H was +infinity moves.
+// Per chain: accept with probability min(1, exp(H_start - H_end)); a NaN or +infinite dH rejects,
+// and dH = -infinity (a start H of +infinity with a finite end, say) accepts.
 @compute @workgroup_size(WG)
 fn decide(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let c = linear_id(gid, nwg);

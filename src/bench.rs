@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::config::RunConfig;
-use crate::flow::plan::PlanError;
+use crate::flow::plan::{FlowPlan, PlanError};
 use crate::flow::{cost, params, Direction, FlowPass};
 use crate::gpu::profiler::Clock;
 use crate::gpu::rng::RngStage;
 use crate::gpu::{Dispatch, GpuContext, GpuError};
-use crate::physics::ising::TargetError;
+use crate::physics::ising::{IsingTarget, TargetError};
 use crate::sample::hmc::{Hmc, Space};
 use crate::sample::Model;
 use crate::streams;
@@ -46,14 +46,12 @@ pub struct BenchOptions {
 }
 
 impl BenchOptions {
-    /// What `run` would refuse, found before any device work.
-    pub fn check(&self) -> Result<(), BenchError> {
+    /// What `run` would refuse, found before any device work; the plan and target it runs.
+    pub fn check(&self) -> Result<(FlowPlan, IsingTarget), BenchError> {
         if self.reps == 0 {
             return Err(BenchError::NoReps);
         }
-        self.config.plan()?;
-        self.config.target()?;
-        Ok(())
+        Ok((self.config.plan()?, self.config.target()?))
     }
 }
 
@@ -163,10 +161,8 @@ pub fn run(
     opts: &BenchOptions,
     mut progress: impl FnMut(&str),
 ) -> Result<BenchReport, BenchError> {
-    opts.check()?;
+    let (plan, target) = opts.check()?;
     let c = &opts.config;
-    let plan = c.plan()?;
-    let target = c.target()?;
     let batch = c.train.batch;
     let seed = c.train.seed;
     let (p, masks) = params::fresh(&plan, seed, PERTURB);

@@ -6,7 +6,6 @@ use thiserror::Error;
 use crate::flow::plan::{Arch, FlowConfig, FlowPlan, PlanError};
 use crate::physics::exact::BETA_C;
 use crate::physics::ising::{IsingTarget, TargetError, MAX_BETA, MIN_BETA};
-use crate::physics::lattice::LatticeError;
 use crate::train::{AdamConfig, LrSchedule, Objective};
 
 #[derive(Debug, Error, PartialEq)]
@@ -21,8 +20,6 @@ pub enum ConfigError {
         hi = 1.0 / MIN_BETA
     )]
     BadTemperature(f64),
-    #[error(transparent)]
-    Lattice(#[from] LatticeError),
     #[error("{flag} must be at least {min} (got {batch})")]
     BatchTooSmall {
         flag: &'static str,

@@ -171,7 +171,13 @@ impl Point {
                 })
             }
         };
-        let differs = want.model_differences(&have);
+        // Temperatures name directories to 4 decimals: 2.3 and 2.1 + 2 x 0.1 are one point.
+        let close_beta = (have.beta - want.beta).abs() <= 1e-9 * want.beta;
+        let differs: Vec<&str> = want
+            .model_differences(&have)
+            .into_iter()
+            .filter(|f| !(close_beta && *f == "--beta/--temperature"))
+            .collect();
         if differs.is_empty() {
             Ok(())
         } else {
@@ -335,6 +341,56 @@ mod tests {
         for bad in ["5..1", "0..2", "x", "1,-2", "", "1,2,1"] {
             assert!(parse_depths(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A run in a point's directory is that point's if it differs at most in the last bits of
+    /// beta (2.3 and 2.1 + 2 x 0.1 name one directory); another network is refused by name.
+    #[test]
+    fn existing_runs_are_checked_against_the_point() {
+        use crate::config::{PartialFlow, PartialRunConfig};
+        use crate::flow::params;
+        let config = |t: f64, hidden: usize| {
+            PartialRunConfig {
+                lattice: Some(4),
+                temperature: Some(t),
+                flow: PartialFlow {
+                    hidden: Some(hidden),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .resolve()
+            .unwrap()
+        };
+        let out = std::env::temp_dir().join(format!("neuralrg-sweep-{}", std::process::id()));
+        let ranged = parse_temperatures("2.1:2.3:0.1").unwrap()[2];
+        assert_ne!(ranged, 2.3);
+        let point = &points(&[ranged], &[3], &out)[0];
+        assert_eq!(
+            point.check_existing(&config(ranged, 8)),
+            Ok(()),
+            "no run yet"
+        );
+        let have = config(2.3, 8);
+        let plan = have.plan().unwrap();
+        let (p, masks) = params::fresh(&plan, 1, 0.0);
+        std::fs::create_dir_all(&point.dir).unwrap();
+        Checkpoint {
+            config: have,
+            step: 1,
+            elapsed_s: 0.0,
+            adam_m: vec![0.0; p.len()],
+            adam_v: vec![0.0; p.len()],
+            params: p,
+            masks,
+        }
+        .save(&point.dir)
+        .unwrap();
+        assert_eq!(point.check_existing(&config(ranged, 8)), Ok(()));
+        let err = point.check_existing(&config(ranged, 16)).unwrap_err();
+        assert!(err.to_string().contains("--hidden"), "{err}");
+        assert!(point.check_existing(&config(2.5, 8)).is_err());
+        std::fs::remove_dir_all(&out).unwrap();
     }
 
     #[test]

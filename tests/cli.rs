@@ -272,7 +272,7 @@ fn measured(args: &[&str]) -> (bool, String, i64) {
 /// refused in one line, having allocated almost nothing, and write nothing.
 #[cfg(unix)]
 #[test]
-fn sizes_beyond_memory_are_refused_at_once_with_bounded_memory() {
+fn sizes_beyond_memory_are_refused_with_bounded_memory_writing_nothing() {
     let dir = std::env::temp_dir().join(format!("neuralrg-cli-mem-{}", std::process::id()));
     let run = dir.join("run");
     let npz = dir.with_extension("npz");
@@ -399,7 +399,7 @@ fn sizes_beyond_memory_are_refused_at_once_with_bounded_memory() {
 /// writing nothing (a tiny flow at L = 512: 100,000 configurations take 236 GB).
 #[cfg(unix)]
 #[test]
-fn analyze_refuses_configurations_beyond_host_memory_at_once() {
+fn analyze_refuses_configurations_beyond_host_memory_before_drawing() {
     let dir = std::env::temp_dir().join(format!("neuralrg-cli-analyze-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (run, out) = (dir.join("run"), dir.join("figures"));

@@ -162,11 +162,10 @@ fn bad_sampler_input_is_refused_in_one_line_writing_nothing() {
     }
 }
 
-/// The samplers' JSON has every key README lists, and says when its error bars cannot be
-/// trusted: HMC chains shorter than 50 autocorrelation times, reweighting whose effective sample
-/// size is under 1%.
+/// The samplers' JSON has every key README lists, and HMC's says when its error bars cannot be
+/// trusted (chains shorter than 50 autocorrelation times).
 #[test]
-fn sampler_reports_have_their_keys_and_warn_when_they_cannot_be_trusted() {
+fn sampler_reports_have_their_keys_and_hmc_warns_of_short_chains() {
     let keys = [
         "sampler",
         "lattice",

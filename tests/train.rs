@@ -626,7 +626,13 @@ fn start_run(args: &[&str], dir: &Path, lines: usize) -> std::process::Child {
         .unwrap();
     let mut child = child;
     let metrics_file = dir.join("metrics.jsonl");
+    // A watchdog against a hang, not a speed check: far beyond any start on lavapipe.
+    let started = std::time::Instant::now();
     while std::fs::read_to_string(&metrics_file).map_or(0, |t| t.lines().count()) < lines {
+        if started.elapsed().as_secs() > 900 {
+            let _ = child.kill();
+            panic!("no {lines} logged lines after 15 minutes: training hangs");
+        }
         if let Some(status) = child.try_wait().unwrap() {
             let mut err = String::new();
             std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();

@@ -1,6 +1,7 @@
-//! The learning-rate schedule: a linear warm-up, then constant, cosine (to zero at the run's
-//! last step) or exponential (to 1% of the base rate) decay over the run's total steps. A
-//! function of the step alone, so a resumed run follows it exactly.
+//! The learning-rate schedule: a linear warm-up, then constant, cosine (to zero) or exponential
+//! (to 1% of the base rate) decay over the run's total steps, the end value being the rate of
+//! step `--steps`, one past the last step trained. A function of the step alone, so a resumed
+//! run follows it exactly.
 
 use serde::{Deserialize, Serialize};
 
