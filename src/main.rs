@@ -437,7 +437,7 @@ struct TrainArgs {
     /// --resume (command-line flags win).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Continue the run in DIR from its checkpoint, bit for bit; flags that would change the
+    /// Continue the run in DIR (or from a checkpoint file, in its directory) from its checkpoint, bit for bit; flags that would change the
     /// model or target are refused, and other training flags given with it (e.g. --lr) replace
     /// the recorded ones, so the continuation then differs from an uninterrupted run.
     #[arg(long, value_name = "DIR")]

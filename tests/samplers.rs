@@ -365,3 +365,76 @@ fn symmetrised_sampling_flips_signs_at_random() {
         assert!(d >= -std::f64::consts::LN_2 - 1e-4, "sample {i}: {d}");
     }
 }
+
+/// `mcmc --method reweight --json` on a fresh flow at L = 4 whose parameters carry N(0, sigma^2)
+/// noise (a checkpoint written directly).
+fn reweight_perturbed(name: &str, sigma: f64) -> std::process::Output {
+    use neuralrg_gpu::config::{PartialFlow, PartialRunConfig};
+    use neuralrg_gpu::flow::params;
+    let dir = std::env::temp_dir().join(format!("neuralrg-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = PartialRunConfig {
+        lattice: Some(4),
+        flow: PartialFlow {
+            hidden: Some(8),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let (p, masks) = params::fresh(&config.plan().unwrap(), 1, sigma);
+    Checkpoint {
+        config,
+        step: 1,
+        elapsed_s: 0.0,
+        adam_m: vec![0.0; p.len()],
+        adam_v: vec![0.0; p.len()],
+        params: p,
+        masks,
+    }
+    .save(&dir)
+    .unwrap();
+    let out = neuralrg(&[
+        "mcmc",
+        "--checkpoint",
+        dir.to_str().unwrap(),
+        "--method",
+        "reweight",
+        "--chains",
+        "8",
+        "--iterations",
+        "32",
+        "--json",
+    ]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    out
+}
+
+/// Noise on a fresh flow's parameters that leaves its densities finite but far from pi.
+const SIGMA_FAR: f64 = 0.3;
+
+/// Reweighting with a flow far from pi rests on a few heavy weights, and its report says so;
+/// with a flow so broken that some densities overflow it refuses to estimate, in one line
+/// (NaN averages reported as null were what it gave before).
+#[test]
+fn reweighting_warns_of_heavy_weights_and_refuses_non_finite_ones() {
+    let out = reweight_perturbed("reweight-far", SIGMA_FAR);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warning = v["warning"].as_str().unwrap_or_default();
+    assert!(warning.contains("effective sample size"), "{v}");
+    let out = reweight_perturbed("reweight-broken", 1.0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("non-finite densities"), "{err}");
+}

@@ -9,6 +9,7 @@ use std::time::Instant;
 use rand::Rng;
 
 use super::draw::{Model, Sampler};
+use super::estimate::EstimateError;
 use super::hmc::Hmc;
 use super::observables::{measure, ChainSeries, NAMES};
 use crate::analysis::reweight::reweight;
@@ -302,7 +303,7 @@ pub fn run_reweight(
     batch: usize,
     seed: u64,
     mut progress: impl FnMut(usize, usize),
-) -> Result<SamplerReport, GpuError> {
+) -> Result<SamplerReport, EstimateError> {
     let mut sampler = Sampler::new(ctx, model, batch.min(samples), seed)?;
     let l = model.target.lattice.l;
     let n = l * l;
@@ -315,11 +316,21 @@ pub fn run_reweight(
             break;
         }
         let draw = sampler.draw(ctx, k)?;
-        for (c, xc) in draw.x.chunks_exact(n).enumerate() {
-            if log_w.len() == samples {
-                break;
-            }
-            log_w.push(draw.ln_pi[c] as f64 - draw.ln_q[c] as f64);
+        let take = (samples - log_w.len()).min(draw.ln_q.len());
+        let batch_w: Vec<f64> = (0..take)
+            .map(|c| draw.ln_pi[c] as f64 - draw.ln_q[c] as f64)
+            .collect();
+        // A sample without a finite weight (a broken flow's overflow) would make every average
+        // NaN: no estimate, as the free-energy estimates refuse one.
+        let count = batch_w.iter().filter(|w| !w.is_finite()).count();
+        if count > 0 {
+            return Err(EstimateError::NonFinite {
+                count,
+                seen: log_w.len() + take,
+            });
+        }
+        for (xc, lw) in draw.x.chunks_exact(n).zip(batch_w) {
+            log_w.push(lw);
             let u: Vec<f32> = (0..n).map(|_| spins.random()).collect();
             for (v, o) in values.iter_mut().zip(measure(xc, l, &u).values()) {
                 v.push(o);
