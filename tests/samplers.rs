@@ -366,9 +366,9 @@ fn symmetrised_sampling_flips_signs_at_random() {
     }
 }
 
-/// `mcmc --method reweight --json` on a fresh flow at L = 4 whose parameters carry N(0, sigma^2)
+/// `mcmc --method METHOD --json` on a fresh flow at L = 4 whose parameters carry N(0, sigma^2)
 /// noise (a checkpoint written directly).
-fn reweight_perturbed(name: &str, sigma: f64) -> std::process::Output {
+fn mcmc_perturbed(name: &str, sigma: f64, method: &str) -> std::process::Output {
     use neuralrg_gpu::config::{PartialFlow, PartialRunConfig};
     use neuralrg_gpu::flow::params;
     let dir = std::env::temp_dir().join(format!("neuralrg-{name}-{}", std::process::id()));
@@ -400,7 +400,7 @@ fn reweight_perturbed(name: &str, sigma: f64) -> std::process::Output {
         "--checkpoint",
         dir.to_str().unwrap(),
         "--method",
-        "reweight",
+        method,
         "--chains",
         "8",
         "--iterations",
@@ -415,11 +415,12 @@ fn reweight_perturbed(name: &str, sigma: f64) -> std::process::Output {
 const SIGMA_FAR: f64 = 0.3;
 
 /// Reweighting with a flow far from pi rests on a few heavy weights, and its report says so;
-/// with a flow so broken that some densities overflow it refuses to estimate, in one line
-/// (NaN averages reported as null were what it gave before).
+/// with a flow so broken that some densities overflow, reweighting and flow Metropolis refuse
+/// to estimate, in one line (reweighting reported NaN averages as null before, and flow
+/// Metropolis the zero configuration its chains never left).
 #[test]
-fn reweighting_warns_of_heavy_weights_and_refuses_non_finite_ones() {
-    let out = reweight_perturbed("reweight-far", SIGMA_FAR);
+fn flow_samplers_warn_of_heavy_weights_and_refuse_non_finite_densities() {
+    let out = mcmc_perturbed("reweight-far", SIGMA_FAR, "reweight");
     assert!(
         out.status.success(),
         "{}",
@@ -428,13 +429,15 @@ fn reweighting_warns_of_heavy_weights_and_refuses_non_finite_ones() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let warning = v["warning"].as_str().unwrap_or_default();
     assert!(warning.contains("effective sample size"), "{v}");
-    let out = reweight_perturbed("reweight-broken", 1.0);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("non-finite densities"), "{err}");
+    for method in ["reweight", "flow-metropolis"] {
+        let out = mcmc_perturbed("broken", 1.0, method);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{method}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{method}: {err}");
+        assert!(err.contains("non-finite densities"), "{method}: {err}");
+    }
 }

@@ -245,7 +245,7 @@ pub fn run_flow_metropolis(
     schedule: &Schedule,
     seed: u64,
     mut progress: impl FnMut(usize, usize),
-) -> Result<ChainRun, GpuError> {
+) -> Result<ChainRun, EstimateError> {
     let mut sampler = Sampler::new(ctx, model, chains, seed)?;
     let l = model.target.lattice.l;
     let n = l * l;
@@ -257,6 +257,7 @@ pub fn run_flow_metropolis(
     let mut x = vec![0.0f32; chains * n];
     let mut log_w = vec![f64::NEG_INFINITY; chains];
     let (mut accepted, mut proposals) = (0, 0);
+    let mut non_finite = 0;
     let mut began = Instant::now();
     for t in 0..total {
         if t == schedule.thermalise {
@@ -266,6 +267,7 @@ pub fn run_flow_metropolis(
         let measuring = t >= schedule.thermalise;
         for c in 0..chains {
             let lw = draw.ln_pi[c] as f64 - draw.ln_q[c] as f64;
+            non_finite += !lw.is_finite() as usize;
             // The first proposal always moves a chain off its empty start.
             let ok = lw.is_finite()
                 && (log_w[c] == f64::NEG_INFINITY || uniforms.random::<f64>().ln() < lw - log_w[c]);
@@ -277,6 +279,14 @@ pub fn run_flow_metropolis(
                 accepted += ok as u64;
                 proposals += 1;
             }
+        }
+        // A chain still at its empty start has met only non-finite densities (a broken flow):
+        // measuring it would report the zero configuration as the physics.
+        if measuring && log_w.contains(&f64::NEG_INFINITY) {
+            return Err(EstimateError::NonFinite {
+                count: non_finite,
+                seen: (t + 1) * chains,
+            });
         }
         if measuring {
             series.push(&x, &mut spins);
