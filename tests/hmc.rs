@@ -284,7 +284,8 @@ fn decisions_match_the_twin() {
 }
 
 /// A trajectory whose Hamiltonian overflows (a step size of 10^6 drives x past f32's range, so
-/// H ends infinite or NaN) is rejected by every chain: the chains keep their finite states.
+/// H ends infinite or NaN) is rejected by every chain: the chains keep their finite states, and
+/// the sampler's report warns that they never moved.
 #[test]
 fn diverging_trajectories_are_rejected() {
     let ctx = common::gpu();
@@ -307,4 +308,15 @@ fn diverging_trajectories_are_rejected() {
     let after = hmc.configurations(&ctx).unwrap();
     assert!(after.iter().all(|v| v.is_finite()));
     assert_eq!(after, before);
+    // Its report says that the chains never moved.
+    use neuralrg_gpu::sample::chains::{run_hmc, SamplerReport, Schedule};
+    let schedule = Schedule {
+        thermalise: 0,
+        measure: 3,
+        target_acceptance: None,
+    };
+    let run = run_hmc(&ctx, &mut hmc, &schedule, |_, _| {}).unwrap();
+    let report = SamplerReport::from_chains("physical HMC", &model, &run);
+    let warning = report.warning.unwrap_or_default();
+    assert!(warning.contains("no proposal was accepted"), "{warning}");
 }

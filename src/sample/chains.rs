@@ -102,12 +102,23 @@ impl SamplerReport {
             ess,
             &run.cost,
         );
+        let mut warnings = Vec::new();
+        // Chains that never moved measure their start alone (a step size far too large, or a
+        // flow whose densities are not finite), whatever the other statistics say.
+        if run.proposals > 0 && run.accepted == 0 {
+            warnings.push(
+                "no proposal was accepted, so the chains never left their start: the values are \
+                 not samples of pi (try a smaller --step-size, or check the flow with eval)"
+                    .to_string(),
+            );
+        }
         if length < MIN_TAUS * tau {
-            report.warning = Some(format!(
+            warnings.push(format!(
                 "the chains are {length} measurements long, under {MIN_TAUS} autocorrelation \
                  times ({tau:.1} each): the error bars may be too small; measure longer"
             ));
         }
+        report.warning = (!warnings.is_empty()).then(|| warnings.join("; "));
         report
     }
 
