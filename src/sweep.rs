@@ -348,7 +348,6 @@ mod tests {
     #[test]
     fn existing_runs_are_checked_against_the_point() {
         use crate::config::{PartialFlow, PartialRunConfig};
-        use crate::flow::params;
         let config = |t: f64, hidden: usize| {
             PartialRunConfig {
                 lattice: Some(4),
@@ -371,21 +370,11 @@ mod tests {
             Ok(()),
             "no run yet"
         );
-        let have = config(2.3, 8);
-        let plan = have.plan().unwrap();
-        let (p, masks) = params::fresh(&plan, 1, 0.0);
         std::fs::create_dir_all(&point.dir).unwrap();
-        Checkpoint {
-            config: have,
-            step: 1,
-            elapsed_s: 0.0,
-            adam_m: vec![0.0; p.len()],
-            adam_v: vec![0.0; p.len()],
-            params: p,
-            masks,
-        }
-        .save(&point.dir)
-        .unwrap();
+        Checkpoint::fresh(config(2.3, 8), 1, 0.0)
+            .unwrap()
+            .save(&point.dir)
+            .unwrap();
         assert_eq!(point.check_existing(&config(ranged, 8)), Ok(()));
         let err = point.check_existing(&config(ranged, 16)).unwrap_err();
         assert!(err.to_string().contains("--hidden"), "{err}");

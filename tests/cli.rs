@@ -406,7 +406,6 @@ fn analyze_refuses_configurations_beyond_host_memory_before_drawing() {
     // The checkpoint written directly (no need to train at L = 512 on the device).
     {
         use neuralrg_gpu::config::{PartialFlow, PartialRunConfig, PartialTrain};
-        use neuralrg_gpu::flow::params;
         let config = PartialRunConfig {
             lattice: Some(512),
             flow: PartialFlow {
@@ -424,21 +423,11 @@ fn analyze_refuses_configurations_beyond_host_memory_before_drawing() {
         }
         .resolve()
         .unwrap();
-        let plan = config.plan().unwrap();
-        let (p, masks) = params::fresh(&plan, 1, 0.0);
-        let zeros = vec![0.0; p.len()];
         std::fs::create_dir_all(&run).unwrap();
-        neuralrg_gpu::io::checkpoint::Checkpoint {
-            config,
-            step: 1,
-            elapsed_s: 0.0,
-            params: p,
-            adam_m: zeros.clone(),
-            adam_v: zeros,
-            masks,
-        }
-        .save(&run)
-        .unwrap();
+        neuralrg_gpu::io::checkpoint::Checkpoint::fresh(config, 1, 0.0)
+            .unwrap()
+            .save(&run)
+            .unwrap();
     }
     let (run, out) = (run.to_str().unwrap(), out.to_str().unwrap());
     for analysis in ["--mi", "--response"] {

@@ -370,7 +370,6 @@ fn symmetrised_sampling_flips_signs_at_random() {
 /// noise (a checkpoint written directly).
 fn mcmc_perturbed(name: &str, sigma: f64, method: &str) -> std::process::Output {
     use neuralrg_gpu::config::{PartialFlow, PartialRunConfig};
-    use neuralrg_gpu::flow::params;
     let dir = std::env::temp_dir().join(format!("neuralrg-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = PartialRunConfig {
@@ -383,18 +382,10 @@ fn mcmc_perturbed(name: &str, sigma: f64, method: &str) -> std::process::Output 
     }
     .resolve()
     .unwrap();
-    let (p, masks) = params::fresh(&config.plan().unwrap(), 1, sigma);
-    Checkpoint {
-        config,
-        step: 1,
-        elapsed_s: 0.0,
-        adam_m: vec![0.0; p.len()],
-        adam_v: vec![0.0; p.len()],
-        params: p,
-        masks,
-    }
-    .save(&dir)
-    .unwrap();
+    Checkpoint::fresh(config, 1, sigma)
+        .unwrap()
+        .save(&dir)
+        .unwrap();
     let out = neuralrg(&[
         "mcmc",
         "--checkpoint",

@@ -81,6 +81,27 @@ fn checksum(meta: &HashMap<String, String>, header: &Metadata, data: &[u8]) -> u
 }
 
 impl Checkpoint {
+    /// A fresh flow of `config` (its seed's parameters, plus N(0, `perturb`^2) noise, and
+    /// masks; Adam's moments zero) recorded at `step`: a model to sample or evaluate without
+    /// training it.
+    pub fn fresh(
+        config: RunConfig,
+        step: u64,
+        perturb: f64,
+    ) -> Result<Self, crate::flow::plan::PlanError> {
+        let (params, masks) = params::fresh(&config.plan()?, config.train.seed, perturb);
+        let zeros = vec![0.0; params.len()];
+        Ok(Self {
+            config,
+            step,
+            elapsed_s: 0.0,
+            adam_m: zeros.clone(),
+            adam_v: zeros,
+            params,
+            masks,
+        })
+    }
+
     /// The safetensors bytes, written by the `safetensors` crate.
     pub fn to_bytes(&self) -> Vec<u8> {
         let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
