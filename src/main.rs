@@ -890,10 +890,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let ck = Checkpoint::load(&checkpoint)?;
             if mi || response {
-                // Per value of the configurations drawn: the spins (1 byte), x and the latents
-                // (4 bytes each).
+                // Per value of the configurations drawn: the spins (1 byte); x, -x, the latents
+                // of both, and the configurations and latents the posterior chose (4 bytes each,
+                // sample::posterior).
                 check_host_memory(
-                    9 * samples as u64 * (ck.config.lattice as u64).pow(2),
+                    25 * samples as u64 * (ck.config.lattice as u64).pow(2),
                     "analyzing this many configurations",
                     "reduce --samples",
                 )?;

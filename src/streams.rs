@@ -40,6 +40,8 @@ pub enum Host {
     Wolff,
     /// The samplers' reference (`reference`, `hmc --compare`): the seed of its Wolff chain.
     WolffReference,
+    /// The signs eta of a symmetrised model's posterior of the latents (`analyze`).
+    PosteriorSigns,
 }
 
 /// The host generator of `use_` under `seed`.
@@ -54,6 +56,7 @@ pub fn host(seed: u64, use_: Host) -> ChaCha8Rng {
         Host::ExactNoise => seed ^ 0x6e6f_6973, // "nois"
         Host::Wolff => seed ^ 0x776f_6c66,   // "wolf"
         Host::WolffReference => seed ^ 0x7265_6677, // "refw"
+        Host::PosteriorSigns => seed ^ 0x7369_676e, // "sign"
     })
 }
 
@@ -75,6 +78,7 @@ mod tests {
             Host::ExactNoise,
             Host::Wolff,
             Host::WolffReference,
+            Host::PosteriorSigns,
         ];
         for seed in [0, 1, 12345] {
             let mut first: Vec<u64> = uses.iter().map(|u| host(seed, *u).random()).collect();

@@ -119,11 +119,9 @@ fn gpu_matches_the_twin_at_l_4_and_8() {
         let (x, ld, lq) = run(&ctx, &flow, &z, batch, Direction::Generate);
         let (zi, ldi, lqi) = run(&ctx, &flow, &x, batch, Direction::Infer);
         // In submissions of two rows, the last padded: the same bits as one batch.
-        assert_eq!(
-            flow.infer_rows(&ctx, &x, 2).unwrap(),
-            zi,
-            "L={l}: rows in pairs"
-        );
+        let rows = flow.infer_rows(&ctx, &x, 2).unwrap();
+        assert_eq!(rows.z, zi, "L={l}: rows in pairs");
+        assert_eq!(rows.ln_q, lqi, "L={l}: ln q in pairs");
         for s in 0..batch {
             let zs = common::to_f64(&z[s * n..(s + 1) * n]);
             let (want_x, want_ld) = twin::generate(&p, &pd, &masks, &zs);

@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::TRAINED;
 use neuralrg_gpu::io::checkpoint::Checkpoint;
 use neuralrg_gpu::physics::exact::BETA_C;
 use neuralrg_gpu::sample::chains::{
@@ -15,10 +16,6 @@ use neuralrg_gpu::sample::chains::{
 };
 use neuralrg_gpu::sample::hmc::{Hmc, Space};
 use neuralrg_gpu::sample::Model;
-
-/// A flow trained at L = 4, beta_c with --symmetric (hidden 16, 6 couplings): a proposal good
-/// enough for flow Metropolis and reweighting to converge in a test's budget.
-const TRAINED: &str = "tests/data/l4-trained.safetensors";
 
 fn check(report: &SamplerReport) {
     let exact = common::enumeration::ising_observables(4, BETA_C);

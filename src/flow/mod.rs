@@ -10,6 +10,6 @@ pub mod weights;
 
 pub use backward::{AdjointPass, BackwardIo, BackwardPass, BackwardScratch, GradientShape};
 pub use params::ParamLayout;
-pub use pass::{padded_chunks, Direction, Flow, FlowPass};
+pub use pass::{padded_chunks, Direction, Flow, FlowPass, Inferred};
 pub use plan::{Arch, FlowConfig, FlowPlan, LayerPlan};
 pub use weights::StepWeights;

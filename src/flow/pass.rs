@@ -58,17 +58,25 @@ impl Flow {
     }
 }
 
+/// The inference pass's results for a set of configurations: the latents and ln q of each.
+pub struct Inferred {
+    /// z = g^{-1}(x), [count, N].
+    pub z: Vec<f32>,
+    /// ln q(x) = ln N(z) + log|det dg^{-1}/dx|, [count].
+    pub ln_q: Vec<f32>,
+}
+
 impl Flow {
-    /// z = g^{-1}(x) for every row of `xs` ([count, N]), up to `batch` rows per submission (fewer
-    /// where the adapter cannot hold that many; the last one padded with zeros): the inference
-    /// pass as a map over any number of configurations, for analyses. Each row's arithmetic is
-    /// the same whatever the batch.
+    /// z = g^{-1}(x) and ln q(x) for every row of `xs` ([count, N]), up to `batch` rows per
+    /// submission (fewer where the adapter cannot hold that many; the last one padded with
+    /// zeros): the inference pass as a map over any number of configurations, for analyses.
+    /// Each row's arithmetic is the same whatever the batch.
     pub fn infer_rows(
         &self,
         ctx: &GpuContext,
         xs: &[f32],
         batch: usize,
-    ) -> Result<Vec<f32>, GpuError> {
+    ) -> Result<Inferred, GpuError> {
         let n = self.plan.config.n_sites();
         assert_eq!(xs.len() % n, 0, "xs must hold whole configurations");
         let (batch, (state, pass)) = fitting_batch(batch.clamp(1, (xs.len() / n).max(1)), |b| {
@@ -77,13 +85,17 @@ impl Flow {
             Ok((state, pass))
         })?;
         let dispatches: Vec<&Dispatch> = pass.dispatches().collect();
-        let mut z = Vec::with_capacity(xs.len());
+        let mut out = Inferred {
+            z: Vec::with_capacity(xs.len()),
+            ln_q: Vec::with_capacity(xs.len() / n),
+        };
         for (padded, rows) in padded_chunks(xs, n, batch) {
             ctx.write(&state, &padded);
             ctx.submit("inference", &dispatches)?;
-            z.extend_from_slice(&ctx.read(&state)?[..rows * n]);
+            out.z.extend_from_slice(&ctx.read(&state)?[..rows * n]);
+            out.ln_q.extend_from_slice(&ctx.read(&pass.ln_q)?[..rows]);
         }
-        Ok(z)
+        Ok(out)
     }
 }
 

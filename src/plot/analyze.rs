@@ -9,6 +9,7 @@ use super::rg_flow::write_rg_flow;
 use super::PlotError;
 use crate::gpu::GpuContext;
 use crate::io::checkpoint::Checkpoint;
+use crate::sample::posterior::infer_latents;
 use crate::sample::{exact, Model};
 
 /// Which figures to draw.
@@ -21,7 +22,8 @@ pub struct Analyses {
 
 /// Draws the chosen figures of `ck` under `out`: the RG flow from generated samples (seed
 /// `seed`), the mutual information and the latent response from `samples` configurations of pi
-/// (seed `seed`). Returns the files written.
+/// and their latents under the model's posterior (seed `seed`; a symmetrised model's flips
+/// the configurations it infers, `sample::posterior`). Returns the files written.
 pub fn analyze(
     ctx: &GpuContext,
     ck: &Checkpoint,
@@ -37,11 +39,20 @@ pub fn analyze(
     if which.mi || which.response {
         let model = Model::from_checkpoint(ctx, ck)?;
         let xs = exact::draw(&model.target, samples, seed);
+        let latents = infer_latents(ctx, &model, &xs, seed)?;
+        if latents.non_finite > 0 {
+            return Err(PlotError::Input(format!(
+                "the flow gave non-finite latents or densities for {} of {samples} \
+                 configurations (the checkpoint is damaged or the flow is broken); no mutual \
+                 information or response",
+                latents.non_finite
+            )));
+        }
         if which.mi {
-            written.extend(write_mutual_information(ctx, &model, &xs, out)?);
+            written.extend(write_mutual_information(&model, &xs, &latents.z, out)?);
         }
         if which.response {
-            written.extend(write_response(ctx, &model, &xs, out)?);
+            written.extend(write_response(ctx, &model, &latents.x, out)?);
         }
     }
     Ok(written)

@@ -1,15 +1,15 @@
 //! Fig. 4(b, c): the mutual information between latent variables and between the physical
 //! variables at the same sites, for independent configurations x drawn from pi itself
-//! (`sample::exact`) and their latents z = g^{-1}(x) (the flow's inference pass on the device).
-//! A flow that factorised pi perfectly would leave no information shared between latents.
+//! (`sample::exact`) and their latents (the flow's inference pass on the device, under a
+//! symmetrised model's sign posterior: `sample::posterior`). A flow that factorised pi
+//! perfectly would leave no information shared between latents.
 
 use std::path::{Path, PathBuf};
 
 use super::lattice::{LatticeFigure, Palette, Panel};
 use super::{Figure, PlotError};
 use crate::analysis::mutual_information::matrix;
-use crate::gpu::GpuContext;
-use crate::sample::{Model, EVAL_BATCH};
+use crate::sample::Model;
 
 /// Variables in each matrix.
 const VARIABLES: usize = 16;
@@ -36,33 +36,22 @@ pub fn top_sites(lattice: usize, depth: usize, count: usize) -> Vec<usize> {
     sites
 }
 
-/// `analyze --mi`: for the configurations `xs` of pi, the mutual information among the 16
-/// coarsest latents and among the physical variables at the same sites, written under `out`
-/// as `mi` (.png, .svg, .csv).
+/// `analyze --mi`: for the configurations `xs` of pi and their latents `zs` (both [count, N]),
+/// the mutual information among the 16 coarsest latents and among the physical variables at the
+/// same sites, written under `out` as `mi` (.png, .svg, .csv).
 pub fn write_mutual_information(
-    ctx: &GpuContext,
     model: &Model,
     xs: &[f32],
+    zs: &[f32],
     out: &Path,
 ) -> Result<Vec<PathBuf>, PlotError> {
     let config = &model.flow.plan.config;
     let (n, samples) = (config.n_sites(), xs.len() / config.n_sites());
     let sites = top_sites(config.lattice, config.depth, VARIABLES);
-    let zs = model.flow.infer_rows(ctx, xs, EVAL_BATCH)?;
-    let broken = zs
-        .chunks_exact(n)
-        .filter(|z| z.iter().any(|v| !v.is_finite()))
-        .count();
-    if broken > 0 {
-        return Err(PlotError::Input(format!(
-            "the flow gave non-finite latents for {broken} of {samples} configurations (the \
-             checkpoint is damaged or the flow is broken); no mutual information"
-        )));
-    }
     let column = |values: &[f32], s: usize| -> Vec<f64> {
         values.chunks_exact(n).map(|row| row[s] as f64).collect()
     };
-    let latent: Vec<Vec<f64>> = sites.iter().map(|&s| column(&zs, s)).collect();
+    let latent: Vec<Vec<f64>> = sites.iter().map(|&s| column(zs, s)).collect();
     let physical: Vec<Vec<f64>> = sites.iter().map(|&s| column(xs, s)).collect();
     let panel = |title: &str, columns: &[Vec<f64>]| Panel {
         title: title.to_string(),

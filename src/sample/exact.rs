@@ -1,5 +1,5 @@
 //! Independent samples of pi itself, for lattices Wolff can equilibrate: spins s from the Wolff
-//! cluster algorithm, then x given s, which is Gaussian, N(A s, A) (Appendix B: pi(s, x) is
+//! cluster algorithm, then x given s, which is Gaussian, N(A s, A) (after eq. 7: pi(s, x) is
 //! proportional to exp(-x^T A^{-1} x / 2 + s . x)). Exact whatever the flow, and nearly
 //! uncorrelated, as estimators that assume independent samples (the KSG mutual information)
 //! need.

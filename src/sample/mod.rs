@@ -1,4 +1,5 @@
-//! Using a flow: drawing samples x = g(z) with their densities, and free-energy estimates.
+//! Using a flow: drawing samples x = g(z) with their densities, free-energy estimates, and the
+//! latents of given configurations.
 
 pub mod chains;
 pub mod draw;
@@ -6,6 +7,7 @@ pub mod estimate;
 pub mod exact;
 pub mod hmc;
 pub mod observables;
+pub mod posterior;
 pub mod reference;
 
 pub use draw::{draw, Model, Sampler, Samples};

@@ -1,6 +1,6 @@
 //! Observables of the Ising spins, measured from configurations x of the continuous relaxation.
-//! Given x the spins are independent with E[s_i | x] = tanh x_i (Appendix B), so the improved
-//! estimators average the spins out exactly where they can: the uniform structure factor
+//! Given x the spins are independent with E[s_i | x] = tanh x_i (the text after eq. 7), so the
+//! improved estimators average the spins out exactly where they can: the uniform structure factor
 //! <m^2> = <(sum s)^2> / N^2 as ((sum t)^2 - sum t^2) / N^2 + 1 / N and the energy per site
 //! -(1/N) sum over bonds t_i t_j, with t = tanh x; |m| needs the spins themselves, drawn from
 //! their conditional distribution.

@@ -7,7 +7,9 @@ pub mod formats;
 
 use std::sync::Arc;
 
-/// A small flow trained at L = 4 (fixed bytes, so tests that read it need no training first).
+/// A flow trained at L = 4, beta_c with --symmetric (hidden 16, 6 couplings; fixed bytes, so
+/// tests that read it need no training first): a proposal good enough for flow Metropolis and
+/// reweighting to converge in a test's budget.
 pub const TRAINED: &str = "tests/data/l4-trained.safetensors";
 
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions};
