@@ -142,8 +142,21 @@ impl Figure for LineChart {
     }
 
     fn size(&self) -> Result<(u32, u32), PlotError> {
-        if self.lines.iter().all(|l| l.points.is_empty()) {
-            return Err(PlotError::Input(format!("{}: nothing to plot", self.title)));
+        if !self
+            .lines
+            .iter()
+            .flat_map(|l| &l.points)
+            .any(|p| self.shown(p.1))
+        {
+            let why = if self.log_y {
+                " (no finite value above zero for its log scale)"
+            } else {
+                " (no finite value)"
+            };
+            return Err(PlotError::Input(format!(
+                "{}: nothing to plot{why}",
+                self.title
+            )));
         }
         Ok(SIZE)
     }
@@ -170,7 +183,7 @@ impl Figure for LineChart {
             .lines
             .iter()
             .flat_map(|l| l.points.iter().copied())
-            .filter(|(_, y)| !self.log_y || *y > 0.0)
+            .filter(|(_, y)| self.shown(*y))
             .collect();
         let bounds = |f: fn(&(f64, f64)) -> f64| {
             points
@@ -194,12 +207,13 @@ impl Figure for LineChart {
             .x_label_area_size(48)
             .y_label_area_size(80);
         if self.log_y {
-            // Whole decades, so the axis always has labelled ticks.
-            // (Just beyond them: 10^-2 computes above 0.01, which would drop its tick.)
-            let (y0, y1) = (
-                0.999 * 10f64.powf(y0.log10().floor()),
-                1.001 * 10f64.powf((y1 * 1.0001).log10().ceil()),
-            );
+            // Whole decades, so the axis always has labelled ticks (just beyond them: 10^-2
+            // computes above 0.01, which would drop its tick), at most MAX_DECADES of them and
+            // within the normal doubles: plotters never returns from a log axis that reaches 0
+            // or infinity, nor, in practice, from one of hundreds of decades.
+            let top = (y1 * 1.0001).log10().ceil().min(300.0);
+            let bottom = y0.log10().floor().max(top - MAX_DECADES).max(-300.0);
+            let (y0, y1) = (0.999 * 10f64.powf(bottom), 1.001 * 10f64.powf(top));
             let mut c = chart
                 .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
                 .map_err(|e| fail(&e))?;
@@ -252,7 +266,15 @@ impl Ticks {
     }
 }
 
+/// Most decades a log axis spans; values further below its top are left out.
+const MAX_DECADES: f64 = 30.0;
+
 impl LineChart {
+    /// Whether a value is drawn: finite, and above zero on a log scale.
+    fn shown(&self, y: f64) -> bool {
+        y.is_finite() && (!self.log_y || y > 0.0)
+    }
+
     /// Axes, lines and legend on a built chart (either y scale).
     fn finish<'a, DB: DrawingBackend + 'a, Y>(
         &self,
@@ -279,7 +301,7 @@ impl LineChart {
                 .points
                 .iter()
                 .copied()
-                .filter(|(_, y)| !self.log_y || *y > 0.0)
+                .filter(|(_, y)| self.shown(*y))
                 .collect();
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))
@@ -299,7 +321,7 @@ impl LineChart {
                     } else {
                         y - e
                     };
-                    (!self.log_y || *y > 0.0).then(|| {
+                    (self.shown(*y) && e.is_finite()).then(|| {
                         ErrorBar::new_vertical(*x, low, *y, y + e, color.stroke_width(1), 8)
                     })
                 });
@@ -317,7 +339,59 @@ impl LineChart {
 
 #[cfg(test)]
 mod tests {
-    use super::Ticks;
+    use super::{Figure, Line, LineChart, PlotError, Ticks};
+    use plotters::prelude::*;
+
+    fn chart(log_y: bool, ys: &[f64]) -> LineChart {
+        LineChart {
+            title: "t".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            log_y,
+            lines: vec![Line {
+                label: "a".into(),
+                points: ys.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect(),
+                errors: ys.iter().map(|y| y.abs() / 10.0).collect(),
+            }],
+        }
+    }
+
+    #[test]
+    fn charts_of_extreme_values_draw_or_refuse_in_bounded_time() {
+        super::register_font();
+        // plotters never returned from log axes reaching 0 or infinity, nor from hundreds of
+        // decades: each chart on a thread, a hang a failure.
+        let cases: [(bool, &[f64]); 7] = [
+            (true, &[5e-324, 1.0]),
+            (true, &[1.0, 1e308]),
+            (true, &[1e-30, 1e300]),
+            (true, &[0.01, f64::INFINITY, f64::NAN, -1.0, 0.02]),
+            (false, &[0.01, f64::INFINITY, f64::NAN, -1.0]),
+            (true, &[-0.1, 0.0]),
+            (false, &[f64::NAN]),
+        ];
+        for (log_y, ys) in cases {
+            let c = chart(log_y, ys);
+            let (send, receive) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let drawn = c.size().and_then(|size| {
+                    let mut rgb = vec![0u8; (size.0 * size.1 * 3) as usize];
+                    c.draw(BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area())
+                });
+                send.send(drawn.map_err(|e| e.to_string())).unwrap();
+            });
+            let drawn = receive
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("{ys:?} (log {log_y}): still drawing after 60 s"));
+            let nothing = ys.iter().all(|y| !y.is_finite() || (log_y && *y <= 0.0));
+            match drawn {
+                Ok(()) => assert!(!nothing, "{ys:?} drew"),
+                Err(e) => assert!(nothing && e.contains("nothing to plot"), "{ys:?}: {e}"),
+            }
+        }
+        let e = chart(true, &[-0.1]).size().unwrap_err();
+        assert!(matches!(e, PlotError::Input(_)), "{e}");
+    }
 
     #[test]
     fn log_axis_ticks_are_short_and_linear_ones_keep_their_decimals() {
