@@ -20,8 +20,10 @@ use crate::train::{Objective, TrainStep};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
-    #[error("--reps must be at least 1")]
-    NoReps,
+    #[error("--reps must be from 1 to {MAX_REPS} (got {0})")]
+    Reps(usize),
+    #[error("--warmup must be at most {MAX_REPS} (got {0})")]
+    Warmup(usize),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -29,6 +31,10 @@ pub enum BenchError {
     #[error(transparent)]
     Gpu(#[from] GpuError),
 }
+
+/// Most timed (and most untimed) repetitions: far more than a median needs, and few enough
+/// that their times fit in memory and their count in any integer.
+pub const MAX_REPS: usize = 100_000;
 
 /// Noise on the fresh flow's parameters, so no kernel sees only zeros.
 const PERTURB: f64 = 0.01;
@@ -48,8 +54,11 @@ pub struct BenchOptions {
 impl BenchOptions {
     /// What `run` would refuse, found before any device work; the plan and target it runs.
     pub fn check(&self) -> Result<(FlowPlan, IsingTarget), BenchError> {
-        if self.reps == 0 {
-            return Err(BenchError::NoReps);
+        if !(1..=MAX_REPS).contains(&self.reps) {
+            return Err(BenchError::Reps(self.reps));
+        }
+        if self.warmup > MAX_REPS {
+            return Err(BenchError::Warmup(self.warmup));
         }
         Ok((self.config.plan()?, self.config.target()?))
     }

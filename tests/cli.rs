@@ -99,6 +99,19 @@ fn bad_input_gives_one_line_naming_the_flag_and_a_nonzero_exit() {
             &["--lattice", "at most 4096"],
         ),
         (&["plan", "--lattice", "65536"], &["--lattice", "4096"]),
+        // A full lattice of blocks in every layer: refused before the plan is built.
+        (
+            &["plan", "-L", "1024", "--arch", "tebd", "--depth", "1024"],
+            &["--depth", "blocks"],
+        ),
+        (
+            &["bench", "-L", "4", "--reps", "18446744073709551615"],
+            &["--reps", "from 1 to"],
+        ),
+        (
+            &["bench", "-L", "4", "--warmup", "18446744073709551615"],
+            &["--warmup", "at most"],
+        ),
         (&[e, "-L", "4", "--beta", "-0.3"], &["--beta", "positive"]),
         (&[e, "-L", "4", "--beta", "0"], &["--beta", "positive"]),
         (&[e, "-L", "4", "--beta", "NaN"], &["--beta", "finite"]),

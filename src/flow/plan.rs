@@ -19,6 +19,11 @@ pub const MAX_MLP_LAYERS: usize = 4;
 /// has 43,680), it keeps a mistyped size from allocating without bound.
 pub const MAX_PARAMS: usize = 1 << 27;
 
+/// The most blocks (of four sites) all layers of a flow may have together: 2^26, a 1 GiB table
+/// of site indices on the host and the device. A MERA flow at L = 4096 has about 2^23.4; a tebd
+/// flow has L^2 / 2 per layer pair, so this allows depth 8 at L = 4096 and 128 at L = 1024.
+pub const MAX_BLOCKS: usize = 1 << 26;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
@@ -67,6 +72,12 @@ pub enum PlanError {
          allows: reduce --couplings, --hidden, --mlp-layers or --depth"
     )]
     TooManyParams { params: String },
+    #[error(
+        "the flow would have {0} blocks, more than the {MAX_BLOCKS} this program allows (their \
+         table alone would take {size} MiB of memory): reduce --depth or --lattice",
+        size = *.0 as u64 * 16 >> 20
+    )]
+    TooManyBlocks(usize),
     #[error("--hidden must be between 1 and {MAX_HIDDEN} (got {0})")]
     Hidden(usize),
     #[error("--mlp-layers must be between 1 and {MAX_MLP_LAYERS} (got {0})")]
@@ -125,11 +136,32 @@ impl FlowConfig {
             mlp_layers,
         };
         match config.checked_n_params() {
-            Some(p) if p <= MAX_PARAMS => Ok(config),
-            params => Err(PlanError::TooManyParams {
-                params: params.map_or("more than 2^64".into(), |p| p.to_string()),
-            }),
+            Some(p) if p <= MAX_PARAMS => {}
+            params => {
+                return Err(PlanError::TooManyParams {
+                    params: params.map_or("more than 2^64".into(), |p| p.to_string()),
+                })
+            }
         }
+        // A deep tebd flow has a full lattice of blocks in every layer: checked before
+        // FlowPlan::new builds their table.
+        match config.n_blocks() {
+            b if b > MAX_BLOCKS => Err(PlanError::TooManyBlocks(b)),
+            _ => Ok(config),
+        }
+    }
+
+    /// Blocks of all layers (each layer at level d has (L / 2^(d+1))^2), as FlowPlan::new lays
+    /// them out.
+    fn n_blocks(&self) -> usize {
+        let per_layer = |level: usize| (self.lattice >> (level + 1)).pow(2);
+        (0..self.depth)
+            .map(|d| match self.arch {
+                Arch::Mera => 2 * per_layer(d),
+                Arch::Tree => per_layer(d),
+                Arch::Tebd => 2 * per_layer(0),
+            })
+            .sum()
     }
 
     /// Parameters of the flow: one bijector per layer (saturating for a configuration that
@@ -304,6 +336,28 @@ mod tests {
 
     fn plan(l: usize, arch: Arch, depth: Option<usize>) -> FlowPlan {
         FlowPlan::new(FlowConfig::new(l, depth, arch, 2, 4, 1).unwrap())
+    }
+
+    #[test]
+    fn the_block_count_is_the_plans_and_bounds_deep_flows() {
+        for (l, arch, depth) in [
+            (16, Arch::Mera, None),
+            (32, Arch::Mera, Some(3)),
+            (16, Arch::Tree, None),
+            (8, Arch::Tebd, Some(5)),
+        ] {
+            let p = plan(l, arch, depth);
+            let blocks: usize = p.layers.iter().map(|layer| layer.blocks.len()).sum();
+            assert_eq!(p.config.n_blocks(), blocks, "L={l} {arch:?}");
+        }
+        // The deepest MERA flow fits; a tebd flow of 2^27 blocks (8 GiB of table) is refused
+        // before its table is built.
+        assert!(FlowConfig::new(4096, None, Arch::Mera, 1, 1, 1).is_ok());
+        assert!(FlowConfig::new(1024, Some(128), Arch::Tebd, 1, 1, 1).is_ok());
+        assert_eq!(
+            FlowConfig::new(1024, Some(1024), Arch::Tebd, 1, 1, 1).unwrap_err(),
+            PlanError::TooManyBlocks(1 << 29)
+        );
     }
 
     #[test]
