@@ -488,6 +488,10 @@ fn bad_resumes_are_refused_without_damage() {
     let m = missing.to_str().unwrap();
     let c = corrupt.to_str().unwrap();
     let n = notes.to_str().unwrap();
+    // A good checkpoint under another name, in a directory that holds a run of its own.
+    let other = dir.join("other.safetensors");
+    std::fs::copy(&ck, &other).unwrap();
+    let o = other.to_str().unwrap();
     // Every flag that would change the model or the target is refused on resume, by name.
     for (flag, value) in [
         ("--lattice", "8"),
@@ -514,6 +518,10 @@ fn bad_resumes_are_refused_without_damage() {
         (
             vec!["train", "--resume", n],
             vec![n, "not a neuralrg-gpu checkpoint"],
+        ),
+        (
+            vec!["train", "--resume", o, "--steps", "12"],
+            vec![o, "another run"],
         ),
         (vec!["train", "--lattice", "4", "--out", d], vec![d]),
         (

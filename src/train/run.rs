@@ -56,6 +56,11 @@ pub enum TrainError {
     Config(#[from] RunConfigError),
     #[error("--resume continues in its own directory; drop --out")]
     ResumeWithOut,
+    #[error(
+        "--resume {file} would continue in a directory that holds another run ({held}); move \
+         {file} into a directory of its own and resume from there"
+    )]
+    ResumeIntoRun { file: String, held: String },
     #[error("--steps must be at least 1")]
     NoSteps,
     #[error(
@@ -120,6 +125,21 @@ pub fn start(
             }
             // The file named, so that an error names it.
             let ck = Checkpoint::load(given)?;
+            // A checkpoint file under another name continues in its directory, which must not
+            // hold a run of its own: resuming would overwrite that run's checkpoint and mix the
+            // two runs' metrics.
+            if given.is_file() && given.file_name() != Some(std::ffi::OsStr::new(CHECKPOINT)) {
+                if let Some(held) = [CHECKPOINT, metrics::FILE_NAME]
+                    .iter()
+                    .map(|f| dir.join(f))
+                    .find(|f| f.exists())
+                {
+                    return Err(TrainError::ResumeIntoRun {
+                        file: given.display().to_string(),
+                        held: held.display().to_string(),
+                    });
+                }
+            }
             // --steps is the run's total; without it the run goes on to its recorded total.
             let config = ck.config.with_overrides(flags)?;
             (config, Some(ck), dir)
