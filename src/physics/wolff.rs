@@ -23,6 +23,11 @@ pub struct WolffSeries {
     pub energy: Vec<f64>,
 }
 
+/// The fewest thermalisation sweeps: the cluster count of a measured sweep is taken from the
+/// second half, so at least 5 sweeps past the random start (whose clusters are tiny: with 1 or
+/// 2 sweeps in all, a measured sweep at L = 256 ran 10-100x the clusters it needed).
+pub const CALIBRATION_SWEEPS: usize = 10;
+
 /// `sweeps` measured sweeps after `thermalise` unmeasured ones, from a random start; a sweep is
 /// as many single-cluster updates as it takes for the flipped cluster sizes to add up to >= N.
 ///
@@ -32,7 +37,8 @@ pub struct WolffSeries {
 /// (at L = 4, beta_c that inflates <m^2> by 14%). Measured sweeps therefore run a fixed
 /// number of cluster updates, N over the mean cluster size of the second half of
 /// thermalisation, which keeps the size rule on average and the measurements unbiased.
-/// At least one thermalisation sweep runs, to calibrate that number.
+/// At least [`CALIBRATION_SWEEPS`] thermalisation sweeps run, to calibrate that number on a
+/// chain past its random start.
 ///
 /// `seed` fixes every random number, so equal arguments give an equal series.
 pub fn run(l: usize, beta: f64, sweeps: usize, thermalise: usize, seed: u64) -> WolffSeries {
@@ -40,7 +46,7 @@ pub fn run(l: usize, beta: f64, sweeps: usize, thermalise: usize, seed: u64) -> 
     debug_assert!(beta > 0.0, "Wolff needs beta > 0, got {beta}");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut sampler = Sampler::new(Lattice::new(l), beta, &mut rng);
-    let clusters_per_sweep = sampler.thermalise(thermalise.max(1), &mut rng);
+    let clusters_per_sweep = sampler.thermalise(thermalise.max(CALIBRATION_SWEEPS), &mut rng);
     let mut series = WolffSeries {
         m2: Vec::with_capacity(sweeps),
         abs_m: Vec::with_capacity(sweeps),
@@ -56,7 +62,7 @@ pub fn run(l: usize, beta: f64, sweeps: usize, thermalise: usize, seed: u64) -> 
 }
 
 /// `count` spin configurations (each N values of +-1, concatenated), `spacing` sweeps apart,
-/// after `thermalise` sweeps (at least one), sweeps as in [`run`]: nearly independent draws of
+/// after `thermalise` sweeps (at least [`CALIBRATION_SWEEPS`]), sweeps as in [`run`]: nearly independent draws of
 /// the Ising model (Wolff's autocorrelation times are about one sweep).
 pub fn configurations(
     l: usize,
@@ -68,7 +74,7 @@ pub fn configurations(
 ) -> Vec<i8> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut sampler = Sampler::new(Lattice::new(l), beta, &mut rng);
-    let clusters_per_sweep = sampler.thermalise(thermalise.max(1), &mut rng);
+    let clusters_per_sweep = sampler.thermalise(thermalise.max(CALIBRATION_SWEEPS), &mut rng);
     let mut out = Vec::with_capacity(count * l * l);
     for _ in 0..count {
         for _ in 0..spacing.max(1) * clusters_per_sweep {
@@ -278,6 +284,19 @@ mod tests {
         let a = run(8, BETA_C, 200, 20, 42);
         assert_eq!(a, run(8, BETA_C, 200, 20, 42));
         assert_ne!(a, run(8, BETA_C, 200, 20, 43));
+    }
+
+    #[test]
+    fn the_sweep_is_calibrated_past_the_random_start() {
+        // Fewer thermalisation sweeps than the calibration needs run the calibration's.
+        let calibrated = run(16, BETA_C, 5, CALIBRATION_SWEEPS, 7);
+        for thermalise in [0, 1, 2] {
+            assert_eq!(
+                run(16, BETA_C, 5, thermalise, 7),
+                calibrated,
+                "{thermalise}"
+            );
+        }
     }
 
     #[test]

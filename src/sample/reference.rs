@@ -33,7 +33,8 @@ pub struct ReferenceReport {
 pub const SWEEPS: usize = 10_000;
 pub const THERMALISE: usize = 1000;
 
-/// `sweeps` measured Wolff sweeps after `thermalise` (at least one).
+/// `sweeps` measured Wolff sweeps after `thermalise` (at least
+/// [`wolff::CALIBRATION_SWEEPS`](crate::physics::wolff::CALIBRATION_SWEEPS)).
 pub fn run(l: usize, beta: f64, sweeps: usize, thermalise: usize, seed: u64) -> ReferenceReport {
     let began = Instant::now();
     let chain_seed = streams::host(seed, streams::Host::WolffReference).random::<u64>();
