@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use neuralrg_gpu::config::{
@@ -15,7 +15,7 @@ use neuralrg_gpu::config::{
 use neuralrg_gpu::flow::Arch;
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions, SizeAdvice};
 use neuralrg_gpu::io::checkpoint::Checkpoint;
-use neuralrg_gpu::io::write_atomic;
+use neuralrg_gpu::io::{check_creatable_dir, check_writable, write_atomic};
 use neuralrg_gpu::physics::exact::relative_error;
 use neuralrg_gpu::physics::{IsingTarget, Target};
 use neuralrg_gpu::plot::Figure;
@@ -526,7 +526,7 @@ fn check_output(path: &Path, extension: &str, flag: &str) -> Result<()> {
     if !dir.is_dir() {
         bail!("the directory of {flag} does not exist: {}", dir.display());
     }
-    Ok(())
+    check_writable(path).map_err(|e| anyhow!("{flag} {} cannot be written: {e}", path.display()))
 }
 
 fn print_info(ctx: &GpuContext, json: bool) -> Result<()> {
@@ -885,6 +885,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if out.is_file() {
                 bail!("--out must be a directory (got the file {})", out.display());
             }
+            check_creatable_dir(&out).map_err(|e| {
+                anyhow!("--out {} cannot be created or written: {e}", out.display())
+            })?;
             if (mi || response) && !(16..=100_000).contains(&samples) {
                 bail!("--samples must be from 16 to 100000 (got {samples})");
             }

@@ -211,6 +211,24 @@ fn messages_name_what_to_change() {
         &["non-finite", "--perturb", "nothing written"],
     );
     assert!(!Path::new(&npz).exists());
+    // Outputs that cannot be written are refused before any work (they failed after it).
+    refused(
+        &["sample", "--init", "-L", "4", "--out", "/proc/neuralrg.npz"],
+        &["--out", "/proc/neuralrg.npz", "cannot be written"],
+    );
+    let file = d("a-file");
+    std::fs::write(&file, b"").unwrap();
+    refused(
+        &[
+            "analyze",
+            "--checkpoint",
+            TRAINED,
+            "--out",
+            &format!("{file}/figures"),
+            "--rg-flow",
+        ],
+        &["--out", "a-file is not a directory"],
+    );
     // One sample has no standard error, and the output says so instead of printing 0.
     let one = neuralrg(&[
         "sample",

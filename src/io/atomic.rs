@@ -26,6 +26,37 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Whether [`write_atomic`] could write `path`: its temporary file is created and removed, so
+/// a path that cannot be written is found before the work whose result it would hold.
+pub fn check_writable(path: &Path) -> std::io::Result<()> {
+    let tmp = temp_path(path);
+    fs::File::create(&tmp)?;
+    fs::remove_file(&tmp)
+}
+
+/// Whether `dir` could be created (or is a directory) and files written in it, without creating
+/// it: its nearest existing ancestor must be a directory that takes a file.
+pub fn check_creatable_dir(dir: &Path) -> std::io::Result<()> {
+    let existing = dir
+        .ancestors()
+        .map(|a| {
+            if a.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                a
+            }
+        })
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("."));
+    if !existing.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", existing.display()),
+        ));
+    }
+    check_writable(&existing.join(".neuralrg-probe"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,6 +72,13 @@ mod tests {
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         // A target in a missing directory fails without side effects.
         assert!(write_atomic(&dir.join("missing/b.txt"), b"x").is_err());
+        // The checks leave nothing behind, and find a file where a directory would be.
+        check_writable(&p).unwrap();
+        check_creatable_dir(&dir.join("new/deeper")).unwrap();
+        assert!(check_writable(&dir.join("missing/b.txt")).is_err());
+        let e = check_creatable_dir(&p.join("sub")).unwrap_err();
+        assert!(e.to_string().contains("a.txt is not a directory"), "{e}");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -6,7 +6,7 @@ pub mod checkpoint;
 pub mod lock;
 pub mod npy;
 
-pub use atomic::write_atomic;
+pub use atomic::{check_creatable_dir, check_writable, write_atomic};
 
 /// `s` as one shell word: as it is where it holds only plain path characters, else single-quoted.
 pub fn shell_word(s: &str) -> String {
