@@ -190,22 +190,31 @@ impl Point {
         }
     }
 
-    pub fn state(&self) -> Result<State, CheckpointError> {
+    /// How far the point is trained towards the sweep's `steps` (a run trained to fewer, even
+    /// if that was its own total then, is partly trained: a sweep run again with more steps
+    /// extends its points).
+    pub fn state(&self, steps: u64) -> Result<State, CheckpointError> {
         Ok(match self.checkpoint()? {
-            Some(ck) if ck.step >= ck.config.train.steps => State::Done,
-            Some(ck) => State::Partial(ck.step, ck.config.train.steps),
+            Some(ck) if ck.step >= steps => State::Done,
+            Some(ck) => State::Partial(ck.step, steps),
             None => State::New,
         })
     }
 
-    /// The `train` arguments of this point, after the sweep's own `train_args`: a fresh run,
-    /// or for a partly trained point `--resume` to its recorded total.
-    pub fn train_args(&self, train_args: &[String]) -> Result<Vec<String>, CheckpointError> {
-        Ok(match self.state()? {
+    /// The `train` arguments of this point towards `steps`, after the sweep's own
+    /// `train_args`: a fresh run, or for a partly trained point `--resume` to `steps`.
+    pub fn train_args(
+        &self,
+        train_args: &[String],
+        steps: u64,
+    ) -> Result<Vec<String>, CheckpointError> {
+        Ok(match self.state(steps)? {
             State::Partial(..) => vec![
                 "train".into(),
                 "--resume".into(),
                 self.dir.display().to_string(),
+                "--steps".into(),
+                steps.to_string(),
             ],
             _ => self.fresh_args(train_args),
         })
@@ -232,11 +241,12 @@ impl Point {
 pub fn slurm_script(
     points: &[Point],
     train_args: &[String],
+    steps: u64,
     binary: &str,
 ) -> Result<String, CheckpointError> {
     let mut todo = Vec::new();
     for p in points {
-        if p.state()? != State::Done {
+        if p.state(steps)? != State::Done {
             todo.push(p);
         }
     }
@@ -250,7 +260,7 @@ pub fn slurm_script(
     );
     for (i, p) in todo.iter().enumerate() {
         let args: Vec<String> = p
-            .train_args(train_args)?
+            .train_args(train_args, steps)?
             .iter()
             .map(|a| shell_word(a))
             .collect();
@@ -388,13 +398,13 @@ mod tests {
         let p = points(&[2.0, 2.5], &[1, 2], out);
         assert_eq!(p.len(), 4);
         assert_eq!(p[1].dir, out.join("T2.0000-depth2"));
-        assert_eq!(p[0].state().unwrap(), State::New);
-        let args = p[0].train_args(&["-L".into(), "8".into()]).unwrap();
+        assert_eq!(p[0].state(10).unwrap(), State::New);
+        let args = p[0].train_args(&["-L".into(), "8".into()], 10).unwrap();
         assert_eq!(
             args.join(" "),
             "train -L 8 --temperature 2 --depth 1 --out /nonexistent/sweep/T2.0000-depth1"
         );
-        let script = slurm_script(&p, &["-L".into(), "8".into()], "neuralrg-gpu").unwrap();
+        let script = slurm_script(&p, &["-L".into(), "8".into()], 10, "neuralrg-gpu").unwrap();
         assert!(script.contains("#SBATCH --array=0-3"));
         assert_eq!(script.matches("--temperature").count(), 4);
     }

@@ -212,7 +212,7 @@ fn analyze_draws_the_rg_flow_sample_grids_and_mutual_information() {
 fn a_sweep_trains_resumes_plots_and_emits_slurm() {
     let dir = fresh_dir("sweep");
     let out = dir.to_str().unwrap();
-    let sweep_hidden = |extra: &[&str], hidden: &str| {
+    let sweep_with = |extra: &[&str], hidden: &str, steps: &str| {
         let mut a = vec![
             "sweep",
             "--temperatures",
@@ -224,10 +224,10 @@ fn a_sweep_trains_resumes_plots_and_emits_slurm() {
         ];
         a.extend(extra);
         a.extend(["--eval-samples", "256", "--", "-L", "4", "--hidden", hidden]);
-        a.extend(["--couplings", "1", "--steps", "20", "--save-every", "10"]);
+        a.extend(["--couplings", "1", "--steps", steps, "--save-every", "10"]);
         neuralrg(&a)
     };
-    let sweep = |extra: &[&str]| sweep_hidden(extra, "4");
+    let sweep = |extra: &[&str]| sweep_with(extra, "4", "20");
     // The plan of a fresh sweep, and its Slurm script: nothing trained.
     let plan = sweep(&["--dry-run"]);
     assert!(plan.status.success());
@@ -282,9 +282,25 @@ fn a_sweep_trains_resumes_plots_and_emits_slurm() {
             .count(),
         4
     );
+    // More steps extend every point: each is resumed to the new total.
+    let longer = sweep_with(&["--dry-run"], "4", "30");
+    let text = String::from_utf8_lossy(&longer.stdout);
+    assert_eq!(
+        text.matches("(trained to step 20 of 30)").count(),
+        4,
+        "{text}"
+    );
+    assert!(sweep_with(&["--emit", "slurm"], "4", "30").status.success());
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(
+        text.contains("#SBATCH --array=0-3")
+            && text.contains("--resume")
+            && text.matches("--steps 30").count() == 4,
+        "{text}"
+    );
     // The same grid with another network is not this sweep: its points are refused by name
     // rather than collected.
-    let other = sweep_hidden(&["--dry-run"], "8");
+    let other = sweep_with(&["--dry-run"], "8", "20");
     let err = String::from_utf8_lossy(&other.stderr);
     assert!(
         !other.status.success() && err.contains("--hidden") && err.contains("another --out"),
@@ -318,6 +334,10 @@ fn a_sweep_trains_resumes_plots_and_emits_slurm() {
     for (train, name) in [
         (vec!["-L", "4", "--out", "x"], "--out is set by the sweep"),
         (vec!["-L", "4", "--hidden", "0"], "--hidden"),
+        (
+            vec!["-L", "4", "--steps", "0"],
+            "--steps must be at least 1",
+        ),
         (vec!["-L", "3"], "--lattice"),
     ] {
         let mut a = vec![

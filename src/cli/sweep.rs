@@ -91,12 +91,19 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     // point's directory must be that point's.
     // A checkpoint that cannot be read stops the sweep here, with the reason, rather than
     // later as a "directory not empty" from its training.
+    let mut steps = 0;
     for p in &points {
-        p.check_existing(&train_args(&p.fresh_args(&args.train))?.check()?)?;
+        let want = train_args(&p.fresh_args(&args.train))?.check()?;
+        p.check_existing(&want)?;
+        // The same for every point: its default follows the lattice, which all share.
+        steps = want.train.steps;
+    }
+    if steps == 0 {
+        bail!("--steps must be at least 1");
     }
     if args.dry_run {
         for p in &points {
-            let state = match p.state()? {
+            let state = match p.state(steps)? {
                 State::New => "new".to_string(),
                 State::Partial(s, t) => format!("trained to step {s} of {t}"),
                 State::Done => "done".to_string(),
@@ -113,7 +120,7 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     if let Some(Emit::Slurm) = args.emit {
         if points
             .iter()
-            .map(|p| p.state())
+            .map(|p| p.state(steps))
             .collect::<Result<Vec<_>, _>>()?
             .iter()
             .all(|s| *s == State::Done)
@@ -128,7 +135,7 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
         let path = args.out.join("sweep.slurm");
         write_atomic(
             &path,
-            sweep::slurm_script(&points, &args.train, &binary)?.as_bytes(),
+            sweep::slurm_script(&points, &args.train, steps, &binary)?.as_bytes(),
         )
         .with_context(|| format!("writing {}", path.display()))?;
         println!(
@@ -147,8 +154,8 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     );
     for p in &points {
         bar.set_message(format!("T = {}, depth {}", p.temperature, p.depth));
-        if p.state()? != State::Done {
-            let train = train_args(&p.train_args(&args.train)?)?;
+        if p.state(steps)? != State::Done {
+            let train = train_args(&p.train_args(&args.train, steps)?)?;
             let code = bar.suspend(|| super::run_train(&train, gpu))?;
             if code != ExitCode::SUCCESS {
                 bar.abandon();
