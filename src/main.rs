@@ -1005,12 +1005,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 None => Model::init(&ctx, &config, perturb)?,
             };
             let samples = sample::draw(&ctx, &model, batch, seed, 0)?;
-            let mut acc = Accumulator::new(batch);
-            samples
-                .free_energy_terms()
-                .into_iter()
-                .for_each(|t| acc.add(t));
-            let broken = acc.non_finite();
+            let broken = samples.non_finite();
             if broken > 0 {
                 bail!(
                     "the flow gave non-finite densities for {broken} of {batch} samples (a \
@@ -1019,6 +1014,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let bytes = samples.to_npz()?;
             write_atomic(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            let mut acc = Accumulator::new(batch);
+            samples
+                .free_energy_terms()
+                .into_iter()
+                .for_each(|t| acc.add(t));
             let e = acc.finish(model.target.neg_ln_z());
             let (f, err, exact) = (e.free_energy, e.stderr, e.neg_ln_z_exact);
             println!("wrote {batch} samples to {}", out.display());

@@ -363,9 +363,9 @@ fn symmetrised_sampling_flips_signs_at_random() {
     }
 }
 
-/// `mcmc --method METHOD --json` on a fresh flow at L = 4 whose parameters carry N(0, sigma^2)
-/// noise (a checkpoint written directly).
-fn mcmc_perturbed(name: &str, sigma: f64, method: &str) -> std::process::Output {
+/// A checkpoint of a fresh flow at L = 4 whose parameters carry N(0, sigma^2) noise, written
+/// directly into a new directory.
+fn perturbed_checkpoint(name: &str, sigma: f64) -> std::path::PathBuf {
     use neuralrg_gpu::config::{PartialFlow, PartialRunConfig};
     let dir = std::env::temp_dir().join(format!("neuralrg-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -383,6 +383,12 @@ fn mcmc_perturbed(name: &str, sigma: f64, method: &str) -> std::process::Output 
         .unwrap()
         .save(&dir)
         .unwrap();
+    dir
+}
+
+/// `mcmc --method METHOD --json` on [`perturbed_checkpoint`].
+fn mcmc_perturbed(name: &str, sigma: f64, method: &str) -> std::process::Output {
+    let dir = perturbed_checkpoint(name, sigma);
     let out = neuralrg(&[
         "mcmc",
         "--checkpoint",
@@ -428,4 +434,25 @@ fn flow_samplers_warn_of_heavy_weights_and_refuse_non_finite_densities() {
         assert_eq!(err.trim().lines().count(), 1, "{method}: {err}");
         assert!(err.contains("non-finite densities"), "{method}: {err}");
     }
+    // So do the analyses, drawing nothing (they wrote figures of NaN before).
+    let dir = perturbed_checkpoint("broken-analyze", 1.0);
+    let figures = dir.join("figures");
+    for analysis in ["--rg-flow", "--mi", "--response"] {
+        let out = neuralrg(&[
+            "analyze",
+            "--checkpoint",
+            dir.to_str().unwrap(),
+            "--out",
+            figures.to_str().unwrap(),
+            analysis,
+            "--samples",
+            "64",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{analysis} succeeded");
+        assert_eq!(err.trim().lines().count(), 1, "{analysis}: {err}");
+        assert!(err.contains("non-finite"), "{analysis}: {err}");
+        assert!(!figures.exists(), "{analysis} wrote figures");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

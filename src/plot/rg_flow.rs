@@ -33,6 +33,13 @@ pub fn write_rg_flow(
     }
     let model = Model::from_checkpoint(ctx, ck)?;
     let samples = draw(ctx, &model, GRID_SAMPLES, seed, 0)?;
+    let broken = samples.non_finite();
+    if broken > 0 {
+        return Err(PlotError::Input(format!(
+            "the flow gave non-finite samples or densities for {broken} of {GRID_SAMPLES} \
+             draws (the checkpoint is damaged or the flow is broken); no RG flow"
+        )));
+    }
     let l = ck.config.lattice;
     let plan = &model.flow.plan;
     let params: Vec<f64> = ck.params.iter().map(|v| *v as f64).collect();

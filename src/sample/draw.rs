@@ -155,6 +155,19 @@ pub fn draw(
 }
 
 impl Samples {
+    /// How many samples have a non-finite value, ln q or ln pi (a damaged checkpoint or a
+    /// broken flow).
+    pub fn non_finite(&self) -> usize {
+        let n = self.lattice * self.lattice;
+        (0..self.batch)
+            .filter(|&i| {
+                !(self.ln_q[i].is_finite()
+                    && self.ln_pi[i].is_finite()
+                    && self.x[i * n..(i + 1) * n].iter().all(|v| v.is_finite()))
+            })
+            .count()
+    }
+
     /// Per-sample ln q(x) - ln pi(x): its mean is the variational free energy (eq. 5).
     pub fn free_energy_terms(&self) -> Vec<f64> {
         self.ln_q
