@@ -212,6 +212,9 @@ pub struct PartialTrain {
 /// that mattered most in a fixed time; wider or shallower MLPs, fewer couplings and larger batches
 /// all did worse. From L = 32 the run is 12,000 steps, the best measured for a 1-hour budget
 /// there (3.3e-3 in 46 minutes, against 3.8e-3 from 4,000 steps in 14).
+/// The largest weight of the symmetry regulariser (`--sym-reg`).
+pub const MAX_SYM_REG: f64 = 1e6;
+
 pub mod defaults {
     use crate::train::LrSchedule;
 
@@ -413,10 +416,12 @@ impl RunConfig {
                 "--clip-grad",
                 "non-negative (0 = off)",
             ),
+            // The regulariser is summed in f32 on the device: a weight far above any loss
+            // overflows it, and reads as a divergence that --lr cannot cure.
             (
-                t.sym_reg.is_finite() && t.sym_reg >= 0.0,
+                (0.0..=MAX_SYM_REG).contains(&t.sym_reg),
                 "--sym-reg",
-                "non-negative",
+                "from 0 to 1e6",
             ),
             (
                 (MIN_BETA..=MAX_BETA).contains(&self.beta),

@@ -142,6 +142,11 @@ fn messages_name_what_to_change() {
         &["train", "-L", "4", "--beta1", "-0.5"],
         &["--beta1", "[0, 1)"],
     );
+    // A weight that overflows the loss is named, not reported as a divergence of --lr.
+    refused(
+        &["train", "-L", "4", "--sym-reg", "1e300"],
+        &["--sym-reg", "from 0 to 1e6"],
+    );
     // A flow too big for the adapter names the flow's flags, not the batch.
     let big = d("big");
     refused(
@@ -709,4 +714,14 @@ fn sample_writes_a_loadable_npz_and_the_identity_flow_gives_normals() {
         assert!((ln_q[s] as f64 - want).abs() < 1e-4 * want.abs());
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn no_command_prints_the_commands_and_fails_as_usage_errors_do() {
+    let out = neuralrg(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("Commands:") && err.contains("train"), "{err}");
+    // Asked for, help is no error.
+    assert!(neuralrg(&["--help"]).status.success());
 }

@@ -289,9 +289,10 @@ fn run_steps(
             t.seed,
         )
     };
+    let log_path = dir.join(metrics::FILE_NAME);
     let log_err = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::InvalidData => TrainError::DamagedLog(e.to_string()),
-        _ => io_err(dir)(e),
+        _ => io_err(&log_path)(e),
     };
     // A resumed run whose log is damaged stops before the device is used or anything written.
     if resume.is_some() {
@@ -448,7 +449,7 @@ fn run_steps(
                     rollback: what.into(),
                     lr: config.train.adam.lr,
                 }))
-                .map_err(io_err(dir))?;
+                .map_err(io_err(&log_path))?;
             bar.suspend(|| {
                 eprintln!(
                     "non-finite {what} at step {}: rolled back one update and retrying at half \
@@ -493,7 +494,7 @@ fn run_steps(
                     loss_ema: Some(loss_ema),
                     loss_sym_ema: sym.then_some(objective_ema),
                 }))
-                .map_err(io_err(dir))?;
+                .map_err(io_err(&log_path))?;
         }
         let smooth = ema.map_or(String::new(), |(_, o)| {
             format!("  (average {:.4}, rel err {:.2e})", o, rel(o))
