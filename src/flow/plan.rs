@@ -75,7 +75,7 @@ pub enum PlanError {
     #[error(
         "the flow would have {0} blocks, more than the {MAX_BLOCKS} this program allows (their \
          table alone would take {size} MiB of memory): reduce --depth or --lattice",
-        size = *.0 as u64 * 16 >> 20
+        size = (*.0 as u64 * 16) >> 20
     )]
     TooManyBlocks(usize),
     #[error("--hidden must be between 1 and {MAX_HIDDEN} (got {0})")]
