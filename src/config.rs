@@ -204,6 +204,12 @@ pub struct PartialTrain {
     pub log_every: Option<u64>,
 }
 
+/// The largest weight of the symmetry regulariser (`--sym-reg`) a run may be given: the
+/// regulariser is summed in f32 on the device, and a weight far above any loss overflows it,
+/// which reads as a divergence that --lr cannot cure. Checked where a weight is chosen, not when
+/// a checkpoint is read, so one trained with a larger weight stays readable.
+pub const MAX_SYM_REG: f64 = 1e6;
+
 /// Defaults, chosen by measurement (docs/BENCHMARKS.md, "Defaults" and "Accuracy against
 /// training time"): the authors' network (10 couplings of 3-layer MLPs 10 wide) trained
 /// symmetrised on batches of 64 with Adam at 1e-2, warmed up over 100 steps and decayed by a
@@ -212,9 +218,6 @@ pub struct PartialTrain {
 /// that mattered most in a fixed time; wider or shallower MLPs, fewer couplings and larger batches
 /// all did worse. From L = 32 the run is 12,000 steps, the best measured for a 1-hour budget
 /// there (3.3e-3 in 46 minutes, against 3.8e-3 from 4,000 steps in 14).
-/// The largest weight of the symmetry regulariser (`--sym-reg`).
-pub const MAX_SYM_REG: f64 = 1e6;
-
 pub mod defaults {
     use crate::train::LrSchedule;
 
@@ -370,6 +373,9 @@ impl PartialRunConfig {
             train,
         };
         config.validate()?;
+        if config.train.sym_reg > MAX_SYM_REG {
+            return Err(RunConfigError::Invalid("--sym-reg", "at most 1e6"));
+        }
         Ok(config)
     }
 }
@@ -381,7 +387,8 @@ impl RunConfig {
         let a = &t.adam;
         // TOML integers (config.toml, checkpoints) stop at 2^63 - 1.
         let toml_max = i64::MAX as u64;
-        let checks: [(bool, &'static str, &'static str); 16] = [
+        let checks: [(bool, &'static str, &'static str); 17] = [
+            (t.steps >= 1, "--steps", "at least 1"),
             (t.steps <= toml_max, "--steps", "at most 2^63 - 1"),
             (
                 t.warmup_steps <= toml_max,
@@ -416,12 +423,10 @@ impl RunConfig {
                 "--clip-grad",
                 "non-negative (0 = off)",
             ),
-            // The regulariser is summed in f32 on the device: a weight far above any loss
-            // overflows it, and reads as a divergence that --lr cannot cure.
             (
-                (0.0..=MAX_SYM_REG).contains(&t.sym_reg),
+                t.sym_reg.is_finite() && t.sym_reg >= 0.0,
                 "--sym-reg",
-                "from 0 to 1e6",
+                "non-negative",
             ),
             (
                 (MIN_BETA..=MAX_BETA).contains(&self.beta),

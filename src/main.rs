@@ -162,8 +162,9 @@ enum Command {
     /// Train a grid of temperatures x depths (Fig. S1, S2), then evaluate and plot it.
     ///
     /// One run directory per point under --out (T{T}-depth{D}), trained in turn with `train`'s
-    /// flags given after `--`; points already done are skipped and partly trained ones resumed,
-    /// so an interrupted sweep goes on where it stopped. Then every point's free energy is
+    /// flags given after `--`; points trained to its --steps are skipped and the others resumed
+    /// to them, so an interrupted sweep goes on where it stopped, and one run again with more
+    /// --steps extends every point. Then every point's free energy is
     /// estimated and fig_s1_error (relative error against T per depth, with error bars) and
     /// fig_s2_samples (a sample per temperature) are written as .png, .svg and .csv.
     /// Example: `neuralrg-gpu sweep --temperatures 2.0:2.7:0.1 --depths 1..3 --out sweep -- -L 8
@@ -192,12 +193,14 @@ enum Command {
     /// the variables that continue to each coarser level, drawn as the lattices L, L/2, L/4, ...
     /// (the renormalised configurations), and 16 generated samples as spins sign(x) and as
     /// tanh x in grey. `--mi`: the mutual information (Kraskov-Stoegbauer-Grassberger) among
-    /// the 16 coarsest latent variables z = g^{-1}(x) (the inference pass on the device) and
+    /// the 16 coarsest latent variables z = g^{-1}(eta x) (the inference pass on the device) and
     /// among the physical variables at the same sites, for independent configurations x of pi
     /// itself (Wolff spins, then x given the spins) (Fig. 4b, c). `--response`: the latent
-    /// response E[dz_i/dx] of the 4 coarsest latent variables over configurations of pi, by the
-    /// flow's backward stage through the inference pass on the device, one lattice per variable
-    /// (Fig. 4a).
+    /// response E[dz_i/dx] of the 4 coarsest latent variables over configurations of pi (as
+    /// eta x), by the flow's backward stage through the inference pass on the device, one
+    /// lattice per variable (Fig. 4a). For a symmetrised model the sign eta = +-1 of each x is
+    /// drawn with probability q(eta x) / [q(x) + q(-x)], the posterior the paper infers latents
+    /// with (Appendix D); otherwise eta = 1.
     ///
     /// Writes rg_flow, samples_spins, samples_tanh, mi and response as .png, .svg and .csv
     /// (`panel,row,col,value`) into --out (created if missing).
@@ -284,10 +287,11 @@ struct BenchArgs {
     /// Seed of the parameters (the fresh flow plus small noise), masks and draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Untimed repetitions of each workload first.
+    /// Untimed repetitions of each workload first (at most 100000).
     #[arg(long, default_value_t = 1)]
     warmup: usize,
-    /// Timed repetitions of each workload (the median and the spread are reported).
+    /// Timed repetitions of each workload (the median and the spread are reported), from 1 to
+    /// 100000.
     #[arg(long, default_value_t = 5)]
     reps: usize,
     /// Also the GPU time per kernel of one repetition: GPU timestamps where the adapter has
@@ -335,7 +339,8 @@ struct FlowArgs {
     #[arg(long, value_enum)]
     arch: Option<Arch>,
     /// Network depth: levels for mera/tree (1..=log2 L; fewer gives Fig. S1's trapezoids), layer
-    /// pairs for tebd (1..=L). [default: log2 L]
+    /// pairs for tebd (1..=L, and at most 2^27 / L^2 pairs: a flow has at most 2^26 blocks).
+    /// [default: log2 L]
     #[arg(long)]
     depth: Option<usize>,
     /// Real NVP coupling steps per bijector. [default: 10]
@@ -421,7 +426,7 @@ struct TrainArgs {
     /// later of --symmetric and --no-symmetric wins.
     #[arg(long, overrides_with = "symmetric")]
     no_symmetric: bool,
-    /// Add W * KL(q(x) || q(-x)) to the loss (Appendix E). [default: 0]
+    /// Add W * KL(q(x) || q(-x)) to the loss (Appendix E), W from 0 to 1e6. [default: 0]
     #[arg(long, value_name = "W", allow_hyphen_values = true)]
     sym_reg: Option<f64>,
     /// Checkpoint every N steps. [default: 100]
@@ -437,9 +442,11 @@ struct TrainArgs {
     /// --resume (command-line flags win).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Continue the run in DIR (or from a checkpoint file, in its directory) from its checkpoint, bit for bit; flags that would change the
-    /// model or target are refused, and other training flags given with it (e.g. --lr) replace
-    /// the recorded ones, so the continuation then differs from an uninterrupted run.
+    /// Continue the run in DIR from its checkpoint, bit for bit, or from a checkpoint file in its
+    /// directory (which must hold no other run's checkpoint.safetensors or metrics.jsonl); flags
+    /// that would change the model or target are refused, and other training flags given with it
+    /// (e.g. --lr) replace the recorded ones, so the continuation then differs from an
+    /// uninterrupted run.
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
     /// No progress bar (it is also off when stderr is not a terminal).
@@ -526,7 +533,12 @@ fn check_output(path: &Path, extension: &str, flag: &str) -> Result<()> {
     if !dir.is_dir() {
         bail!("the directory of {flag} does not exist: {}", dir.display());
     }
-    check_writable(path).map_err(|e| anyhow!("{flag} {} cannot be written: {e}", path.display()))
+    check_writable(path).map_err(|e| {
+        anyhow!(
+            "{flag} {} cannot be written ({e}): choose a path in a writable directory",
+            path.display()
+        )
+    })
 }
 
 fn print_info(ctx: &GpuContext, json: bool) -> Result<()> {
@@ -886,7 +898,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("--out must be a directory (got the file {})", out.display());
             }
             check_creatable_dir(&out).map_err(|e| {
-                anyhow!("--out {} cannot be created or written: {e}", out.display())
+                anyhow!(
+                    "--out {} cannot be created or written ({e}): choose a directory under a \
+                     writable one",
+                    out.display()
+                )
             })?;
             if (mi || response) && !(16..=100_000).contains(&samples) {
                 bail!("--samples must be from 16 to 100000 (got {samples})");
@@ -1053,14 +1069,16 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            // Help and version as asked (status 0), or help in place of a missing command
+            // (status 2, a usage error to scripts).
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
                 let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            // Help in place of a missing command is still a usage error (for scripts).
-            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                let _ = e.print();
-                return ExitCode::from(2);
+                return ExitCode::from(e.exit_code() as u8);
             }
             // One line: clap's first paragraph says what is wrong; `--help` says the rest.
             let msg = e.render().to_string();

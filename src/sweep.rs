@@ -140,7 +140,7 @@ pub fn points(temperatures: &[f64], depths: &[usize], out: &Path) -> Vec<Point> 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     New,
-    /// Trained to this step of its total.
+    /// Trained to this step of the sweep's --steps.
     Partial(u64, u64),
     Done,
 }
@@ -192,7 +192,7 @@ impl Point {
 
     /// How far the point is trained towards the sweep's `steps` (a run trained to fewer, even
     /// if that was its own total then, is partly trained: a sweep run again with more steps
-    /// extends its points).
+    /// extends its points; one trained further is done, and collected as it is).
     pub fn state(&self, steps: u64) -> Result<State, CheckpointError> {
         Ok(match self.checkpoint()? {
             Some(ck) if ck.step >= steps => State::Done,

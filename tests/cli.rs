@@ -145,7 +145,7 @@ fn messages_name_what_to_change() {
     // A weight that overflows the loss is named, not reported as a divergence of --lr.
     refused(
         &["train", "-L", "4", "--sym-reg", "1e300"],
-        &["--sym-reg", "from 0 to 1e6"],
+        &["--sym-reg", "at most 1e6"],
     );
     // A flow too big for the adapter names the flow's flags, not the batch.
     let big = d("big");

@@ -348,6 +348,8 @@ fn a_sweep_trains_resumes_plots_and_emits_slurm() {
             "1",
             "--out",
             out,
+            // Refused in the plan already, not only when training.
+            "--dry-run",
             "--",
         ];
         a.extend(train);

@@ -521,7 +521,7 @@ fn bad_resumes_are_refused_without_damage() {
         ),
         (
             vec!["train", "--resume", o, "--steps", "12"],
-            vec![o, "another run"],
+            vec![o, "holds a run"],
         ),
         (vec!["train", "--lattice", "4", "--out", d], vec![d]),
         (

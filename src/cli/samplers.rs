@@ -112,7 +112,7 @@ pub struct ReferenceArgs {
     /// Measured sweeps (a sweep flips about N spins in clusters).
     #[arg(long, default_value_t = reference::SWEEPS)]
     sweeps: usize,
-    /// Sweeps discarded first.
+    /// Sweeps discarded first (at least 10 run: they calibrate a measured sweep).
     #[arg(long, default_value_t = reference::THERMALISE)]
     thermalise: usize,
     #[arg(long, default_value_t = 1)]

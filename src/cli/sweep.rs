@@ -98,9 +98,6 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
         // The same for every point: its default follows the lattice, which all share.
         steps = want.train.steps;
     }
-    if steps == 0 {
-        bail!("--steps must be at least 1");
-    }
     if args.dry_run {
         for p in &points {
             let state = match p.state(steps)? {

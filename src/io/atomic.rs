@@ -26,12 +26,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// Whether [`write_atomic`] could write `path`: its temporary file is created and removed, so
-/// a path that cannot be written is found before the work whose result it would hold.
+/// Whether [`write_atomic`] could write `path`: a file beside it is created and removed, so a
+/// path that cannot be written is found before the work whose result it would hold. Only a file
+/// this call created is removed (one already there, or a link, is left alone: the directory
+/// took a file once).
 pub fn check_writable(path: &Path) -> std::io::Result<()> {
-    let tmp = temp_path(path);
-    fs::File::create(&tmp)?;
-    fs::remove_file(&tmp)
+    let probe = temp_path(path).with_extension("probe");
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => fs::remove_file(&probe),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether `dir` could be created (or is a directory) and files written in it, without creating
@@ -46,7 +55,8 @@ pub fn check_creatable_dir(dir: &Path) -> std::io::Result<()> {
                 a
             }
         })
-        .find(|a| a.exists())
+        // A dangling link is there too: create_dir_all would fail on it.
+        .find(|a| a.symlink_metadata().is_ok())
         .unwrap_or(Path::new("."));
     if !existing.is_dir() {
         return Err(std::io::Error::new(
@@ -79,6 +89,19 @@ mod tests {
         let e = check_creatable_dir(&p.join("sub")).unwrap_err();
         assert!(e.to_string().contains("a.txt is not a directory"), "{e}");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        // A file at the probe's name is not removed; a dangling link is no directory.
+        let probe = temp_path(&p).with_extension("probe");
+        fs::write(&probe, b"keep").unwrap();
+        check_writable(&p).unwrap();
+        assert_eq!(fs::read(&probe).unwrap(), b"keep");
+        fs::remove_file(&probe).unwrap();
+        #[cfg(unix)]
+        {
+            let link = dir.join("dangling");
+            std::os::unix::fs::symlink(dir.join("nowhere"), &link).unwrap();
+            assert!(check_creatable_dir(&link.join("figures")).is_err());
+            fs::remove_file(&link).unwrap();
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -62,8 +62,8 @@ pub fn run(l: usize, beta: f64, sweeps: usize, thermalise: usize, seed: u64) -> 
 }
 
 /// `count` spin configurations (each N values of +-1, concatenated), `spacing` sweeps apart,
-/// after `thermalise` sweeps (at least [`CALIBRATION_SWEEPS`]), sweeps as in [`run`]: nearly independent draws of
-/// the Ising model (Wolff's autocorrelation times are about one sweep).
+/// after `thermalise` sweeps (at least [`CALIBRATION_SWEEPS`]), sweeps as in [`run`]: nearly
+/// independent draws of the Ising model (Wolff's autocorrelation times are about one sweep).
 pub fn configurations(
     l: usize,
     beta: f64,
@@ -288,6 +288,20 @@ mod tests {
 
     #[test]
     fn the_sweep_is_calibrated_past_the_random_start() {
+        // The calibration's cluster count per sweep is near that of a long-equilibrated chain
+        // (from the random start's tiny clusters alone it was many times too large).
+        for seed in 0..4 {
+            let count = |sweeps| {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                let mut sampler = Sampler::new(Lattice::new(64), BETA_C, &mut rng);
+                sampler.thermalise(sweeps, &mut rng) as f64
+            };
+            let (calibrated, long) = (count(CALIBRATION_SWEEPS), count(400));
+            assert!(
+                (0.5..2.0).contains(&(calibrated / long)),
+                "seed {seed}: {calibrated} clusters a sweep, {long} after 400 sweeps"
+            );
+        }
         // Fewer thermalisation sweeps than the calibration needs run the calibration's.
         let calibrated = run(16, BETA_C, 5, CALIBRATION_SWEEPS, 7);
         for thermalise in [0, 1, 2] {

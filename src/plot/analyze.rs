@@ -33,10 +33,8 @@ pub fn analyze(
     seed: u64,
 ) -> Result<Vec<PathBuf>, PlotError> {
     let mut written = Vec::new();
-    if which.rg_flow {
-        written.extend(write_rg_flow(ctx, ck, out, seed)?);
-    }
-    if which.mi || which.response {
+    // Everything that can refuse runs before the first figure is written.
+    let of_pi = if which.mi || which.response {
         let model = Model::from_checkpoint(ctx, ck)?;
         let xs = exact::draw(&model.target, samples, seed);
         let latents = infer_latents(ctx, &model, &xs, seed)?;
@@ -48,6 +46,14 @@ pub fn analyze(
                 latents.non_finite
             )));
         }
+        Some((model, xs, latents))
+    } else {
+        None
+    };
+    if which.rg_flow {
+        written.extend(write_rg_flow(ctx, ck, out, seed)?);
+    }
+    if let Some((model, xs, latents)) = of_pi {
         if which.mi {
             written.extend(write_mutual_information(&model, &xs, &latents.z, out)?);
         }

@@ -146,7 +146,7 @@ impl Figure for LineChart {
             .lines
             .iter()
             .flat_map(|l| &l.points)
-            .any(|p| self.shown(p.1))
+            .any(|p| self.shown(*p))
         {
             let why = if self.log_y {
                 " (no finite value above zero for its log scale)"
@@ -183,7 +183,7 @@ impl Figure for LineChart {
             .lines
             .iter()
             .flat_map(|l| l.points.iter().copied())
-            .filter(|(_, y)| self.shown(*y))
+            .filter(|p| self.shown(*p))
             .collect();
         let bounds = |f: fn(&(f64, f64)) -> f64| {
             points
@@ -208,11 +208,14 @@ impl Figure for LineChart {
             .y_label_area_size(80);
         if self.log_y {
             // Whole decades, so the axis always has labelled ticks (just beyond them: 10^-2
-            // computes above 0.01, which would drop its tick), at most MAX_DECADES of them and
+            // computes above 0.01, which would drop its tick), from 1 to MAX_DECADES of them and
             // within the normal doubles: plotters never returns from a log axis that reaches 0
             // or infinity, nor, in practice, from one of hundreds of decades.
-            let top = (y1 * 1.0001).log10().ceil().min(300.0);
-            let bottom = y0.log10().floor().max(top - MAX_DECADES).max(-300.0);
+            let top = (y1 * 1.0001).log10().ceil().clamp(-299.0, 301.0);
+            let bottom = y0
+                .log10()
+                .floor()
+                .clamp((top - MAX_DECADES).max(-300.0), top - 1.0);
             let (y0, y1) = (0.999 * 10f64.powf(bottom), 1.001 * 10f64.powf(top));
             let mut c = chart
                 .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
@@ -266,13 +269,18 @@ impl Ticks {
     }
 }
 
-/// Most decades a log axis spans; values further below its top are left out.
+/// Largest value drawn: plotters never returned from an axis whose span (y1 - y0, computed
+/// inside it) overflows, as it does for values of both signs near f64::MAX.
+const MAX_ABS: f64 = 1e300;
+
+/// Most decades a log axis spans; values further below its top fall off the chart.
 const MAX_DECADES: f64 = 30.0;
 
 impl LineChart {
-    /// Whether a value is drawn: finite, and above zero on a log scale.
-    fn shown(&self, y: f64) -> bool {
-        y.is_finite() && (!self.log_y || y > 0.0)
+    /// Whether a point is drawn: finite, at most [`MAX_ABS`] in size, and above zero on a log
+    /// scale.
+    fn shown(&self, (x, y): (f64, f64)) -> bool {
+        x.is_finite() && y.abs() <= MAX_ABS && (!self.log_y || y > 0.0)
     }
 
     /// Axes, lines and legend on a built chart (either y scale).
@@ -301,7 +309,7 @@ impl LineChart {
                 .points
                 .iter()
                 .copied()
-                .filter(|(_, y)| self.shown(*y))
+                .filter(|p| self.shown(*p))
                 .collect();
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))
@@ -321,7 +329,7 @@ impl LineChart {
                     } else {
                         y - e
                     };
-                    (self.shown(*y) && e.is_finite()).then(|| {
+                    (self.shown((*x, *y)) && e.is_finite()).then(|| {
                         ErrorBar::new_vertical(*x, low, *y, y + e, color.stroke_width(1), 8)
                     })
                 });
@@ -361,10 +369,14 @@ mod tests {
         super::register_font();
         // plotters never returned from log axes reaching 0 or infinity, nor from hundreds of
         // decades: each chart on a thread, a hang a failure.
-        let cases: [(bool, &[f64]); 7] = [
+        let cases: [(bool, &[f64]); 11] = [
             (true, &[5e-324, 1.0]),
+            (true, &[5e-324]),
+            (true, &[1e305]),
+            (true, &[1e308]),
             (true, &[1.0, 1e308]),
             (true, &[1e-30, 1e300]),
+            (false, &[-1e308, 1e308]),
             (true, &[0.01, f64::INFINITY, f64::NAN, -1.0, 0.02]),
             (false, &[0.01, f64::INFINITY, f64::NAN, -1.0]),
             (true, &[-0.1, 0.0]),
@@ -383,7 +395,8 @@ mod tests {
             let drawn = receive
                 .recv_timeout(std::time::Duration::from_secs(60))
                 .unwrap_or_else(|_| panic!("{ys:?} (log {log_y}): still drawing after 60 s"));
-            let nothing = ys.iter().all(|y| !y.is_finite() || (log_y && *y <= 0.0));
+            let drawable = |y: f64| y.abs() <= 1e300 && (!log_y || y > 0.0);
+            let nothing = !ys.iter().any(|y| drawable(*y));
             match drawn {
                 Ok(()) => assert!(!nothing, "{ys:?} drew"),
                 Err(e) => assert!(nothing && e.contains("nothing to plot"), "{ys:?}: {e}"),

@@ -38,7 +38,9 @@ pub fn top_sites(lattice: usize, depth: usize, count: usize) -> Vec<usize> {
 
 /// `analyze --mi`: for the configurations `xs` of pi and their latents `zs` (both [count, N]),
 /// the mutual information among the 16 coarsest latents and among the physical variables at the
-/// same sites, written under `out` as `mi` (.png, .svg, .csv).
+/// same sites, written under `out` as `mi` (.png, .svg, .csv). The physical panel is of `xs` as
+/// pi gives them, not as a posterior oriented them: it describes the physical distribution,
+/// which holds its sign symmetry.
 pub fn write_mutual_information(
     model: &Model,
     xs: &[f32],

@@ -1,9 +1,9 @@
 //! Fig. 4(a): the latent response E_{x~pi}[dz_i / dx] of the top-level collective variables:
 //! the gradient of a latent z_i = [g^{-1}(x)]_i with respect to every physical variable,
 //! averaged over configurations of pi (for a symmetrised model flipped as its sign posterior
-//! chose, `sample::posterior`, as in the paper). It comes from the flow's backward stage run through the
-//! inference pass on the device, seeded with the unit vector of z_i and without the log-det
-//! term or parameter gradients.
+//! chose, `sample::posterior`, as in the paper). It comes from the flow's backward stage run
+//! through the inference pass on the device, seeded with the unit vector of z_i and without
+//! the log-det term or parameter gradients.
 
 use std::path::{Path, PathBuf};
 
@@ -67,7 +67,8 @@ pub fn latent_response(
 }
 
 /// `analyze --response`: the response of the 4 coarsest latents, averaged over the
-/// configurations `xs` of pi (as the posterior oriented them), one lattice per variable, written under `out` as `response`.
+/// configurations `xs` of pi (as the posterior oriented them), one lattice per variable,
+/// written under `out` as `response`.
 pub fn write_response(
     ctx: &GpuContext,
     model: &Model,

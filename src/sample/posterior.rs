@@ -1,7 +1,7 @@
 //! The latents of given physical configurations (Appendix D, eq. D4). A plain model's are
 //! z = g^{-1}(x). A symmetrised model's density is q_sym(x) = [q(x) + q(-x)] / 2, so its
 //! posterior of the latents given x puts weight q(eta x) / [q(x) + q(-x)] on z = g^{-1}(eta x)
-//! for each sign eta = +-1; the paper infers Fig. 4's latents this way, with the physical
+//! for each sign eta = +-1; the paper infers Fig. 4(a)'s latents this way, with the physical
 //! variables flipped accordingly. Taken as g^{-1}(x) instead, the configurations of the sign a
 //! symmetrised q left out land in its latent tails, and the latents share that sign as
 //! information the flow did not leave in them.
@@ -18,8 +18,8 @@ pub struct Latents {
     pub x: Vec<f32>,
     /// z = g^{-1}(eta x): [count, N].
     pub z: Vec<f32>,
-    /// How many configurations had non-finite latents or posterior weights (a damaged
-    /// checkpoint or a broken flow).
+    /// How many configurations had non-finite latents or densities (a damaged checkpoint or a
+    /// broken flow).
     pub non_finite: usize,
 }
 
@@ -33,9 +33,14 @@ pub fn infer_latents(
 ) -> Result<Latents, GpuError> {
     let n = model.flow.plan.config.n_sites();
     let plus = model.flow.infer_rows(ctx, xs, EVAL_BATCH)?;
-    let broken = |z: &[f32]| z.iter().any(|v| !v.is_finite());
+    let broken = |z: &[f32], ln_q: f32| !ln_q.is_finite() || z.iter().any(|v| !v.is_finite());
     if !model.symmetric {
-        let non_finite = plus.z.chunks_exact(n).filter(|z| broken(z)).count();
+        let non_finite = plus
+            .z
+            .chunks_exact(n)
+            .zip(&plus.ln_q)
+            .filter(|(z, lq)| broken(z, **lq))
+            .count();
         return Ok(Latents {
             x: xs.to_vec(),
             z: plus.z,
@@ -54,12 +59,12 @@ pub fn infer_latents(
         let p = plus_probability(*lq, *lq_neg);
         let u: f64 = signs.random();
         let rows = i * n..(i + 1) * n;
-        let (x, z) = if u < p {
-            (&xs[rows.clone()], &plus.z[rows])
+        let (x, z, ln_q) = if u < p {
+            (&xs[rows.clone()], &plus.z[rows], *lq)
         } else {
-            (&negated[rows.clone()], &minus.z[rows])
+            (&negated[rows.clone()], &minus.z[rows], *lq_neg)
         };
-        if p.is_nan() || broken(z) {
+        if p.is_nan() || broken(z, ln_q) {
             out.non_finite += 1;
         }
         out.x.extend_from_slice(x);

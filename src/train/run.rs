@@ -57,12 +57,10 @@ pub enum TrainError {
     #[error("--resume continues in its own directory; drop --out")]
     ResumeWithOut,
     #[error(
-        "--resume {file} would continue in a directory that holds another run ({held}); move \
-         {file} into a directory of its own and resume from there"
+        "--resume {file} would continue in a directory that holds a run ({held}), which it \
+         would overwrite; move {file} into a directory of its own and resume from there"
     )]
     ResumeIntoRun { file: String, held: String },
-    #[error("--steps must be at least 1")]
-    NoSteps,
     #[error(
         "--steps {steps} is below the {held} steps {dir} already holds: --steps is the run's \
          total, so give more than {held} to extend it"
@@ -108,6 +106,7 @@ pub fn start(
     flags: PartialRunConfig,
     steps_given: bool,
 ) -> Result<RunStart, TrainError> {
+    let resume_path = resume;
     let (config, resume, dir) = match resume {
         Some(given) => {
             // The run directory; the path of its checkpoint file names it too (a file in the
@@ -125,21 +124,6 @@ pub fn start(
             }
             // The file named, so that an error names it.
             let ck = Checkpoint::load(given)?;
-            // A checkpoint file under another name continues in its directory, which must not
-            // hold a run of its own: resuming would overwrite that run's checkpoint and mix the
-            // two runs' metrics.
-            if given.is_file() && given.file_name() != Some(std::ffi::OsStr::new(CHECKPOINT)) {
-                if let Some(held) = [CHECKPOINT, metrics::FILE_NAME]
-                    .iter()
-                    .map(|f| dir.join(f))
-                    .find(|f| f.exists())
-                {
-                    return Err(TrainError::ResumeIntoRun {
-                        file: given.display().to_string(),
-                        held: held.display().to_string(),
-                    });
-                }
-            }
             // --steps is the run's total; without it the run goes on to its recorded total.
             let config = ck.config.with_overrides(flags)?;
             (config, Some(ck), dir)
@@ -151,10 +135,23 @@ pub fn start(
         }
     };
     let total = config.train.steps;
-    if total == 0 {
-        return Err(TrainError::NoSteps);
-    }
     let lock = DirLock::acquire(&dir)?;
+    // A checkpoint file under another name continues in its directory, which must not hold a
+    // run: resuming would overwrite that run's checkpoint and mix the two logs.
+    if let Some(given) = resume_path
+        .filter(|g| g.is_file() && g.file_name() != Some(std::ffi::OsStr::new(CHECKPOINT)))
+    {
+        if let Some(held) = [CHECKPOINT, metrics::FILE_NAME]
+            .iter()
+            .map(|f| dir.join(f))
+            .find(|f| f.exists())
+        {
+            return Err(TrainError::ResumeIntoRun {
+                file: given.display().to_string(),
+                held: held.display().to_string(),
+            });
+        }
+    }
     let from = resume.as_ref().map_or(0, |c| c.step);
     // Runs resumed by older versions recorded the last increment, not the total.
     if total < from && steps_given {
