@@ -1,31 +1,31 @@
 //! The `neuralrg-gpu` command line: parses, validates, calls the library, prints.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
-use neuralrg_gpu::config::{
-    check_batch, check_lattice, resolve_beta, PartialFlow, PartialRunConfig, PartialTrain,
-    RunConfig,
-};
+use neuralrg_gpu::config::{check_lattice, resolve_beta, PartialFlow, PartialRunConfig};
 use neuralrg_gpu::flow::Arch;
 use neuralrg_gpu::gpu::{GpuContext, GpuOptions, SizeAdvice};
-use neuralrg_gpu::io::checkpoint::Checkpoint;
-use neuralrg_gpu::io::{check_creatable_dir, check_writable, write_atomic};
-use neuralrg_gpu::physics::exact::relative_error;
-use neuralrg_gpu::physics::{IsingTarget, Target};
-use neuralrg_gpu::plot::Figure;
-use neuralrg_gpu::sample::{self, Accumulator, Model};
-use neuralrg_gpu::train::{self, RunOptions, RunStart};
+use neuralrg_gpu::io::check_writable;
+use neuralrg_gpu::physics::IsingTarget;
 
+#[path = "cli/bench.rs"]
+mod bench;
+#[path = "cli/figures.rs"]
+mod figures;
+#[path = "cli/info.rs"]
+mod info;
 #[path = "cli/samplers.rs"]
 mod samplers;
+#[path = "cli/samples.rs"]
+mod samples;
 #[path = "cli/sweep.rs"]
 mod sweep;
+#[path = "cli/train.rs"]
+mod train;
 
 #[derive(Parser)]
 #[command(
@@ -99,30 +99,14 @@ enum Command {
     /// directory at a time. Values come from the command line, else --config FILE (TOML, same
     /// names as config.toml), else the defaults.
     #[command(allow_negative_numbers = true)]
-    Train(Box<TrainArgs>),
+    Train(Box<train::TrainArgs>),
     /// Estimate the free energy of a trained flow from direct samples.
     ///
     /// Reports the variational bound mean(ln q - ln pi) with its standard error, and the
     /// importance-sampled -ln mean(pi/q) (far sharper) with its jackknife error and the
     /// effective sample size, each with its relative error to the exact -ln Z.
     #[command(allow_negative_numbers = true)]
-    Eval {
-        /// A run directory (or its checkpoint.safetensors).
-        #[arg(long, value_name = "DIR")]
-        checkpoint: PathBuf,
-        /// Number of samples.
-        #[arg(long, default_value_t = 8192)]
-        samples: usize,
-        /// Samples per GPU batch.
-        #[arg(long, default_value_t = sample::EVAL_BATCH)]
-        batch: usize,
-        /// Seed of the latent draws.
-        #[arg(long, default_value_t = sample::EVAL_SEED)]
-        seed: u64,
-        /// One JSON object on stdout instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Eval(samples::EvalArgs),
     /// Time a training step (plain and symmetric), the generation of a batch with ln q, and a
     /// latent-HMC leapfrog step.
     ///
@@ -133,7 +117,7 @@ enum Command {
     /// its input-gradient backward = 2x a pass). The defaults (L = 32, batch 1024, the default flow) suit a
     /// hardware GPU; on a CPU adapter start small, e.g. `-L 16 --batch 64`.
     #[command(allow_negative_numbers = true)]
-    Bench(Box<BenchArgs>),
+    Bench(Box<bench::BenchArgs>),
     /// Sample the Ising model exactly with Hybrid Monte Carlo (Algorithm 2).
     ///
     /// Chains move in the flow's latent space (U(z) = -ln pi(g(z)) - ln|det dg/dz|) or in
@@ -179,14 +163,7 @@ enum Command {
     /// Steps whose estimate fell below the exact value (noise) have no place on the log scale
     /// and are left out of the picture, not of the CSV.
     #[command(allow_negative_numbers = true)]
-    Plot {
-        /// A run directory (repeat for several: they are overlaid with a legend).
-        #[arg(long = "run", value_name = "DIR", required = true)]
-        runs: Vec<PathBuf>,
-        /// The figure's path; its .png, .svg and .csv siblings are written.
-        #[arg(long, value_name = "FILE.png")]
-        out: PathBuf,
-    },
+    Plot(figures::PlotArgs),
     /// Pictures of what a trained flow learned (Fig. 1, 4 of the paper).
     ///
     /// `--rg-flow`: one generated configuration and
@@ -205,29 +182,7 @@ enum Command {
     /// Writes rg_flow, samples_spins, samples_tanh, mi and response as .png, .svg and .csv
     /// (`panel,row,col,value`) into --out (created if missing).
     #[command(allow_negative_numbers = true)]
-    Analyze {
-        /// A run directory (or its checkpoint.safetensors).
-        #[arg(long, value_name = "DIR")]
-        checkpoint: PathBuf,
-        /// The directory the figures go to.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// The renormalisation group flow and the sample grids.
-        #[arg(long)]
-        rg_flow: bool,
-        /// The mutual information matrices of latent and physical variables.
-        #[arg(long)]
-        mi: bool,
-        /// The latent response of the coarsest latent variables.
-        #[arg(long)]
-        response: bool,
-        /// Configurations of pi drawn (once) for --mi and --response.
-        #[arg(long, default_value_t = 1000)]
-        samples: usize,
-        /// Seed of the samples drawn.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
+    Analyze(figures::AnalyzeArgs),
     /// Draw samples x = g(z) from a flow and write them with ln q(x) and ln pi(x) to a .npz file.
     ///
     /// Load them in Python with `d = numpy.load("samples.npz")`: d["x"] has shape (batch, L, L);
@@ -236,75 +191,7 @@ enum Command {
     /// probability 1/2 and ln_q = ln q_sym.
     #[command(group(ArgGroup::new("source").required(true).args(["init", "checkpoint"])))]
     #[command(allow_negative_numbers = true)]
-    Sample {
-        /// Use freshly initialised parameters (the identity flow unless --perturb is given).
-        #[arg(long)]
-        init: bool,
-        /// A trained model: a run directory (or its checkpoint.safetensors).
-        #[arg(long, value_name = "DIR")]
-        checkpoint: Option<PathBuf>,
-        /// With --init: add N(0, SIGMA^2) noise to the parameters, for a non-trivial flow.
-        #[arg(long, value_name = "SIGMA", default_value_t = 0.0, requires = "init")]
-        perturb: f64,
-        /// Linear lattice size L (with --init; a checkpoint has its own).
-        #[arg(long, short = 'L', value_name = "L", allow_hyphen_values = true)]
-        lattice: Option<usize>,
-        #[command(flatten)]
-        temperature: TemperatureArgs,
-        #[command(flatten)]
-        flow: FlowArgs,
-        /// Number of samples.
-        #[arg(long, default_value_t = 1024)]
-        batch: usize,
-        /// Seed of the latent draws (and, with --init, of the parameters and masks).
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Output file (.npz).
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-    },
-}
-
-/// `neuralrg-gpu bench`.
-#[derive(Args)]
-struct BenchArgs {
-    /// Linear lattice size L, a power of two from 4 to 4096.
-    #[arg(
-        long,
-        short = 'L',
-        value_name = "L",
-        default_value_t = 32,
-        allow_hyphen_values = true
-    )]
-    lattice: usize,
-    #[command(flatten)]
-    temperature: TemperatureArgs,
-    #[command(flatten)]
-    flow: FlowArgs,
-    /// Samples per step.
-    #[arg(long, default_value_t = 1024)]
-    batch: usize,
-    /// Seed of the parameters (the fresh flow plus small noise), masks and draws.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Untimed repetitions of each workload first (at most 100000).
-    #[arg(long, default_value_t = 1)]
-    warmup: usize,
-    /// Timed repetitions of each workload (the median and the spread are reported), from 1 to
-    /// 100000.
-    #[arg(long, default_value_t = 5)]
-    reps: usize,
-    /// Also the GPU time per kernel of one repetition: GPU timestamps where the adapter has
-    /// TIMESTAMP_QUERY, else the wall clock around each dispatch.
-    #[arg(long)]
-    profile: bool,
-    /// Run on every adapter wgpu finds that can run the kernels (the others are named, with the
-    /// reason, and skipped) and print them side by side.
-    #[arg(long)]
-    all_adapters: bool,
-    /// One JSON object on stdout instead of tables.
-    #[arg(long)]
-    json: bool,
+    Sample(samples::SampleArgs),
 }
 
 #[derive(Args)]
@@ -366,152 +253,6 @@ impl FlowArgs {
     }
 }
 
-#[derive(Args)]
-struct TrainArgs {
-    /// Linear lattice size L, a power of two from 4 to 4096.
-    #[arg(long, short = 'L', value_name = "L", allow_hyphen_values = true)]
-    lattice: Option<usize>,
-    #[command(flatten)]
-    temperature: TemperatureArgs,
-    #[command(flatten)]
-    flow: FlowArgs,
-    /// Training steps in all: the run's total, counted from step 0. With --resume, the run
-    /// continues to its recorded total, or to this one if given (which extends it).
-    /// [default: 4000; 12000 from L = 32]
-    #[arg(long)]
-    steps: Option<u64>,
-    /// Samples per step. [default: 64]
-    #[arg(long)]
-    batch: Option<usize>,
-    /// Adam learning rate. [default: 0.01]
-    #[arg(long, allow_hyphen_values = true)]
-    lr: Option<f64>,
-    /// Adam beta1. [default: 0.9]
-    #[arg(long)]
-    beta1: Option<f64>,
-    /// Adam beta2. [default: 0.999]
-    #[arg(long)]
-    beta2: Option<f64>,
-    /// Adam epsilon. [default: 1e-8]
-    #[arg(long)]
-    eps: Option<f64>,
-    /// Decoupled weight decay. [default: 0]
-    #[arg(long)]
-    weight_decay: Option<f64>,
-    /// Clip the gradient to this global norm (0 = off). [default: 0]
-    #[arg(long)]
-    clip_grad: Option<f64>,
-    /// Learning-rate schedule over the run's --steps after the warm-up: constant, cosine (to
-    /// zero at the last step) or exponential (to 1% of --lr). [default: cosine]
-    #[arg(long, value_enum)]
-    lr_schedule: Option<neuralrg_gpu::train::LrSchedule>,
-    /// Steps of linear warm-up from --lr / N to --lr. [default: 100]
-    #[arg(long, value_name = "N")]
-    warmup_steps: Option<u64>,
-    /// Ramp the batch up to B (--batch times a power of two): it doubles at evenly spaced steps,
-    /// lowering the gradient noise late in training. [default: none, a fixed batch]
-    #[arg(long, value_name = "B")]
-    batch_final: Option<usize>,
-    /// After training, estimate the final model's free energy from M fresh samples (as `eval`
-    /// does), print it as the result and write it to DIR/eval.json. [default: 0, off]
-    #[arg(long, value_name = "M")]
-    eval_samples: Option<usize>,
-    /// Seed of the parameters, coupling masks and latent draws. [default: 0]
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Train the symmetrised q_sym(x) = [q(x) + q(-x)] / 2 (Appendix D). [default: on]
-    #[arg(long, overrides_with = "no_symmetric")]
-    symmetric: bool,
-    /// Train q itself, as the paper's first experiments do (the symmetrised loss is off). The
-    /// later of --symmetric and --no-symmetric wins.
-    #[arg(long, overrides_with = "symmetric")]
-    no_symmetric: bool,
-    /// Add W * KL(q(x) || q(-x)) to the loss (Appendix E), W from 0 to 1e6. [default: 0]
-    #[arg(long, value_name = "W", allow_hyphen_values = true)]
-    sym_reg: Option<f64>,
-    /// Checkpoint every N steps. [default: 100]
-    #[arg(long, value_name = "N")]
-    save_every: Option<u64>,
-    /// Log to metrics.jsonl every N steps. [default: 10]
-    #[arg(long, value_name = "N")]
-    log_every: Option<u64>,
-    /// Run directory. [default: runs/L{L}-beta{beta}-seed{seed}]
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
-    /// TOML file with any of the settings but --eval-samples, --max-rollbacks, --out and
-    /// --resume (command-line flags win).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Continue the run in DIR from its checkpoint, bit for bit, or from a checkpoint file in its
-    /// directory (which must hold no other run's checkpoint.safetensors or metrics.jsonl); flags
-    /// that would change the model or target are refused, and other training flags given with it
-    /// (e.g. --lr) replace the recorded ones, so the continuation then differs from an
-    /// uninterrupted run.
-    #[arg(long, value_name = "DIR")]
-    resume: Option<PathBuf>,
-    /// No progress bar (it is also off when stderr is not a terminal).
-    #[arg(long)]
-    quiet: bool,
-    /// A step with a non-finite loss or gradient is rolled back (to the state before the
-    /// previous update) and retried at half the learning rate, up to N times in a session; then
-    /// training stops with the last good state checkpointed.
-    #[arg(long, value_name = "N", default_value_t = 5)]
-    max_rollbacks: u32,
-    /// Testing only: put a NaN into the parameters before step K.
-    #[arg(long, value_name = "K", hide = true)]
-    inject_nan_at: Option<u64>,
-    /// Testing only: stop before step K as a signal would (a signal races a fast adapter).
-    #[arg(long, value_name = "K", hide = true)]
-    inject_stop_at: Option<u64>,
-}
-
-impl TrainArgs {
-    /// The flags, then the --config file where a flag is not given.
-    fn with_file(&self) -> Result<PartialRunConfig> {
-        let cli = self.partial();
-        Ok(match &self.config {
-            Some(file) => cli.or(PartialRunConfig::from_file(file)?),
-            None => cli,
-        })
-    }
-
-    /// The configuration a fresh run of these flags resolves to, without running anything.
-    fn check(&self) -> Result<RunConfig> {
-        Ok(self.with_file()?.resolve()?)
-    }
-
-    fn partial(&self) -> PartialRunConfig {
-        PartialRunConfig {
-            lattice: self.lattice,
-            beta: self.temperature.beta,
-            temperature: self.temperature.temperature,
-            flow: self.flow.partial(),
-            train: PartialTrain {
-                steps: self.steps,
-                batch: self.batch,
-                seed: self.seed,
-                symmetric: if self.no_symmetric {
-                    Some(false)
-                } else {
-                    self.symmetric.then_some(true)
-                },
-                sym_reg: self.sym_reg,
-                lr: self.lr,
-                beta1: self.beta1,
-                beta2: self.beta2,
-                eps: self.eps,
-                weight_decay: self.weight_decay,
-                clip_grad: self.clip_grad,
-                lr_schedule: self.lr_schedule,
-                warmup_steps: self.warmup_steps,
-                batch_final: self.batch_final,
-                save_every: self.save_every,
-                log_every: self.log_every,
-            },
-        }
-    }
-}
-
 fn target(lattice: usize, t: &TemperatureArgs) -> Result<IsingTarget> {
     let l = check_lattice(lattice)?;
     let beta = resolve_beta(t.beta, t.temperature)?;
@@ -541,174 +282,6 @@ fn check_output(path: &Path, extension: &str, flag: &str) -> Result<()> {
     })
 }
 
-fn print_info(ctx: &GpuContext, json: bool) -> Result<()> {
-    let r = ctx.report();
-    if json {
-        println!("{}", serde_json::to_string(&r)?);
-        return Ok(());
-    }
-    println!("adapter      {}", r.name);
-    println!("backend      {} ({})", r.backend, r.device_type);
-    println!("driver       {} {}", r.driver, r.driver_info);
-    println!("limits");
-    println!(
-        "  storage buffer binding   {} bytes",
-        r.max_storage_buffer_binding_size
-    );
-    println!("  buffer size              {} bytes", r.max_buffer_size);
-    println!(
-        "  uniform buffer binding   {} bytes",
-        r.max_uniform_buffer_binding_size
-    );
-    println!(
-        "  storage buffers / stage  {}",
-        r.max_storage_buffers_per_shader_stage
-    );
-    println!(
-        "  workgroup storage        {} bytes",
-        r.max_compute_workgroup_storage_size
-    );
-    println!(
-        "  invocations / workgroup  {}",
-        r.max_compute_invocations_per_workgroup
-    );
-    println!(
-        "  workgroups / dimension   {}",
-        r.max_compute_workgroups_per_dimension
-    );
-    println!("features");
-    println!("  SHADER_F16       {}", r.shader_f16);
-    println!("  TIMESTAMP_QUERY  {}", r.timestamp_query);
-    println!("  SUBGROUP         {}", r.subgroup);
-    println!("adapters found (* this one; --adapter NAME picks one by part of its name)");
-    for a in &r.adapters {
-        let unfit = a
-            .unsuitable
-            .as_ref()
-            .map(|why| format!(": cannot run the kernels, {why}"))
-            .unwrap_or_default();
-        println!(
-            "  {} {}  ({}, {}){unfit}",
-            if a.in_use { "*" } else { " " },
-            a.name,
-            a.backend,
-            a.device_type
-        );
-    }
-    Ok(())
-}
-
-fn run_train(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
-    // First, so a signal from here on stops the run cleanly rather than killing it.
-    let stop = stop_flag();
-    if args.eval_samples == Some(1) {
-        bail!("--eval-samples must be 0 (off) or at least 2");
-    }
-    let start = train::run::start(
-        args.resume.as_deref(),
-        args.out.as_deref(),
-        args.with_file()?,
-        args.steps.is_some(),
-    )?;
-    let (config, resume, dir, lock) = match start {
-        RunStart::Complete { dir, step } => {
-            println!(
-                "{} is complete at step {step} (its --steps); give --steps above {step} to extend it",
-                dir.display()
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
-        RunStart::Train(run) => (run.config, run.resume, run.dir, run.lock),
-    };
-    let total = config.train.steps;
-    let from = resume.as_ref().map_or(0, |c| c.step);
-    // Saving a checkpoint holds the parameters and both moments, read back, as bytes, and
-    // serialised twice: 12 copies at 4 bytes.
-    check_host_memory(
-        48 * config.flow_config()?.n_params() as u64,
-        "training this flow",
-        "reduce --hidden, --mlp-layers, --couplings or --depth",
-    )?;
-    let ctx = GpuContext::new(gpu)?;
-    let summary = train::train(
-        &ctx,
-        &config,
-        resume,
-        RunOptions {
-            dir: dir.clone(),
-            lock,
-            steps: total - from,
-            quiet: args.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            stop,
-            max_rollbacks: args.max_rollbacks,
-            inject_nan_at: args.inject_nan_at,
-            inject_stop_at: args.inject_stop_at,
-        },
-    )?;
-    let resume_hint = format!(
-        "continue with\n  neuralrg-gpu train --resume {}",
-        neuralrg_gpu::io::shell_word(&dir.display().to_string())
-    );
-    if summary.interrupted && summary.steps_run == 0 {
-        if summary.completed_steps == 0 {
-            eprintln!("interrupted before the first step: nothing was saved");
-        } else {
-            eprintln!(
-                "interrupted before the first new step: the checkpoint at step {} of {total} is as it was; {resume_hint}",
-                summary.completed_steps,
-            );
-        }
-        return Ok(ExitCode::from(130));
-    }
-    if let Some(s) = summary.last {
-        let exact = summary.neg_ln_z;
-        let rel = |f: f64| relative_error(f, exact);
-        println!(
-            "variational free energy {:.6} +/- {:.6} (last batch), exact -ln Z {:.6}, relative error {:.3e}",
-            s.loss,
-            s.loss_stderr,
-            exact,
-            rel(s.loss)
-        );
-        if config.train.symmetric {
-            println!(
-                "symmetrised free energy {:.6} +/- {:.6}, relative error {:.3e}",
-                s.objective,
-                s.objective_stderr,
-                rel(s.objective)
-            );
-        }
-    }
-    println!(
-        "{} steps in {:.1} s ({:.2} steps/s); {} steps done; checkpoint in {}",
-        summary.steps_run,
-        summary.seconds,
-        summary.steps_run as f64 / summary.seconds.max(1e-9),
-        summary.completed_steps,
-        dir.display()
-    );
-    if summary.interrupted {
-        eprintln!(
-            "interrupted: checkpoint saved at step {} of {total}; {resume_hint}",
-            summary.completed_steps,
-        );
-        return Ok(ExitCode::from(130));
-    }
-    if let Some(m) = args.eval_samples.filter(|m| *m > 0) {
-        let ck = Checkpoint::load(&dir)?;
-        let batch = sample::EVAL_BATCH.min(m);
-        let e = sample::evaluate(&ctx, &ck, m, batch, sample::EVAL_SEED, |_| {})?;
-        println!(
-            "final model, {m} fresh samples:\n{}",
-            e.to_text(ck.config.train.symmetric)
-        );
-        let path = dir.join("eval.json");
-        write_atomic(&path, serde_json::to_string(&e)?.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Refuses a command whose host-side arrays (`bytes`) would not fit in the memory available.
 fn check_host_memory(bytes: u64, command: &str, advice: &str) -> Result<()> {
     use neuralrg_gpu::memory::{host_available, human};
@@ -720,88 +293,6 @@ fn check_host_memory(bytes: u64, command: &str, advice: &str) -> Result<()> {
         ),
         _ => Ok(()),
     }
-}
-
-/// Set by SIGINT, SIGTERM (cluster pre-emption, `docker stop`) and SIGHUP: training saves and
-/// stops after the current step (a second signal while saving still waits for the atomic
-/// write). The handler is installed once, for every run of the process (a sweep runs many).
-fn stop_flag() -> &'static AtomicBool {
-    static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    STOP.get_or_init(|| {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-        stop
-    })
-}
-
-fn run_bench(args: &BenchArgs, gpu: &GpuOptions) -> Result<()> {
-    let config = PartialRunConfig {
-        lattice: Some(check_lattice(args.lattice)?),
-        beta: args.temperature.beta,
-        temperature: args.temperature.temperature,
-        flow: args.flow.partial(),
-        train: PartialTrain {
-            batch: Some(args.batch),
-            seed: Some(args.seed),
-            ..PartialTrain::default()
-        },
-    }
-    .resolve()?;
-    let opts = neuralrg_gpu::bench::BenchOptions {
-        config,
-        warmup: args.warmup,
-        reps: args.reps,
-        profile: args.profile,
-    };
-    opts.check()?;
-    let adapters: Vec<Option<String>> = if args.all_adapters {
-        let mut names = Vec::new();
-        for a in GpuContext::adapters()? {
-            match a.unsuitable {
-                Some(why) => eprintln!("bench: skipping {:?} ({}): {why}", a.name, a.backend),
-                None => names.push(Some(a.name)),
-            }
-        }
-        if names.is_empty() {
-            // The automatic choice says what there is and what to do.
-            names.push(None);
-        }
-        names
-    } else {
-        vec![gpu.adapter.clone()]
-    };
-    let mut reports = Vec::new();
-    for adapter in adapters {
-        let ctx = GpuContext::new(&GpuOptions {
-            adapter,
-            ..gpu.clone()
-        })?;
-        let report = neuralrg_gpu::bench::run(&ctx, &opts, |what| {
-            eprintln!("bench: {what} on {} ...", ctx.info.name)
-        })?;
-        if !args.json {
-            println!("{}", neuralrg_gpu::bench::table(&report));
-        }
-        reports.push(report);
-    }
-    if args.json {
-        let v = match reports.len() {
-            1 => serde_json::to_value(&reports[0])?,
-            _ => serde_json::json!({ "reports": reports }),
-        };
-        println!("{v}");
-    } else if reports.len() > 1 {
-        println!("median seconds per workload, side by side:");
-        for t in 0..reports[0].timings.len() {
-            let row: Vec<String> = reports
-                .iter()
-                .map(|r| format!("{}: {:.4}", r.adapter, r.timings[t].median_s))
-                .collect();
-            println!("  {:<22} {}", reports[0].timings[t].name, row.join("  |  "));
-        }
-    }
-    Ok(())
 }
 
 /// What to change when a buffer does not fit: the command's own flags (a checkpoint fixes the
@@ -818,12 +309,9 @@ fn size_advice(command: &Command) -> SizeAdvice {
             SizeAdvice::default().flow,
         ),
         Command::Hmc(_) | Command::Mcmc(_) => ("reduce --chains", FIXED_FLOW),
-        Command::Eval { .. }
-        | Command::Sample {
-            checkpoint: Some(_),
-            ..
-        } => ("reduce --batch", FIXED_FLOW),
-        Command::Analyze { .. } => (
+        Command::Eval(_) => ("reduce --batch", FIXED_FLOW),
+        Command::Sample(args) if args.checkpoint.is_some() => ("reduce --batch", FIXED_FLOW),
+        Command::Analyze(_) => (
             "this checkpoint's lattice is too large for the adapter (or raise --memory-limit)",
             FIXED_FLOW,
         ),
@@ -840,7 +328,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         ..GpuOptions::default()
     };
     match cli.command {
-        Command::Info { json } => print_info(&*GpuContext::new(&gpu)?, json)?,
+        Command::Info { json } => info::print_info(&*GpuContext::new(&gpu)?, json)?,
         Command::Exact {
             lattice,
             temperature,
@@ -877,176 +365,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 print!("{}", plan.table());
             }
         }
-        Command::Train(args) => return run_train(&args, &gpu),
+        Command::Train(args) => return train::run_train(&args, &gpu),
         Command::Sweep(args) => return sweep::run_sweep(&args, &gpu),
         Command::Hmc(args) => samplers::run_hmc_command(&args, &gpu)?,
         Command::Mcmc(args) => samplers::run_mcmc_command(&args, &gpu)?,
         Command::Reference(args) => samplers::run_reference_command(&args)?,
-        Command::Analyze {
-            checkpoint,
-            out,
-            rg_flow,
-            mi,
-            response,
-            samples,
-            seed,
-        } => {
-            if !(rg_flow || mi || response) {
-                bail!("choose an analysis: --rg-flow, --mi, --response, or several");
-            }
-            if out.is_file() {
-                bail!("--out must be a directory (got the file {})", out.display());
-            }
-            check_creatable_dir(&out).map_err(|e| {
-                anyhow!(
-                    "--out {} cannot be created or written ({e}): choose a directory under a \
-                     writable one",
-                    out.display()
-                )
-            })?;
-            if (mi || response) && !(16..=100_000).contains(&samples) {
-                bail!("--samples must be from 16 to 100000 (got {samples})");
-            }
-            let ck = Checkpoint::load(&checkpoint)?;
-            if mi || response {
-                // Per value of the configurations drawn: the spins (1 byte); x, -x, the latents
-                // of both, and the configurations and latents the posterior chose (4 bytes each,
-                // sample::posterior).
-                check_host_memory(
-                    25 * samples as u64 * (ck.config.lattice as u64).pow(2),
-                    "analyzing this many configurations",
-                    "reduce --samples",
-                )?;
-            }
-            let ctx = GpuContext::new(&gpu)?;
-            let which = neuralrg_gpu::plot::analyze::Analyses {
-                rg_flow,
-                mi,
-                response,
-            };
-            let written =
-                neuralrg_gpu::plot::analyze::analyze(&ctx, &ck, &out, which, samples, seed)?;
-            for path in written {
-                println!("wrote {}", path.display());
-            }
-        }
-        Command::Plot { runs, out } => {
-            check_output(&out, "png", "--out")?;
-            let runs: Vec<&Path> = runs.iter().map(PathBuf::as_path).collect();
-            neuralrg_gpu::plot::training::training_curves(&runs)?.save(&out)?;
-            let [png, svg, csv] = neuralrg_gpu::plot::outputs(&out);
-            println!(
-                "wrote {}, {} and {}",
-                png.display(),
-                svg.display(),
-                csv.display()
-            );
-        }
-        Command::Bench(args) => run_bench(&args, &gpu)?,
-        Command::Eval {
-            checkpoint,
-            samples,
-            batch,
-            seed,
-            json,
-        } => {
-            if samples < 2 {
-                bail!("--samples must be at least 2");
-            }
-            let ck = Checkpoint::load(&checkpoint)?;
-            check_batch(batch, ck.config.lattice, 1, "--batch")?;
-            let ctx = GpuContext::new(&gpu)?;
-            let mut progress = samplers::progress(json, "samples");
-            let e = sample::evaluate(&ctx, &ck, samples, batch, seed, |done| {
-                progress(done.min(samples), samples)
-            })?;
-            if json {
-                println!("{}", serde_json::to_string(&e)?);
-            } else {
-                println!("model at step {}:", ck.step);
-                println!("{}", e.to_text(ck.config.train.symmetric));
-            }
-        }
-        Command::Sample {
-            init: _,
-            checkpoint,
-            perturb,
-            lattice,
-            temperature,
-            flow,
-            batch,
-            seed,
-            out,
-        } => {
-            let cli = PartialRunConfig {
-                lattice,
-                beta: temperature.beta,
-                temperature: temperature.temperature,
-                flow: flow.partial(),
-                ..Default::default()
-            };
-            if !(perturb.is_finite() && perturb >= 0.0) {
-                bail!("--perturb must be a non-negative number (got {perturb})");
-            }
-            if checkpoint.is_none() && lattice.is_none() {
-                bail!("--lattice is required with --init (the lattice of the fresh flow)");
-            }
-            if checkpoint.is_some() && perturb != 0.0 {
-                bail!("--perturb perturbs a fresh flow (--init); drop it with --checkpoint");
-            }
-            check_output(&out, "npz", "--out")?;
-            let ck = checkpoint.as_deref().map(Checkpoint::load).transpose()?;
-            let config = match &ck {
-                Some(ck) => ck.config.with_overrides(cli)?,
-                None => PartialRunConfig {
-                    train: PartialTrain {
-                        seed: Some(seed),
-                        ..Default::default()
-                    },
-                    ..cli
-                }
-                .resolve()?,
-            };
-            check_batch(batch, config.lattice, 1, "--batch")?;
-            check_host_memory(
-                // The samples as read back, as .npy members, and as the archive (the flow's
-                // parameters are checked by train).
-                3 * 4 * batch as u64 * (config.lattice as u64).pow(2),
-                "sample",
-                "reduce --batch",
-            )?;
-            let ctx = GpuContext::new(&gpu)?;
-            let model = match &ck {
-                Some(ck) => Model::from_checkpoint(&ctx, ck)?,
-                None => Model::init(&ctx, &config, perturb)?,
-            };
-            let samples = sample::draw(&ctx, &model, batch, seed, 0)?;
-            let broken = samples.non_finite();
-            if broken > 0 {
-                bail!(
-                    "the flow gave non-finite densities for {broken} of {batch} samples (a \
-                     --perturb this large breaks it, or the checkpoint is damaged); nothing written"
-                );
-            }
-            let bytes = samples.to_npz()?;
-            write_atomic(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
-            let mut acc = Accumulator::new(batch);
-            samples
-                .free_energy_terms()
-                .into_iter()
-                .for_each(|t| acc.add(t));
-            let e = acc.finish(model.target.neg_ln_z());
-            let (f, err, exact) = (e.free_energy, e.stderr, e.neg_ln_z_exact);
-            println!("wrote {batch} samples to {}", out.display());
-            let spread = match batch {
-                1 => "from one sample, no standard error".to_string(),
-                _ => format!("+/- {err:.6}"),
-            };
-            println!(
-                "variational free energy {f:.6} {spread} (exact -ln Z {exact:.6}, relative error {:.3e})",
-                relative_error(f, exact)
-            );
-        }
+        Command::Analyze(args) => figures::run_analyze(args, &gpu)?,
+        Command::Plot(args) => figures::run_plot(args)?,
+        Command::Bench(args) => bench::run_bench(&args, &gpu)?,
+        Command::Eval(args) => samples::run_eval(args, &gpu)?,
+        Command::Sample(args) => samples::run_sample(args, &gpu)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -153,7 +153,7 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
         bar.set_message(format!("T = {}, depth {}", p.temperature, p.depth));
         if p.state(steps)? != State::Done {
             let train = train_args(&p.train_args(&args.train, steps)?)?;
-            let code = bar.suspend(|| super::run_train(&train, gpu))?;
+            let code = bar.suspend(|| super::train::run_train(&train, gpu))?;
             if code != ExitCode::SUCCESS {
                 bar.abandon();
                 eprintln!("the sweep stopped; run the same command again to go on");
@@ -168,7 +168,7 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
 }
 
 /// `train ARGS --quiet` parsed as the command line would be.
-fn train_args(args: &[String]) -> Result<Box<super::TrainArgs>> {
+fn train_args(args: &[String]) -> Result<Box<super::train::TrainArgs>> {
     let argv = std::iter::once("neuralrg-gpu".to_string())
         .chain(args.iter().cloned())
         .chain(std::iter::once("--quiet".to_string()));
