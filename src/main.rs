@@ -282,6 +282,23 @@ fn check_output(path: &Path, extension: &str, flag: &str) -> Result<()> {
     })
 }
 
+/// Refuses a figure's path (FILE.png) where it or its .svg and .csv siblings, written beside it,
+/// could not be written, before any GPU work.
+fn check_figure_output(path: &Path, flag: &str) -> Result<()> {
+    check_output(path, "png", flag)?;
+    for sibling in &neuralrg_gpu::plot::outputs(path)[1..] {
+        if sibling.is_dir() {
+            bail!(
+                "{flag} {} is written with {} beside it, which is a directory; choose another \
+                 name",
+                path.display(),
+                sibling.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a command whose host-side arrays (`bytes`) would not fit in the memory available.
 fn check_host_memory(bytes: u64, command: &str, advice: &str) -> Result<()> {
     use neuralrg_gpu::memory::{host_available, human};

@@ -202,20 +202,31 @@ impl Point {
     }
 
     /// The `train` arguments of this point towards `steps`, after the sweep's own
-    /// `train_args`: a fresh run, or for a partly trained point `--resume` to `steps`.
+    /// `train_args`: a fresh run, or for a partly trained point `--resume` to `steps` with the
+    /// sweep's training flags (those of the model must equal the recorded ones, as
+    /// `check_existing` ensured; the others replace them, as on any resume).
     pub fn train_args(
         &self,
         train_args: &[String],
         steps: u64,
     ) -> Result<Vec<String>, CheckpointError> {
         Ok(match self.state(steps)? {
-            State::Partial(..) => vec![
-                "train".into(),
-                "--resume".into(),
-                self.dir.display().to_string(),
-                "--steps".into(),
-                steps.to_string(),
-            ],
+            State::Partial(..) => {
+                let mut a = vec![
+                    "train".into(),
+                    "--resume".into(),
+                    self.dir.display().to_string(),
+                ];
+                a.extend(train_args.iter().cloned());
+                // `steps` is the flags' own --steps where they have one.
+                if !train_args
+                    .iter()
+                    .any(|f| f == "--steps" || f.starts_with("--steps="))
+                {
+                    a.extend(["--steps".into(), steps.to_string()]);
+                }
+                a
+            }
             _ => self.fresh_args(train_args),
         })
     }

@@ -87,12 +87,33 @@ fn plot_overlays_training_curves() {
         csv.lines().filter(|l| l.starts_with("plain: q,")).count(),
         6
     );
+    // Runs whose directories share a name are told apart by their paths.
+    let twin = dir.join("again").join("plain");
+    std::fs::create_dir_all(&twin).unwrap();
+    std::fs::copy(a.join("metrics.jsonl"), twin.join("metrics.jsonl")).unwrap();
+    let o = neuralrg(&[
+        "plot",
+        "--run",
+        a.to_str().unwrap(),
+        "--run",
+        twin.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.with_extension("csv")).unwrap();
+    for run in [&a, &twin] {
+        let label = format!("{}: q,", run.display());
+        assert_eq!(csv.lines().filter(|l| l.starts_with(&label)).count(), 6);
+    }
 
     // Bad input: one line, nothing written.
     let missing = dir.join("none");
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let bad = dir.join("bad.png");
+    let blocked = dir.join("blocked.png");
+    std::fs::create_dir_all(blocked.with_extension("svg")).unwrap();
     for (args, name) in [
         (
             vec![
@@ -117,6 +138,29 @@ fn plot_overlays_training_curves() {
         (
             vec!["plot", "--run", a.to_str().unwrap(), "--out", "x.jpg"],
             "--out must end in .png",
+        ),
+        (
+            vec![
+                "plot",
+                "--run",
+                a.to_str().unwrap(),
+                "--run",
+                a.to_str().unwrap(),
+                "--out",
+                bad.to_str().unwrap(),
+            ],
+            "given twice",
+        ),
+        // A sibling the figure writes beside FILE.png that is a directory: refused first.
+        (
+            vec![
+                "plot",
+                "--run",
+                a.to_str().unwrap(),
+                "--out",
+                blocked.to_str().unwrap(),
+            ],
+            "which is a directory",
         ),
         (
             vec![
@@ -294,8 +338,9 @@ fn a_sweep_trains_resumes_plots_and_emits_slurm() {
     let text = std::fs::read_to_string(&script).unwrap();
     assert!(
         text.contains("#SBATCH --array=0-3")
-            && text.contains("--resume")
-            && text.matches("--steps 30").count() == 4,
+            && text.matches("--resume").count() == 4
+            && text.matches("--steps 30").count() == 4
+            && text.matches("--save-every 10").count() == 4,
         "{text}"
     );
     // The same grid with another network is not this sweep: its points are refused by name

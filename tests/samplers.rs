@@ -90,7 +90,20 @@ fn bad_sampler_input_is_refused_in_one_line_writing_nothing() {
     };
     let cases: Vec<(Vec<String>, &[&str])> = vec![
         (hmc(&["--lattice", "8"]), &["--lattice 8", "L = 4"]),
-        (hmc(&["--step-size", "0"]), &["--step-size", "positive"]),
+        (
+            hmc(&["--step-size", "0"]),
+            &["--step-size", "from 1e-6 to 100"],
+        ),
+        // Lost in the f32 positions: the chains would stand still, every proposal accepted.
+        (
+            hmc(&["--step-size", "1e-50"]),
+            &["--step-size", "from 1e-6"],
+        ),
+        // The trajectory's dispatches are recorded on the host (it aborted on the allocation).
+        (
+            hmc(&["--leapfrog", "100000000"]),
+            &["--leapfrog", "at most 100000"],
+        ),
         (hmc(&["--step-size", "-0.1"]), &["--step-size"]),
         (hmc(&["--step-size", "NaN"]), &["--step-size"]),
         (hmc(&["--chains", "0"]), &["--chains", "at least 1"]),

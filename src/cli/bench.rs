@@ -75,6 +75,13 @@ pub fn run_bench(args: &BenchArgs, gpu: &GpuOptions) -> Result<()> {
         for a in GpuContext::adapters()? {
             match a.unsuitable {
                 Some(why) => eprintln!("bench: skipping {:?} ({}): {why}", a.name, a.backend),
+                // One device through two backends (WGPU_BACKEND=vulkan,gl) has one name, which
+                // selects the same adapter both times: it runs once.
+                None if names.contains(&Some(a.name.clone())) => eprintln!(
+                    "bench: {:?} is listed again through {}; it runs once (choose a backend with \
+                     WGPU_BACKEND to time the other)",
+                    a.name, a.backend
+                ),
                 None => names.push(Some(a.name)),
             }
         }

@@ -11,7 +11,7 @@ use neuralrg_gpu::io::check_creatable_dir;
 use neuralrg_gpu::io::checkpoint::Checkpoint;
 use neuralrg_gpu::plot::Figure;
 
-use super::{check_host_memory, check_output};
+use super::{check_figure_output, check_host_memory};
 
 #[derive(Args)]
 pub struct PlotArgs {
@@ -50,7 +50,7 @@ pub struct AnalyzeArgs {
 
 pub fn run_plot(args: PlotArgs) -> Result<()> {
     let PlotArgs { runs, out } = args;
-    check_output(&out, "png", "--out")?;
+    check_figure_output(&out, "--out")?;
     let runs: Vec<&Path> = runs.iter().map(PathBuf::as_path).collect();
     neuralrg_gpu::plot::training::training_curves(&runs)?.save(&out)?;
     let [png, svg, csv] = neuralrg_gpu::plot::outputs(&out);

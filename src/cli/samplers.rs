@@ -16,7 +16,7 @@ use neuralrg_gpu::plot::Figure;
 use neuralrg_gpu::sample::chains::{
     run_flow_metropolis, run_hmc, run_reweight, ChainRun, SamplerReport, Schedule,
 };
-use neuralrg_gpu::sample::hmc::{Hmc, Space};
+use neuralrg_gpu::sample::hmc::{Hmc, Space, MAX_LEAPFROG, STEP_SIZES};
 use neuralrg_gpu::sample::{reference, Model};
 
 /// What every sampler command shares.
@@ -57,10 +57,11 @@ pub struct HmcArgs {
     /// Trajectories discarded first, while the step size adapts.
     #[arg(long, default_value_t = 100)]
     thermalise: usize,
-    /// Leapfrog step size (the start of the adaptation).
+    /// Leapfrog step size (the start of the adaptation, which keeps it within the same range),
+    /// from 1e-6 to 100.
     #[arg(long, default_value_t = neuralrg_gpu::sample::hmc::DEFAULT_STEP_SIZE, allow_hyphen_values = true)]
     step_size: f64,
-    /// Leapfrog steps per trajectory.
+    /// Leapfrog steps per trajectory, at most 100000.
     #[arg(long, default_value_t = 10)]
     leapfrog: usize,
     /// Acceptance the step size adapts towards while thermalising; 0 keeps --step-size.
@@ -222,9 +223,11 @@ fn write_series(path: Option<&Path>, csv: &str) -> Result<()> {
 
 pub fn run_hmc_command(args: &HmcArgs, gpu: &GpuOptions) -> Result<()> {
     let c = &args.common;
-    if !(args.step_size.is_finite() && args.step_size > 0.0) {
+    if !STEP_SIZES.contains(&args.step_size) {
         bail!(
-            "--step-size must be a positive number (got {})",
+            "--step-size must be from {:e} to {} (got {})",
+            STEP_SIZES.start(),
+            STEP_SIZES.end(),
             args.step_size
         );
     }
@@ -237,8 +240,14 @@ pub fn run_hmc_command(args: &HmcArgs, gpu: &GpuOptions) -> Result<()> {
     at_least(args.chains, 1, "--chains")?;
     at_least(args.trajectories, 2, "--trajectories")?;
     at_least(args.leapfrog, 1, "--leapfrog")?;
+    if args.leapfrog > MAX_LEAPFROG {
+        bail!(
+            "--leapfrog must be at most {MAX_LEAPFROG} (got {})",
+            args.leapfrog
+        );
+    }
     if let Some(p) = &args.plot {
-        super::check_output(p, "png", "--plot")?;
+        super::check_figure_output(p, "--plot")?;
         // The figure writes its numbers beside it, as FILE.csv (and FILE.svg).
         let beside = neuralrg_gpu::plot::outputs(p);
         if let Some(series) = c

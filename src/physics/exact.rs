@@ -89,13 +89,23 @@ const FROZEN_BETA: f64 = 20.0;
 
 /// The exact energy per site <H> / N (H = -sum_<ij> s_i s_j) of the L x L periodic model:
 /// -(1/N) d ln Z / d beta, by a fourth-order central difference of [`ln_z_ising`] (relative
-/// accuracy about 1e-9; exact enough for any Monte Carlo comparison).
+/// accuracy about 1e-9, and 1e-3 as beta goes down to 1e-6; exact enough for any Monte Carlo
+/// comparison).
+///
+/// The step is as large as accuracy allows, because ln Z's rounding error (about 1e-16 |ln Z|)
+/// divided by the step must stay small beside the derivative: near beta = 0, where the
+/// derivative is only about 2 N beta and ln Z = N ln 2 + N beta^2 + O(beta^4) is what the
+/// stencil differentiates exactly, a step of beta / 4 (the stencil stays at beta > 0); deep in
+/// the ordered phase, where ln Z ~ 2 N beta is nearly linear, 1e-3 beta. With 1e-3 beta
+/// throughout, beta = 1e-6 came out 1.8x too large at L = 16, and beta = 1e6 below the ground
+/// state.
 pub fn energy_per_site(l: usize, beta: f64) -> f64 {
-    let h = 1e-3 * beta.min(1.0);
+    let h = (0.25 * beta).min(1e-3 * beta.max(1.0));
     let f = |b: f64| ln_z_ising(l, b);
     let d =
         (8.0 * (f(beta + h) - f(beta - h)) - (f(beta + 2.0 * h) - f(beta - 2.0 * h))) / (12.0 * h);
-    -d / (l * l) as f64
+    // Within the model's range: rounding must not put it below the ground state.
+    (-d / (l * l) as f64).clamp(-2.0, 2.0)
 }
 
 /// ln|2 sinh y| without overflow for large |y|; -inf at y = 0.
@@ -209,8 +219,22 @@ mod tests {
             let e = energy_per_site(4, beta);
             assert!((e - e_enum).abs() < 1e-6, "beta {beta}: {e} vs {e_enum}");
         }
-        // Deep in the ordered phase: all bonds satisfied, e = -2.
+        // Deep in the ordered phase: all bonds satisfied, e = -2, and never below.
         assert!((energy_per_site(8, 30.0) + 2.0).abs() < 1e-9);
+        for l in [4, 16] {
+            let e = energy_per_site(l, 1e6);
+            assert!((-2.0..-2.0 + 1e-12).contains(&e), "L = {l}: {e}");
+        }
+        // Near infinite temperature, e = -2 tanh beta to O(beta^3): the derivative of a
+        // nearly flat ln Z (it was 1.8x too large at L = 16, beta = 1e-6).
+        for (l, beta) in [(4, 1e-6), (16, 1e-6), (16, 1e-4), (64, 1e-5)] {
+            let e = energy_per_site(l, beta);
+            let want = -2.0 * f64::tanh(beta);
+            assert!(
+                (e / want - 1.0).abs() < 2e-3,
+                "L = {l}, beta {beta}: {e} vs {want}"
+            );
+        }
     }
 
     // Both sides of T_c, including just either side of it, where g_0 changes sign.

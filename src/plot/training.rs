@@ -8,8 +8,18 @@ use crate::train::metrics;
 
 /// The training curves of the run directories `runs` (at least one).
 pub fn training_curves(runs: &[&Path]) -> Result<LineChart, PlotError> {
+    let short = |d: &Path| {
+        d.file_name()
+            .map_or_else(|| d.display().to_string(), |n| n.to_string_lossy().into())
+    };
     let mut lines = Vec::new();
-    for dir in runs {
+    for (i, dir) in runs.iter().enumerate() {
+        if runs[..i].contains(dir) {
+            return Err(PlotError::Input(format!(
+                "--run {} is given twice",
+                dir.display()
+            )));
+        }
         let records = metrics::read(dir).map_err(|e| match e.kind() {
             std::io::ErrorKind::InvalidData => PlotError::Input(e.to_string()),
             _ => PlotError::Input(format!(
@@ -23,9 +33,12 @@ pub fn training_curves(runs: &[&Path]) -> Result<LineChart, PlotError> {
                 dir.display()
             )));
         }
-        let name = dir
-            .file_name()
-            .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into());
+        // Labelled by the directory's name, or by the path given where two runs share a name.
+        let name = if runs.iter().filter(|d| short(d) == short(dir)).count() > 1 {
+            dir.display().to_string()
+        } else {
+            short(dir)
+        };
         lines.push(Line {
             label: format!("{name}: q"),
             points: records

@@ -10,7 +10,7 @@ use rand::Rng;
 
 use super::draw::{Model, Sampler};
 use super::estimate::EstimateError;
-use super::hmc::Hmc;
+use super::hmc::{Hmc, STEP_SIZES};
 use super::observables::{measure, ChainSeries, NAMES};
 use crate::analysis::reweight::reweight;
 use crate::analysis::series::{summarize, Summary};
@@ -240,7 +240,7 @@ pub fn thermalise(
         if let Some(target) = schedule.target_acceptance {
             let rate = accepted as f64 / hmc.chains as f64;
             let eps = hmc.step_size() * (rate - target).exp();
-            hmc.set_step_size(ctx, eps);
+            hmc.set_step_size(ctx, eps.clamp(*STEP_SIZES.start(), *STEP_SIZES.end()));
         }
         progress(t + 1, total);
     }

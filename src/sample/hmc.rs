@@ -58,6 +58,15 @@ struct LatentForce {
 /// work does not depend on it).
 pub const DEFAULT_STEP_SIZE: f64 = 0.1;
 
+/// The step sizes HMC takes, given or adapted: below about 1e-7 a step is lost in the f32
+/// positions (the chains stand still, every proposal accepted), and far above 1 nothing is
+/// accepted.
+pub const STEP_SIZES: std::ops::RangeInclusive<f64> = 1e-6..=100.0;
+
+/// The most leapfrog steps a trajectory may have: its dispatches are recorded on the host
+/// before it is submitted.
+pub const MAX_LEAPFROG: usize = 100_000;
+
 /// Where a leapfrog trajectory ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Leapfrog {
