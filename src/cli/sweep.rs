@@ -106,7 +106,8 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
                 State::Done => "done".to_string(),
             };
             println!(
-                "T = {:<8} depth {:<3} {}  ({state})",
+                // To the 4 decimals that name the point's directory (2.1 + 2 x 0.1 is 2.3).
+                "T = {:<8.4} depth {:<3} {}  ({state})",
                 p.temperature,
                 p.depth,
                 p.dir.display()
@@ -139,7 +140,7 @@ pub fn run_sweep(args: &SweepArgs, gpu: &GpuOptions) -> Result<ExitCode> {
             "wrote {}: submit it with `sbatch {}`, then run this sweep again without --emit to \
              collect and plot",
             path.display(),
-            path.display()
+            neuralrg_gpu::io::shell_word(&path.display().to_string())
         );
         return Ok(ExitCode::SUCCESS);
     }
