@@ -245,6 +245,22 @@ fn sampler_reports_have_their_keys_and_hmc_warns_of_short_chains() {
             assert!(v["acceptance"].is_null() && v["samples"] == 256, "{v}");
         }
     }
+    // Reweighting two samples warns that its error bars rest on too few (it said nothing).
+    let out = neuralrg(&[
+        "mcmc",
+        "--checkpoint",
+        TRAINED,
+        "--method",
+        "reweight",
+        "--chains",
+        "1",
+        "--iterations",
+        "2",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warning = v["warning"].as_str().unwrap_or_default();
+    assert!(warning.contains("too few samples"), "{v}");
 }
 
 #[test]

@@ -83,6 +83,8 @@ pub struct SamplerReport {
 const MIN_TAUS: f64 = 50.0;
 /// Reweighting with a smaller effective fraction rests on a few samples.
 const MIN_ESS_FRACTION: f64 = 0.01;
+/// Reweighting with fewer effective samples has too few for its jackknife (64 blocks).
+const MIN_ESS: f64 = 100.0;
 
 impl SamplerReport {
     /// The report of a chain run, each observable summarised over all chains.
@@ -382,6 +384,12 @@ pub fn run_reweight(
              rest on a few heavy weights and their errors are unreliable; use hmc or more samples",
             r[0].ess,
             100.0 * MIN_ESS_FRACTION
+        ));
+    } else if r[0].ess < MIN_ESS {
+        report.warning = Some(format!(
+            "the effective sample size is {:.1}, under {MIN_ESS}: too few samples for reliable \
+             error bars; use more samples",
+            r[0].ess
         ));
     }
     Ok(report)
