@@ -74,6 +74,13 @@ pub fn parse_temperatures(text: &str) -> Result<Vec<f64>, SweepError> {
     if values.is_empty() || values.iter().any(|t| !(t.is_finite() && *t > 0.0)) {
         return Err(bad("temperatures must be positive numbers"));
     }
+    // Checked here, not as each point's train --temperature, so the message names this flag.
+    let beta_range = crate::physics::ising::MIN_BETA..=crate::physics::ising::MAX_BETA;
+    if values.iter().any(|t| !beta_range.contains(&(1.0 / t))) {
+        return Err(bad(
+            "temperatures must be from 1e-6 to 1e6 (beta = 1/T in that range)",
+        ));
+    }
     // Each point's directory names its temperature to 4 decimals (`points`).
     let mut names: Vec<String> = values.iter().map(|t| format!("{t:.4}")).collect();
     names.sort();

@@ -359,6 +359,12 @@ fn a_sweep_trains_resumes_plots_and_emits_slurm() {
         ("2.7:2.0:0.1", "1", "needs FROM <= TO"),
         ("2.0,2.00001", "1", "the same to 4 decimals"),
         ("2.0", "0..2", "whole numbers from 1"),
+        // Named as the sweep's flag, not as each point's train --temperature.
+        (
+            "1e-7",
+            "1",
+            "--temperatures \"1e-7\": temperatures must be from 1e-6 to 1e6",
+        ),
         ("2.0", "1,1", "listed twice"),
     ] {
         let a = [
